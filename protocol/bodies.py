@@ -1,0 +1,195 @@
+"""The body of each message kind, and its validation.
+
+The shapes are documented in ``docs/protocol.md``. Validation names the path of the bad field
+(``body.checks[2].ok: expected a boolean, got 'yes'``) so a rejected message says what to fix.
+Unknown body fields are allowed: a newer agent may add information an older collector ignores.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from protocol.envelope import Envelope, parse_ts
+from protocol.errors import MalformedMessage, ProtocolError
+from protocol.ids import validate_id
+from protocol.topics import Topic, TopicKind
+
+DEVICE_STATES = ("up", "degraded", "down", "unknown")
+DEATH_REASONS = ("connection-lost", "shutdown")
+EVENT_TYPES = ("state-changed",)
+
+#: Which envelope kinds may travel on which topic.
+KINDS_BY_TOPIC: dict[TopicKind, frozenset[str]] = {
+    TopicKind.STATUS: frozenset({"birth", "death"}),
+    TopicKind.STATE: frozenset({"state"}),
+    TopicKind.TELEMETRY: frozenset({"telemetry"}),
+    TopicKind.EVENT: frozenset({"event"}),
+    TopicKind.REPLY: frozenset({"reply"}),
+    TopicKind.CMD: frozenset(),
+}
+
+
+def _fail(path: str, expected: str, value: object) -> MalformedMessage:
+    return MalformedMessage(f"{path}: expected {expected}, got {value!r}")
+
+
+def _field(doc: dict[str, Any], path: str, name: str) -> Any:
+    if name not in doc:
+        raise MalformedMessage(f"{path}.{name}: missing")
+    return doc[name]
+
+
+def _str(doc: dict[str, Any], path: str, name: str, *, optional: bool = False) -> str | None:
+    if optional and doc.get(name) is None:
+        return None
+    value = _field(doc, path, name)
+    if not isinstance(value, str):
+        raise _fail(f"{path}.{name}", "a string", value)
+    return value
+
+
+def _choice(doc: dict[str, Any], path: str, name: str, choices: tuple[str, ...]) -> str:
+    value = _field(doc, path, name)
+    if value not in choices:
+        raise _fail(f"{path}.{name}", f"one of {', '.join(choices)}", value)
+    return str(value)
+
+
+def _ts(doc: dict[str, Any], path: str, name: str) -> None:
+    value = _field(doc, path, name)
+    try:
+        parse_ts(value)
+    except (TypeError, ValueError):
+        raise _fail(f"{path}.{name}", "an RFC 3339 timestamp with offset", value) from None
+
+
+def _id(doc: dict[str, Any], path: str, name: str, kind: str) -> None:
+    value = _field(doc, path, name)
+    try:
+        validate_id(kind, value)
+    except ProtocolError as exc:
+        raise MalformedMessage(f"{path}.{name}: {exc}") from None
+
+
+def _int(doc: dict[str, Any], path: str, name: str) -> None:
+    value = _field(doc, path, name)
+    if type(value) is not int or value < 0:
+        raise _fail(f"{path}.{name}", "a non-negative integer", value)
+
+
+def _list(doc: dict[str, Any], path: str, name: str) -> list[Any]:
+    value = _field(doc, path, name)
+    if not isinstance(value, list):
+        raise _fail(f"{path}.{name}", "a list", value)
+    return value
+
+
+def _object(value: object, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(path, "an object", value)
+    return value
+
+
+def check_result(doc: object, path: str) -> None:
+    """One check of one device: ``driver``, ``target``, ``ok``, ``detail``, ``ts``, ``duration_ms``."""
+    item = _object(doc, path)
+    _str(item, path, "driver")
+    _str(item, path, "target")
+    ok = _field(item, path, "ok")
+    if not isinstance(ok, bool):
+        raise _fail(f"{path}.ok", "a boolean", ok)
+    _str(item, path, "detail")
+    _ts(item, path, "ts")
+    duration = item.get("duration_ms")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
+        raise _fail(f"{path}.duration_ms", "a number or null", duration)
+
+
+def _checks(body: dict[str, Any]) -> None:
+    for index, item in enumerate(_list(body, "body", "checks")):
+        check_result(item, f"body.checks[{index}]")
+
+
+def _birth(body: dict[str, Any]) -> None:
+    if body.get("state") != "online":
+        raise _fail("body.state", "'online'", body.get("state"))
+    _str(body, "body", "version")
+    _int(body, "body", "will_seq")
+    for index, item in enumerate(_list(body, "body", "devices")):
+        path = f"body.devices[{index}]"
+        device = _object(item, path)
+        _id(device, path, "id", "device")
+        _str(device, path, "model")
+        for name in ("serial", "name", "room", "contract"):
+            _str(device, path, name, optional=True)
+
+
+def _death(body: dict[str, Any]) -> None:
+    if body.get("state") != "offline":
+        raise _fail("body.state", "'offline'", body.get("state"))
+    _choice(body, "body", "reason", DEATH_REASONS)
+
+
+def _state(body: dict[str, Any]) -> None:
+    _id(body, "body", "device", "device")
+    _choice(body, "body", "state", DEVICE_STATES)
+    _ts(body, "body", "since")
+    _str(body, "body", "reason")
+    _checks(body)
+
+
+def _event(body: dict[str, Any]) -> None:
+    _choice(body, "body", "type", EVENT_TYPES)
+    _id(body, "body", "device", "device")
+    _choice(body, "body", "from", DEVICE_STATES)
+    _choice(body, "body", "to", DEVICE_STATES)
+    _str(body, "body", "reason")
+    _checks(body)
+
+
+def _telemetry(body: dict[str, Any]) -> None:
+    for index, item in enumerate(_list(body, "body", "samples")):
+        path = f"body.samples[{index}]"
+        sample = _object(item, path)
+        _id(sample, path, "device", "device")
+        _str(sample, path, "metric")
+        value = _field(sample, path, "value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(f"{path}.value", "a number", value)
+        _ts(sample, path, "ts")
+
+
+def _reply(body: dict[str, Any]) -> None:
+    _str(body, "body", "command")
+
+
+_VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "birth": _birth,
+    "death": _death,
+    "state": _state,
+    "event": _event,
+    "telemetry": _telemetry,
+    "reply": _reply,
+}
+
+
+def validate_body(envelope: Envelope) -> None:
+    """Raise ``MalformedMessage`` if the body does not have the shape its kind requires."""
+    _VALIDATORS[envelope.kind](envelope.body)
+
+
+def validate_against_topic(envelope: Envelope, topic: Topic) -> None:
+    """Raise ``MalformedMessage`` if the envelope does not belong on the topic it came in on.
+
+    An agent may only speak for itself: the envelope's site and agent must match the topic's, and
+    a state message must be about the device its topic names.
+    """
+    if (envelope.site, envelope.agent) != (topic.site, topic.agent):
+        raise MalformedMessage(
+            f"envelope is from {envelope.site}/{envelope.agent} but arrived on the topic of {topic.site}/{topic.agent}"
+        )
+    if envelope.kind not in KINDS_BY_TOPIC[topic.kind]:
+        raise MalformedMessage(f"kind {envelope.kind!r} does not belong on a {topic.kind.value} topic")
+    if topic.device is not None and envelope.body.get("device") != topic.device:
+        raise MalformedMessage(
+            f"state of device {envelope.body.get('device')!r} arrived on the topic of device {topic.device!r}"
+        )

@@ -1,0 +1,132 @@
+"""The JSON envelope every hezo message travels in.
+
+``{"v": 1, "site": ..., "agent": ..., "boot": ..., "seq": ..., "ts": ..., "kind": ..., "body": {...}}``
+
+``(agent, boot, seq)`` is a message's identity: ``boot`` changes at every agent start and ``seq``
+strictly increases within one boot, so a receiver can store each message once and see gaps.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from protocol.errors import MalformedMessage, ProtocolError, UnsupportedVersion
+from protocol.ids import validate_id
+
+SCHEMA_VERSION = 1
+KINDS = frozenset({"birth", "death", "state", "event", "telemetry", "reply"})
+MAX_PAYLOAD_BYTES = 1024 * 1024
+BOOT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_FIELDS = ("v", "site", "agent", "boot", "seq", "ts", "kind", "body")
+
+
+def format_ts(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision, e.g. ``2026-11-24T21:43:55.123Z``."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset; raise ``ValueError`` otherwise."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone offset")
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message. ``body`` is the kind-specific content, a JSON object."""
+
+    site: str
+    agent: str
+    boot: str
+    seq: int
+    ts: str
+    kind: str
+    body: dict[str, Any] = field(default_factory=dict)
+    v: int = SCHEMA_VERSION
+
+    @property
+    def identity(self) -> tuple[str, str, str, int]:
+        return (self.site, self.agent, self.boot, self.seq)
+
+    @property
+    def moment(self) -> datetime:
+        return parse_ts(self.ts)
+
+
+def encode(envelope: Envelope) -> bytes:
+    """Serialise an envelope to compact UTF-8 JSON, checking it the way ``decode`` would."""
+    _check(envelope)
+    doc = {name: getattr(envelope, name) for name in _FIELDS}
+    data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"encoded message is {len(data)} bytes, over the {MAX_PAYLOAD_BYTES} byte limit")
+    return data
+
+
+def decode(payload: bytes) -> Envelope:
+    """Parse and validate a payload; raise ``MalformedMessage`` or ``UnsupportedVersion`` saying why."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise MalformedMessage(f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES} byte limit")
+    try:
+        doc = json.loads(payload)
+    except UnicodeDecodeError as exc:
+        raise MalformedMessage(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedMessage(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(doc, dict):
+        raise MalformedMessage(f"payload must be a JSON object, got {type(doc).__name__}")
+    if "v" not in doc:
+        raise MalformedMessage("missing field 'v' (schema version)")
+    version = doc["v"]
+    if type(version) is not int:
+        raise MalformedMessage(f"field 'v' must be an integer, got {version!r}")
+    if version != SCHEMA_VERSION:
+        raise UnsupportedVersion(version, SCHEMA_VERSION)
+    missing = [name for name in _FIELDS if name not in doc]
+    if missing:
+        raise MalformedMessage(f"missing field(s): {', '.join(missing)}")
+    unknown = sorted(set(doc) - set(_FIELDS))
+    if unknown:
+        raise MalformedMessage(f"unknown field(s): {', '.join(unknown)}")
+    envelope = Envelope(
+        site=doc["site"],
+        agent=doc["agent"],
+        boot=doc["boot"],
+        seq=doc["seq"],
+        ts=doc["ts"],
+        kind=doc["kind"],
+        body=doc["body"],
+        v=version,
+    )
+    _check(envelope)
+    return envelope
+
+
+def _check(envelope: Envelope) -> None:
+    for name in ("site", "agent"):
+        try:
+            validate_id(name, getattr(envelope, name))
+        except ProtocolError as exc:
+            raise MalformedMessage(f"field '{name}': {exc}") from None
+    if not isinstance(envelope.boot, str) or not BOOT_PATTERN.fullmatch(envelope.boot):
+        raise MalformedMessage(
+            f"field 'boot' must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-', got {envelope.boot!r}"
+        )
+    if type(envelope.seq) is not int or envelope.seq < 0:
+        raise MalformedMessage(f"field 'seq' must be a non-negative integer, got {envelope.seq!r}")
+    if not isinstance(envelope.ts, str):
+        raise MalformedMessage(f"field 'ts' must be an RFC 3339 string, got {envelope.ts!r}")
+    try:
+        parse_ts(envelope.ts)
+    except ValueError:
+        raise MalformedMessage(f"field 'ts' is not an RFC 3339 timestamp with offset: {envelope.ts!r}") from None
+    if envelope.kind not in KINDS:
+        raise MalformedMessage(f"field 'kind' must be one of {', '.join(sorted(KINDS))}, got {envelope.kind!r}")
+    if not isinstance(envelope.body, dict):
+        raise MalformedMessage(f"field 'body' must be a JSON object, got {type(envelope.body).__name__}")
