@@ -1,0 +1,1 @@
+"""hezo collector."""
