@@ -4,6 +4,7 @@ Shared by the agent and the collector. pydantic is imported by the caller's mode
 costs nothing until a config is loaded.
 """
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,32 +28,52 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return path or "(top level)"
 
 
-def format_validation_error(source: str, error: ValidationError) -> str:
-    """One line per problem: ``FILE: KEY.PATH: what was wrong (got VALUE)``."""
+def format_validation_error(source: str, error: ValidationError, tags: Collection[str] = ()) -> str:
+    """One line per problem: ``FILE: KEY.PATH: what was wrong (got VALUE)``.
+
+    ``tags`` are the tags of tagged unions (driver names): pydantic puts them in the path, but they are not
+    keys the user wrote, so they are left out.
+    """
     lines = []
     for item in error.errors():
-        # Discriminated unions put the tag (e.g. the driver name) in the path; it is not a key the user wrote.
-        loc = tuple(part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (a typo, or an option that does not exist here)"
-        elif item["type"] == "missing":
-            message = "required key is missing"
+        loc = list(item["loc"])
+        # A tagged union (the ``driver`` of a check) puts its tag in the path: it is not a key the user wrote.
+        loc = [
+            part
+            for index, part in enumerate(loc)
+            if not (index and isinstance(loc[index - 1], int) and isinstance(part, str) and part in tags)
+        ]
+        kind = item["type"]
         got = item.get("input")
-        shown = "" if item["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: {_key_path(loc)}: {message}{shown}")
+        message = item["msg"].removeprefix("Value error, ")
+        show_input = not isinstance(got, dict | list)
+        if kind == "extra_forbidden":
+            message, show_input = "unknown key (a typo, or an option that does not exist here)", False
+        elif kind == "missing":
+            message, show_input = "required key is missing", False
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            ctx = item.get("ctx", {})
+            field = ctx.get("discriminator", "").strip("'") or "type"
+            loc.append(field)
+            if kind == "union_tag_not_found":
+                message, show_input = "required key is missing", False
+            else:
+                message = f"expected one of {ctx.get('expected_tags', '?')}"
+                got, show_input = ctx.get("tag"), True
+        shown = f" (got {got!r})" if show_input else ""
+        lines.append(f"{source}: {_key_path(tuple(loc))}: {message}{shown}")
     return "\n".join(lines)
 
 
-def parse_model(source: str, data: Any, model: type[M]) -> M:
+def parse_model(source: str, data: Any, model: type[M], tags: Collection[str] = ()) -> M:
     """Validate already-parsed data against ``model``; ``source`` names it in errors."""
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, tags)) from None
 
 
-def load_yaml_model(path: str | Path, model: type[M]) -> M:
+def load_yaml_model(path: str | Path, model: type[M], tags: Collection[str] = ()) -> M:
     """Read a YAML file and validate it against ``model``, or raise ``ConfigError`` saying what to fix."""
     path = Path(path)
     try:
@@ -70,4 +91,4 @@ def load_yaml_model(path: str | Path, model: type[M]) -> M:
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: (top level): expected a mapping of keys, got {type(data).__name__}")
-    return parse_model(str(path), data, model)
+    return parse_model(str(path), data, model, tags)

@@ -1,0 +1,78 @@
+"""Which Logitech models exist, how each is recognised on USB, and which functions must be present.
+
+Facts come from ``docs/devices.md`` (USB ids from fwupd quirk files and ChromiumOS test data). Models whose
+USB ids are not published (Rally Camera, Rally Ultra, Swytch, Tap IP) have no functions here: a ``usb`` check
+for them must list its ``functions`` in the config.
+"""
+
+from dataclasses import dataclass
+
+LOGITECH = "046d"
+
+
+@dataclass(frozen=True)
+class UsbFunction:
+    """One USB device (vendor:product) a model shows on the bus, and what it is for."""
+
+    vendor: str
+    product: str
+    role: str
+    required: bool = True
+
+    @property
+    def usb_id(self) -> str:
+        return f"{self.vendor}:{self.product}"
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    name: str
+    usb: tuple[UsbFunction, ...] = ()
+
+
+def _f(product: str, role: str, *, required: bool = True, vendor: str = LOGITECH) -> UsbFunction:
+    return UsbFunction(vendor, product, role, required)
+
+
+MODELS: dict[str, Model] = {
+    model.id: model
+    for model in (
+        Model(
+            "rally-bar",
+            "Rally Bar",
+            (_f("089b", "video"), _f("0898", "audio"), _f("089a", "hid", required=False)),
+        ),
+        Model(
+            "rally-bar-mini",
+            "Rally Bar Mini",
+            (_f("08d3", "video"), _f("08d2", "audio"), _f("089a", "hid", required=False)),
+        ),
+        Model("rally-bar-huddle", "Rally Bar Huddle", (_f("087c", "device"),)),
+        Model(
+            "meetup",
+            "MeetUp",
+            (_f("0866", "video"), _f("0867", "audio"), _f("086a", "unknown", required=False)),
+        ),
+        Model("rally", "Rally system", (_f("0885", "audio"), _f("088f", "table-hub", required=False))),
+        Model(
+            "tap",
+            "Tap",
+            (
+                _f("0876", "hdmi-capture"),
+                _f("0872", "motion-sensor", required=False),
+                _f("0001", "touch", vendor="222a"),
+            ),
+        ),
+        Model("scribe", "Scribe", (_f("08e2", "video"),)),
+        Model("rally-camera", "Rally Camera"),
+        Model("rally-ultra", "Rally Ultra"),
+        Model("tap-ip", "Tap IP"),
+        Model("swytch", "Swytch"),
+    )
+}
+
+
+def model(model_id: str) -> Model:
+    """The catalog entry for ``model_id``; ``KeyError`` if unknown (config validation prevents that)."""
+    return MODELS[model_id]

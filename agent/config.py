@@ -1,0 +1,146 @@
+"""The agent's configuration file: one YAML document, validated strictly at start-up.
+
+Unknown keys are rejected and every error names the file, the key path and what was expected, e.g.
+``agent.yaml: devices[0].checks[0].url: Value error, expected an https:// URL with a host (got 'http://x')``.
+See ``docs/agent.md`` for every key.
+"""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
+
+from agent.catalog import MODELS
+from agent.configfile import load_yaml_model, parse_model
+from agent.drivers import DRIVERS
+from protocol import DEFAULT_PREFIX, ProtocolError, validate_id
+from protocol.topics import validate_prefix
+
+if TYPE_CHECKING:
+    CheckOptions = Any
+else:
+    CheckOptions = Annotated[
+        Union[tuple(spec.options for spec in DRIVERS.values())],  # noqa: UP007  (built from the registry)
+        Field(discriminator="driver"),
+    ]
+
+
+def _id(kind: str, value: str) -> str:
+    try:
+        return validate_id(kind, value)
+    except ProtocolError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(Strict):
+    ca_file: FilePath | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> "TlsConfig":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
+        return self
+
+
+class MqttConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = DEFAULT_PREFIX
+    client_id: str | None = Field(None, description="default: hezo-agent-SITE-AGENT")
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsConfig | None = None
+    keepalive: int = Field(30, ge=5, le=3600)
+    max_inflight: int = Field(100, ge=1, le=65535, description="unacknowledged QoS 1 messages at once")
+    max_queued: int = Field(100_000, ge=1, description="messages kept while the broker is unreachable")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        try:
+            return validate_prefix(value)
+        except ProtocolError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class PollConfig(Strict):
+    interval: float = Field(30.0, gt=0, le=86400, description="seconds between checks of a device")
+    recheck_count: int = Field(2, ge=0, le=10, description="re-checks of a failed check before 'down'")
+    recheck_delay: float = Field(2.0, ge=0, le=300, description="seconds between re-checks")
+
+
+class DeviceConfig(Strict):
+    id: str
+    model: str
+    serial: str | None = None
+    name: str | None = None
+    room: str | None = None
+    contract: str | None = Field(None, description="service contract number; default: the agent's")
+    checks: list[CheckOptions] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _device_id(cls, value: str) -> str:
+        return _id("device", value)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(f"unknown model; expected one of {', '.join(sorted(MODELS))}")
+        return value
+
+
+class AgentConfig(Strict):
+    site: str
+    agent: str
+    room: str | None = Field(None, description="default room of the devices")
+    contract: str | None = Field(None, description="default service contract number of the devices")
+    mqtt: MqttConfig = MqttConfig()
+    poll: PollConfig = PollConfig()
+    devices: list[DeviceConfig] = Field(min_length=1)
+
+    @field_validator("site")
+    @classmethod
+    def _site_id(cls, value: str) -> str:
+        return _id("site", value)
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_id(cls, value: str) -> str:
+        return _id("agent", value)
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> "AgentConfig":
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.id in seen:
+                raise ValueError(f"device id {device.id!r} appears more than once")
+            seen.add(device.id)
+        return self
+
+    def contract_of(self, device: DeviceConfig) -> str | None:
+        return device.contract or self.contract
+
+    def room_of(self, device: DeviceConfig) -> str | None:
+        return device.room or self.room
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"hezo-agent-{self.site}-{self.agent}"
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Load and validate an agent config file, or raise ``ConfigError`` saying what to fix."""
+    return load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
+
+
+def parse_config(source: str, data: Any) -> AgentConfig:
+    """Validate an already-parsed config (a dict); ``source`` names it in errors."""
+    return parse_model(source, data, AgentConfig, tags=DRIVERS.keys())

@@ -1,0 +1,60 @@
+"""What every driver shares: the result of one check and the interface of a configured probe."""
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from protocol import format_ts
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check of one device: a dead target is a result with ``ok=False``, not an exception.
+
+    ``ok`` says the device answered; ``degraded`` says it answered but a part of it is missing
+    (the camera is there, the speakerphone is not).
+    """
+
+    driver: str
+    target: str
+    ok: bool
+    detail: str
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    duration_ms: float | None = None
+    degraded: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "driver": self.driver,
+            "target": self.target,
+            "ok": self.ok,
+            "detail": self.detail,
+            "ts": format_ts(self.ts),
+            "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 3),
+        }
+        if self.degraded:
+            doc["degraded"] = True
+        return doc
+
+
+class Probe(Protocol):
+    """One configured check of one device."""
+
+    driver: str
+    target: str
+
+    async def poll(self) -> CheckResult:
+        """Check the device once. Must not raise for a dead or misbehaving device."""
+        ...
+
+
+class Stopwatch:
+    """Milliseconds since construction, on the monotonic clock."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    def ms(self) -> float:
+        return (time.perf_counter() - self._start) * 1000.0

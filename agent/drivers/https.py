@@ -1,0 +1,119 @@
+"""``https``: the device's local web admin page. A TLS handshake and an HTTP answer mean the device is alive.
+
+Rally Bar, Rally Bar Mini and Tap IP serve their admin page over HTTPS with a self-signed certificate, so by
+default the certificate is not verified (``verify: false``); ``ca_file`` pins the device's own certificate.
+Any HTTP status counts as alive (the admin page answers 200, 302 or 401 depending on its set-up) unless
+``expect_status`` lists the acceptable ones.
+"""
+
+import asyncio
+import contextlib
+import ssl
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator
+
+from agent.drivers.base import CheckResult, Stopwatch
+
+MAX_HEADER_BYTES = 16384
+
+
+class HttpsOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    driver: Literal["https"]
+    url: str = Field(description="https://host[:port][/path] of the admin page")
+    timeout: float = Field(5.0, gt=0, le=120)
+    verify: bool = False
+    ca_file: FilePath | None = None
+    expect_status: list[int] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _https_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("expected an https:// URL with a host, e.g. https://192.0.2.10/")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from None
+        return value
+
+
+class HttpsProbe:
+    driver = "https"
+
+    def __init__(self, options: HttpsOptions) -> None:
+        self.options = options
+        self.target = options.url
+        parts = urlsplit(options.url)
+        self._host = parts.hostname or ""
+        self._port = parts.port or 443
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._context = self._make_context()
+
+    def _make_context(self) -> ssl.SSLContext:
+        if self.options.ca_file is not None:
+            return ssl.create_default_context(cafile=str(self.options.ca_file))
+        context = ssl.create_default_context()
+        if not self.options.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _result(self, ok: bool, detail: str, watch: Stopwatch) -> CheckResult:
+        elapsed = watch.ms()
+        metrics = {"https.duration_ms": elapsed} if ok else {}
+        return CheckResult(self.driver, self.target, ok, detail, duration_ms=elapsed, metrics=metrics)
+
+    async def poll(self) -> CheckResult:
+        watch = Stopwatch()
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                status = await self._exchange()
+        except TimeoutError:
+            return self._result(False, f"no answer within {self.options.timeout:g} s", watch)
+        except ssl.SSLError as exc:
+            return self._result(False, f"TLS handshake failed: {exc.reason or exc}", watch)
+        except ConnectionRefusedError:
+            return self._result(False, "connection refused", watch)
+        except OSError as exc:
+            return self._result(False, f"cannot connect: {exc.strerror or exc}", watch)
+        except ValueError as exc:
+            return self._result(False, f"not an HTTP answer: {exc}", watch)
+        if self.options.expect_status is not None and status not in self.options.expect_status:
+            return self._result(False, f"HTTP {status}, expected one of {self.options.expect_status}", watch)
+        return self._result(True, f"HTTP {status}", watch)
+
+    async def _exchange(self) -> int:
+        reader, writer = await asyncio.open_connection(
+            self._host, self._port, ssl=self._context, server_hostname=self._host
+        )
+        try:
+            request = (
+                f"GET {self._path} HTTP/1.1\r\nHost: {self._host}\r\nUser-Agent: hezo-agent\r\n"
+                "Accept: */*\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(request.encode("ascii"))
+            await writer.drain()
+            line = await reader.readline()
+            if not line:
+                raise ValueError("connection closed before a status line")
+            if len(line) > MAX_HEADER_BYTES:
+                raise ValueError("status line too long")
+            version, _, rest = line.decode("latin-1").partition(" ")
+            code = rest[:3]
+            if not version.startswith("HTTP/") or not code.isdigit():
+                raise ValueError(f"bad status line {line[:60]!r}")
+            return int(code)
+        finally:
+            writer.close()
+            # The peer may drop the connection first; the answer is already read.
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+
+
+def build(options: HttpsOptions) -> HttpsProbe:
+    return HttpsProbe(options)

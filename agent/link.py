@@ -1,0 +1,184 @@
+"""The agent's MQTT link: birth and death on the status topic, QoS 1 publishing, reconnect with backoff.
+
+paho-mqtt runs its network loop in its own thread; everything that builds messages runs on the asyncio loop,
+and connection callbacks hop over with ``call_soon_threadsafe``. The death message is registered as the MQTT
+will before every connection attempt, so the broker announces the agent offline if it vanishes.
+"""
+
+import asyncio
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent import __version__
+from agent.config import AgentConfig
+from protocol import Envelope, Topics, encode, format_ts
+
+log = logging.getLogger(__name__)
+
+
+class Sequencer:
+    """Makes envelopes for one agent boot: a fresh ``boot`` id and a strictly increasing ``seq``."""
+
+    def __init__(self, site: str, agent: str, boot: str | None = None) -> None:
+        self.site = site
+        self.agent = agent
+        self.boot = boot or secrets.token_hex(8)
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def make(self, kind: str, body: dict[str, Any]) -> Envelope:
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        return Envelope(self.site, self.agent, self.boot, seq, format_ts(datetime.now(UTC)), kind, body)
+
+
+class Link:
+    """Publishes the agent's messages; calls ``on_connected`` on the asyncio loop after each (re)connect."""
+
+    def __init__(
+        self, config: AgentConfig, loop: asyncio.AbstractEventLoop, on_connected: Callable[[], None]
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.mqtt.prefix)
+        self.sequencer = Sequencer(config.site, config.agent)
+        self._loop = loop
+        self._on_connected = on_connected
+        self._will_seq = 0
+        self._connected = False
+        self._stopping = False
+        self.dropped = 0
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config.mqtt
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
+        if cfg.tls is not None:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+            )
+        client.max_inflight_messages_set(cfg.max_inflight)
+        client.max_queued_messages_set(cfg.max_queued)
+        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.on_pre_connect = self._register_will
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        return client
+
+    @property
+    def status_topic(self) -> str:
+        return self.topics.status(self.config.site, self.config.agent)
+
+    def _register_will(self, client: mqtt.Client, _userdata: object) -> None:
+        death = self.sequencer.make("death", {"state": "offline", "reason": "connection-lost"})
+        self._will_seq = death.seq
+        client.will_set(self.status_topic, encode(death), qos=1, retain=True)
+
+    def _handle_connect(
+        self, _client: mqtt.Client, _userdata: object, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning(
+                "broker %s:%s refused the connection: %s",
+                self.config.mqtt.host,
+                self.config.mqtt.port,
+                reason,
+            )
+            return
+        self._connected = True
+        log.info("connected to broker %s:%s", self.config.mqtt.host, self.config.mqtt.port)
+        self._loop.call_soon_threadsafe(self._after_connect)
+
+    def _handle_disconnect(
+        self, _client: mqtt.Client, _userdata: object, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if self._connected and not self._stopping:
+            log.warning("lost the broker (%s); reconnecting with backoff", reason)
+        self._connected = False
+
+    def _after_connect(self) -> None:
+        self.publish_birth()
+        self._on_connected()
+
+    def birth_body(self) -> dict[str, Any]:
+        return {
+            "state": "online",
+            "version": __version__,
+            "hostname": socket.gethostname(),
+            "will_seq": self._will_seq,
+            "dropped": self.dropped,
+            "devices": [
+                {
+                    "id": device.id,
+                    "model": device.model,
+                    "serial": device.serial,
+                    "name": device.name,
+                    "room": self.config.room_of(device),
+                    "contract": self.config.contract_of(device),
+                }
+                for device in self.config.devices
+            ],
+        }
+
+    def publish_birth(self) -> None:
+        self._publish(self.status_topic, self.sequencer.make("birth", self.birth_body()), retain=True)
+
+    def publish_state(self, body: dict[str, Any]) -> None:
+        topic = self.topics.state(self.config.site, self.config.agent, body["device"])
+        self._publish(topic, self.sequencer.make("state", body), retain=True)
+
+    def publish_event(self, body: dict[str, Any]) -> None:
+        self._publish(
+            self.topics.event(self.config.site, self.config.agent), self.sequencer.make("event", body)
+        )
+
+    def publish_telemetry(self, samples: list[dict[str, Any]]) -> None:
+        body = {"samples": samples}
+        self._publish(
+            self.topics.telemetry(self.config.site, self.config.agent), self.sequencer.make("telemetry", body)
+        )
+
+    def _publish(self, topic: str, envelope: Envelope, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        info = self.client.publish(topic, encode(envelope), qos=1, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            # The broker has been unreachable for long enough to fill the queue; count what is lost.
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning(
+                    "outgoing queue full (%d messages): %d dropped so far",
+                    self.config.mqtt.max_queued,
+                    self.dropped,
+                )
+        return info
+
+    def start(self) -> None:
+        cfg = self.config.mqtt
+        self.client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive)
+        self.client.loop_start()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Say goodbye (a retained ``shutdown`` death), disconnect cleanly and stop the network thread."""
+        self._stopping = True
+        if self._connected:
+            death = self.sequencer.make("death", {"state": "offline", "reason": "shutdown"})
+            info = self._publish(self.status_topic, death, retain=True)
+            await asyncio.to_thread(info.wait_for_publish, timeout)
+        self.client.disconnect()
+        await asyncio.to_thread(self.client.loop_stop)

@@ -1,0 +1,86 @@
+"""``hezo-agent``: run the agent, or only check its configuration."""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from agent import __version__
+from agent.configfile import ConfigError
+
+log = logging.getLogger("agent")
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hezo-agent", description="Poll a room's devices and report over MQTT."
+    )
+    parser.add_argument("--config", "-c", required=True, help="the agent's YAML config file")
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the config, print a summary, exit"
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action="version", version=f"hezo-agent {__version__}")
+    return parser.parse_args(argv)
+
+
+async def run(config_path: str) -> None:
+    """Run until SIGINT or SIGTERM, then publish a clean goodbye."""
+    from agent.catalog import model
+    from agent.config import load_config
+    from agent.drivers import build_probe
+    from agent.link import Link
+    from agent.poller import Device, Poller
+
+    config = load_config(config_path)
+    devices = [
+        Device(d.id, [build_probe(options, model(d.model)) for options in d.checks]) for d in config.devices
+    ]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    def republish() -> None:
+        # After a (re)connect the broker may have lost retained states; send what we know.
+        for device in devices:
+            if device.state.state != "unknown":
+                link.publish_state(device.state.to_wire())
+
+    link = Link(config, loop, on_connected=republish)
+    link.start()
+    log.info(
+        "agent %s/%s started: %d device(s), boot %s",
+        config.site,
+        config.agent,
+        len(devices),
+        link.sequencer.boot,
+    )
+    try:
+        await Poller(devices, config.poll, link).run(stop)
+    finally:
+        await link.stop()
+        log.info("agent stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.check_config:
+            from agent.config import load_config
+
+            config = load_config(args.config)
+            summary = f"site {config.site}, agent {config.agent}, {len(config.devices)} device(s)"
+            print(f"{args.config}: OK: {summary}")
+            return 0
+        asyncio.run(run(args.config))
+    except ConfigError as exc:
+        print(f"hezo-agent: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

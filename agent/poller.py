@@ -1,0 +1,112 @@
+"""Polls every device on its interval, re-checks failures before believing them, and reports changes at once.
+
+Each device has its own task, so one slow or dead device (and its re-checks) never delays the others.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent.config import PollConfig
+from agent.drivers.base import CheckResult, Probe
+from agent.state import DeviceState, Transition
+from protocol import format_ts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Device:
+    """A configured device: its probes and its current state."""
+
+    id: str
+    probes: list[Probe]
+    state: DeviceState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = DeviceState(self.id)
+
+
+class Reporter(Protocol):
+    """Where the poller's findings go: the MQTT link in the agent, a list in tests."""
+
+    def publish_state(self, body: dict[str, Any]) -> None: ...
+    def publish_event(self, body: dict[str, Any]) -> None: ...
+    def publish_telemetry(self, samples: list[dict[str, Any]]) -> None: ...
+
+
+async def check(probe: Probe) -> CheckResult:
+    """Run one probe; a driver bug becomes a failed result, never a stopped poll cycle."""
+    try:
+        return await probe.poll()
+    except Exception as exc:  # one broken driver must not stop the others
+        log.exception("driver %s failed on %s", probe.driver, probe.target)
+        return CheckResult(probe.driver, probe.target, False, f"driver error: {exc!r}")
+
+
+class Poller:
+    def __init__(
+        self,
+        devices: list[Device],
+        poll: PollConfig,
+        reporter: Reporter,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.devices = devices
+        self.poll = poll
+        self.reporter = reporter
+        self._sleep = sleep
+
+    async def _confirmed(self, probe: Probe) -> CheckResult:
+        """Check once; if it fails, re-check ``recheck_count`` times and keep the first success."""
+        result = await check(probe)
+        for _ in range(self.poll.recheck_count):
+            if result.ok:
+                break
+            await self._sleep(self.poll.recheck_delay)
+            result = await check(probe)
+        return result
+
+    async def poll_device(self, device: Device) -> Transition | None:
+        """One round for one device: check, judge, and report a change immediately."""
+        results = list(await asyncio.gather(*(self._confirmed(probe) for probe in device.probes)))
+        transition = device.state.update(results)
+        if transition is not None:
+            self.reporter.publish_state(device.state.to_wire())
+            self.reporter.publish_event(
+                {
+                    "type": "state-changed",
+                    "device": device.id,
+                    "from": transition.before,
+                    "to": transition.after,
+                    "reason": transition.reason,
+                    "checks": [r.to_wire() for r in results],
+                }
+            )
+        samples = [
+            {"device": device.id, "metric": name, "value": value, "ts": format_ts(r.ts)}
+            for r in results
+            for name, value in r.metrics.items()
+        ]
+        if samples:
+            self.reporter.publish_telemetry(samples)
+        return transition
+
+    async def _device_loop(self, device: Device, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            started = loop.time()
+            await self.poll_device(device)
+            wait = max(0.0, self.poll.interval - (loop.time() - started))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            except TimeoutError:
+                continue
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set."""
+        async with asyncio.TaskGroup() as group:
+            for device in self.devices:
+                group.create_task(self._device_loop(device, stop), name=f"poll-{device.id}")
