@@ -1,0 +1,126 @@
+"""The poller re-checks a failure before believing it, reports a change at once, and isolates devices."""
+
+import asyncio
+from typing import Any
+
+from agent.config import PollConfig
+from agent.drivers.base import CheckResult
+from agent.poller import Device, Poller
+
+
+class ScriptedProbe:
+    """Answers with a scripted sequence of outcomes: True (alive), False (dead) or an exception to raise."""
+
+    driver = "scripted"
+
+    def __init__(self, target: str, outcomes: list[Any]) -> None:
+        self.target = target
+        self.outcomes = outcomes
+        self.calls = 0
+
+    async def poll(self) -> CheckResult:
+        outcome = self.outcomes[min(self.calls, len(self.outcomes) - 1)]
+        self.calls += 1
+        if isinstance(outcome, Exception):
+            raise outcome
+        return CheckResult(self.driver, self.target, outcome, "alive" if outcome else "no answer")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.states: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.samples: list[dict[str, Any]] = []
+
+    def publish_state(self, body: dict[str, Any]) -> None:
+        self.states.append(body)
+
+    def publish_event(self, body: dict[str, Any]) -> None:
+        self.events.append(body)
+
+    def publish_telemetry(self, samples: list[dict[str, Any]]) -> None:
+        self.samples.extend(samples)
+
+
+async def no_sleep(_seconds: float) -> None:
+    return None
+
+
+def poller(devices: list[Device], recorder: Recorder, recheck_count: int = 2) -> Poller:
+    config = PollConfig(interval=30, recheck_count=recheck_count, recheck_delay=1)
+    return Poller(devices, config, recorder, sleep=no_sleep)
+
+
+def test_a_single_failure_that_recovers_on_recheck_is_not_down() -> None:
+    probe = ScriptedProbe("bar", [False, True])
+    recorder = Recorder()
+    device = Device("bar", [probe])
+    asyncio.run(poller([device], recorder).poll_device(device))
+    assert device.state.state == "up"
+    assert probe.calls == 2
+    assert [e["to"] for e in recorder.events] == ["up"]
+
+
+def test_a_failure_confirmed_by_every_recheck_is_down_with_its_evidence() -> None:
+    probe = ScriptedProbe("bar", [True, False])
+    recorder = Recorder()
+    device = Device("bar", [probe])
+    run = poller([device], recorder, recheck_count=2)
+    asyncio.run(run.poll_device(device))
+    asyncio.run(run.poll_device(device))
+    assert probe.calls == 1 + 3  # one good round, then one check and two re-checks
+    assert device.state.state == "down"
+    assert recorder.states[-1]["state"] == "down"
+    assert recorder.states[-1]["reason"] == "scripted bar: no answer"
+    assert recorder.states[-1]["checks"][0]["ok"] is False
+    assert [(e["from"], e["to"]) for e in recorder.events] == [("unknown", "up"), ("up", "down")]
+
+
+def test_an_unchanged_state_is_not_published_again() -> None:
+    recorder = Recorder()
+    device = Device("bar", [ScriptedProbe("bar", [True])])
+    run = poller([device], recorder)
+    for _ in range(3):
+        asyncio.run(run.poll_device(device))
+    assert len(recorder.states) == 1
+    assert len(recorder.events) == 1
+
+
+def test_a_driver_that_raises_becomes_a_failed_check_and_other_devices_are_still_polled() -> None:
+    recorder = Recorder()
+    broken = Device("broken", [ScriptedProbe("x", [RuntimeError("bug")])])
+    healthy = Device("healthy", [ScriptedProbe("y", [True])])
+    run = poller([broken, healthy], recorder, recheck_count=0)
+
+    async def one_round() -> None:
+        await asyncio.gather(run.poll_device(broken), run.poll_device(healthy))
+
+    asyncio.run(one_round())
+    assert broken.state.state == "down"
+    assert broken.state.reason == "scripted x: driver error: RuntimeError('bug')"
+    assert healthy.state.state == "up"
+
+
+def test_one_failing_check_of_several_makes_the_device_down() -> None:
+    recorder = Recorder()
+    device = Device("bar", [ScriptedProbe("a", [True]), ScriptedProbe("b", [False])])
+    asyncio.run(poller([device], recorder, recheck_count=0).poll_device(device))
+    assert device.state.state == "down"
+    assert device.state.reason == "scripted b: no answer"
+
+
+def test_run_stops_when_asked() -> None:
+    recorder = Recorder()
+    device = Device("bar", [ScriptedProbe("bar", [True])])
+    config = PollConfig(interval=0.01, recheck_count=0, recheck_delay=0)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(Poller([device], config, recorder).run(stop))
+        while len(recorder.events) < 1:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+    asyncio.run(main())
+    assert device.state.state == "up"
