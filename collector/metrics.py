@@ -1,0 +1,38 @@
+"""Prometheus metrics of one collector, in a registry of its own (so tests can build several)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Metrics:
+    """The counters ingest and the incident engine update, and /metrics exposes."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.ingested = Counter(
+            "hezo_messages_ingested",
+            "Messages accepted, by envelope kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "hezo_messages_rejected",
+            "Messages refused and kept for inspection, by reason: malformed, unsupported-version, topic.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "hezo_messages_duplicate",
+            "Events received again with an identity already stored, and ignored.",
+            registry=self.registry,
+        )
+        self.tickets_opened = Counter(
+            "hezo_tickets_opened",
+            "Tickets opened by the incident engine, by priority.",
+            ["priority"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "hezo_ingest_queue_depth",
+            "Messages received from the broker and not yet written.",
+            registry=self.registry,
+        )

@@ -1,0 +1,206 @@
+"""The collector's database: table definitions (SQLAlchemy Core), the engine, and migrations.
+
+SQLite is the default (a file, nothing to install); PostgreSQL works with the same code. The schema is
+owned by the Alembic migrations in ``collector/migrations``; the ``Table`` objects here describe it for
+queries and must match the latest migration (a test compares them).
+
+Datetimes are timezone-aware UTC on the Python side. SQLite has no time zone type and hands back naive
+values, so ``UTCDateTime`` stores UTC and marks what it reads as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+#: Ticket causes and statuses. Only ``closed`` ends a ticket; ``recovered`` keeps it open for follow-up.
+CAUSE_DEVICE_DOWN = "device-down"
+OPEN_STATUSES = ("open", "recovered")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware UTC only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("boot", String(64)),
+    Column("version", String(64)),
+    Column("hostname", String(255)),
+    Column("will_seq", Integer),
+    Column("last_seen", UTCDateTime),
+    Column("status_changed_at", UTCDateTime),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("device", String(64), primary_key=True),
+    Column("agent", String(64), nullable=False),
+    Column("model", String(128)),
+    Column("serial", String(128)),
+    Column("name", String(255)),
+    Column("room", String(255)),
+    Column("contract", String(128)),
+    Column("state", String(16), nullable=False, default="unknown"),
+    Column("state_since", UTCDateTime),
+    Column("state_reason", Text),
+    Column("checks", JSON),
+    Column("state_ts", UTCDateTime),
+    Column("down_since", UTCDateTime),
+    Column("updated_at", UTCDateTime),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("boot", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("device", String(64)),
+    Column("type", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+    UniqueConstraint("site", "agent", "boot", "seq", name="uq_events_identity"),
+)
+
+rejected = Table(
+    "rejected",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("number", String(32), unique=True),
+    Column("site", String(64), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("device", String(64), nullable=False),
+    Column("model", String(128)),
+    Column("serial", String(128)),
+    Column("contract", String(128)),
+    Column("room", String(255)),
+    Column("priority", String(16), nullable=False),
+    Column("cause", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("response_due", UTCDateTime, nullable=False),
+    Column("recovered_at", UTCDateTime),
+    Column("evidence", JSON),
+)
+
+# One open ticket per device and cause; the database enforces it even with several collectors.
+Index(
+    "uq_tickets_open_per_cause",
+    tickets.c.site,
+    tickets.c.device,
+    tickets.c.cause,
+    unique=True,
+    sqlite_where=tickets.c.status != "closed",
+    postgresql_where=tickets.c.status != "closed",
+)
+
+ticket_entries = Table(
+    "ticket_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the web page read while the ingest worker writes; the timeout rides out short write locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get WAL and a busy timeout so readers and the writer coexist."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _tune_sqlite)
+    return engine
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration built in code: no alembic.ini, the scripts live in this package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database schema up to the latest migration (``alembic upgrade head``)."""
+    command.upgrade(alembic_config(engine), "head")
+
+
+def utcnow() -> datetime:
+    """The current moment, timezone-aware UTC: the default clock of the collector."""
+    return datetime.now(UTC)

@@ -1,0 +1,115 @@
+"""Test helpers for the collector: a migrated SQLite store and an agent that writes valid messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from collector.store import make_engine, migrate
+from protocol import Envelope, Topics, encode, format_ts
+
+T0 = datetime(2026, 11, 24, 21, 0, 0, tzinfo=UTC)
+
+RALLY_BAR = {
+    "id": "rally-bar-1",
+    "model": "rally-bar",
+    "serial": "2034FH1002R2",
+    "name": "Rally Bar",
+    "room": "Room 101",
+    "contract": "HZ-2026-0042",
+}
+
+FAILED_CHECK = {
+    "driver": "https",
+    "target": "https://192.0.2.10/",
+    "ok": False,
+    "detail": "connection refused",
+    "ts": "2026-11-24T21:00:00.000Z",
+    "duration_ms": 0.8,
+}
+
+
+def migrated_engine(tmp_path: Path) -> Engine:
+    """A fresh SQLite database in ``tmp_path`` at the latest schema."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'collector.db'}")
+    migrate(engine)
+    return engine
+
+
+@dataclass
+class FakeAgent:
+    """Builds the (topic, payload) pairs one agent would publish, with its seq counting up."""
+
+    site: str = "hq"
+    agent: str = "room-101-pc"
+    boot: str = "boot-1"
+    prefix: str = "hezo/v1"
+    seq: int = 0
+    devices: list[dict[str, Any]] = field(default_factory=lambda: [dict(RALLY_BAR)])
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.prefix)
+
+    def _payload(self, kind: str, body: dict[str, Any], at: datetime) -> bytes:
+        self.seq += 1
+        envelope = Envelope(self.site, self.agent, self.boot, self.seq, format_ts(at), kind, body)
+        return encode(envelope)
+
+    def birth(self, at: datetime = T0) -> tuple[str, bytes]:
+        body = {
+            "state": "online",
+            "version": "0.1.0",
+            "hostname": "room-101-pc",
+            "will_seq": 0,
+            "devices": self.devices,
+        }
+        return self.topics.status(self.site, self.agent), self._payload("birth", body, at)
+
+    def death(self, at: datetime = T0, reason: str = "connection-lost") -> tuple[str, bytes]:
+        body = {"state": "offline", "reason": reason}
+        return self.topics.status(self.site, self.agent), self._payload("death", body, at)
+
+    def state(
+        self, state: str, at: datetime = T0, device: str = "rally-bar-1", since: datetime | None = None
+    ) -> tuple[str, bytes]:
+        checks = [FAILED_CHECK] if state == "down" else [{**FAILED_CHECK, "ok": True, "detail": "200 OK"}]
+        body = {
+            "device": device,
+            "state": state,
+            "since": format_ts(since or at),
+            "reason": "https https://192.0.2.10/: connection refused"
+            if state == "down"
+            else "all checks pass",
+            "checks": checks,
+        }
+        return self.topics.state(self.site, self.agent, device), self._payload("state", body, at)
+
+    def event(self, at: datetime = T0, device: str = "rally-bar-1") -> tuple[str, bytes]:
+        body = {
+            "type": "state-changed",
+            "device": device,
+            "from": "up",
+            "to": "down",
+            "reason": "connection refused",
+            "checks": [FAILED_CHECK],
+        }
+        return self.topics.event(self.site, self.agent), self._payload("event", body, at)
+
+
+class Clock:
+    """An injectable clock the test moves by hand."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.moment = start
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> datetime:
+        self.moment += timedelta(seconds=seconds)
+        return self.moment

@@ -1,0 +1,72 @@
+"""The collector's config file: defaults that work without a file, strict keys, precise errors."""
+
+from pathlib import Path
+
+import pytest
+
+from agent.configfile import ConfigError
+from collector.config import load_config
+
+
+def test_no_file_gives_working_defaults() -> None:
+    config = load_config(None)
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.client_id) == (
+        "127.0.0.1",
+        1883,
+        "hezo-collector",
+    )
+    assert config.mqtt.prefix == "hezo/v1"
+    assert config.mqtt.password is None
+    assert config.store.url == "sqlite:///hezo-collector.db"
+    assert (config.incidents.confirm_window, config.incidents.evaluate_every) == (60.0, 1.0)
+    assert config.incidents.critical_response_hours == 1
+    assert (config.web.host, config.web.port) == ("127.0.0.1", 8080)
+
+
+def test_file_overrides_only_the_keys_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text("incidents:\n  confirm_window: 5\nweb:\n  port: 9000\n")
+    config = load_config(path)
+    assert config.incidents.confirm_window == 5.0
+    assert config.web.port == 9000
+    assert config.mqtt.port == 1883
+
+
+def test_negative_window_names_file_and_key_path(tmp_path: Path) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text("incidents:\n  confirm_window: -1\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: incidents.confirm_window: ")
+    assert "greater than 0" in str(error.value)
+
+
+def test_unknown_key_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text("mqtt:\n  hots: broker.example\n")
+    with pytest.raises(ConfigError, match=r"mqtt\.hots: unknown key"):
+        load_config(path)
+
+
+def test_empty_client_id_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text("mqtt:\n  client_id: ''\n")
+    with pytest.raises(ConfigError, match=r"mqtt\.client_id"):
+        load_config(path)
+
+
+def test_password_is_never_shown(tmp_path: Path) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text("mqtt:\n  username: collector\n  password: s3cret-pw\n")
+    config = load_config(path)
+    assert config.mqtt.password is not None
+    assert config.mqtt.password.get_secret_value() == "s3cret-pw"
+    assert "s3cret-pw" not in repr(config)
+    assert "s3cret-pw" not in config.model_dump_json()
+
+
+def test_bad_prefix_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text("mqtt:\n  prefix: 'hezo/#'\n")
+    with pytest.raises(ConfigError, match=r"mqtt\.prefix: .*may not contain"):
+        load_config(path)

@@ -1,0 +1,209 @@
+"""Ingest: what agents publish becomes agents, devices and events; bad input is kept, not fatal."""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, Row, func, select
+
+from collector.ingest import Ingest
+from collector.metrics import Metrics
+from collector.store import agents, devices, events, rejected
+from tests.support.collector import T0, FakeAgent, migrated_engine
+
+TOPIC = "hezo/v1/hq/room-101-pc/status"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return migrated_engine(tmp_path)
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def ingest(engine: Engine, metrics: Metrics) -> Ingest:
+    return Ingest(engine, metrics, "hezo/v1")
+
+
+def rejected_rows(engine: Engine) -> list[tuple[str, str, bytes]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(rejected.c.reason, rejected.c.error, rejected.c.payload)).all()
+    return [(row.reason, row.error, bytes(row.payload)) for row in rows]
+
+
+def agent_online(engine: Engine) -> bool | None:
+    with engine.connect() as conn:
+        return conn.execute(select(agents.c.online)).scalar_one_or_none()
+
+
+def device_row(engine: Engine, device: str = "rally-bar-1") -> Row[Any]:
+    with engine.connect() as conn:
+        return conn.execute(select(devices).where(devices.c.device == device)).one()
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "error"),
+    [
+        (
+            b"{not json",
+            "malformed",
+            "payload is not JSON: Expecting property name enclosed in double quotes at line 1 column 2",
+        ),
+        (
+            json.dumps({"v": 2, "site": "hq"}).encode(),
+            "unsupported-version",
+            "unsupported schema version 2: this side speaks v1",
+        ),
+        (
+            json.dumps(
+                {
+                    "v": 1,
+                    "site": "hq",
+                    "agent": "room-101-pc",
+                    "boot": "b",
+                    "seq": -1,
+                    "ts": "2026-11-24T21:00:00Z",
+                    "kind": "death",
+                    "body": {},
+                }
+            ).encode(),
+            "malformed",
+            "field 'seq' must be a non-negative integer, got -1",
+        ),
+        (
+            json.dumps(
+                {
+                    "v": 1,
+                    "site": "other-site",
+                    "agent": "room-101-pc",
+                    "boot": "b",
+                    "seq": 1,
+                    "ts": "2026-11-24T21:00:00Z",
+                    "kind": "death",
+                    "body": {"state": "offline", "reason": "shutdown"},
+                }
+            ).encode(),
+            "topic",
+            "envelope is from other-site/room-101-pc but arrived on the topic of hq/room-101-pc",
+        ),
+    ],
+    ids=["bad-json", "version-2", "wrong-field", "topic-mismatch"],
+)
+def test_bad_message_is_kept_with_its_error_and_ingestion_goes_on(
+    ingest: Ingest, engine: Engine, metrics: Metrics, payload: bytes, reason: str, error: str
+) -> None:
+    ingest.handle(TOPIC, payload, T0)
+    ingest.handle(*FakeAgent().birth(), T0)
+
+    assert rejected_rows(engine) == [(reason, error, payload)]
+    assert sample(metrics, "hezo_messages_rejected_total", reason=reason) == 1
+    assert agent_online(engine) is True
+    assert sample(metrics, "hezo_messages_ingested_total", kind="birth") == 1
+
+
+def test_bad_body_field_is_rejected_with_its_path(ingest: Ingest, engine: Engine) -> None:
+    topic, payload = FakeAgent().state("down")
+    doc = json.loads(payload)
+    doc["body"]["checks"][0]["ok"] = "yes"
+    ingest.handle(topic, json.dumps(doc).encode(), T0)
+    assert rejected_rows(engine)[0][1] == "body.checks[0].ok: expected a boolean, got 'yes'"
+
+
+def test_message_on_a_foreign_topic_is_rejected_as_topic(ingest: Ingest, engine: Engine) -> None:
+    ingest.handle("other/prefix/hq/a/status", b"{}", T0)
+    assert rejected_rows(engine) == [
+        ("topic", "topic 'other/prefix/hq/a/status' is not under prefix 'hezo/v1'", b"{}")
+    ]
+
+
+def test_birth_brings_agent_online_with_its_inventory(ingest: Ingest, engine: Engine) -> None:
+    ingest.handle(*FakeAgent().birth(), T0)
+    device = device_row(engine)
+    assert agent_online(engine) is True
+    assert (device.model, device.serial, device.room, device.contract) == (
+        "rally-bar",
+        "2034FH1002R2",
+        "Room 101",
+        "HZ-2026-0042",
+    )
+
+
+def test_death_takes_agent_offline_at_receive_time(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    died = T0 + timedelta(minutes=5)
+    ingest.handle(*agent.death(at=T0), died)
+    with engine.connect() as conn:
+        row = conn.execute(select(agents)).one()
+    assert row.online is False
+    assert row.status_changed_at == died
+
+
+def test_duplicate_event_is_stored_once(ingest: Ingest, engine: Engine, metrics: Metrics) -> None:
+    topic, payload = FakeAgent().event()
+    ingest.handle(topic, payload, T0)
+    ingest.handle(topic, payload, T0 + timedelta(seconds=1))
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 1
+    assert sample(metrics, "hezo_messages_duplicate_total") == 1
+
+
+def test_down_state_records_down_since(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    went_down = T0 + timedelta(seconds=10)
+    ingest.handle(*agent.state("down", at=went_down), went_down + timedelta(seconds=2))
+    device = device_row(engine)
+    assert device.state == "down"
+    assert device.down_since == went_down
+    assert device.checks[0]["detail"] == "connection refused"
+
+
+def test_older_state_does_not_overwrite_newer(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    old = agent.state("down", at=T0)
+    new = agent.state("up", at=T0 + timedelta(seconds=30))
+    ingest.handle(*new, T0 + timedelta(seconds=31))
+    ingest.handle(*old, T0 + timedelta(seconds=32))
+    device = device_row(engine)
+    assert device.state == "up"
+    assert device.down_since is None
+
+
+def test_retained_state_delivered_again_keeps_first_down_since(ingest: Ingest, engine: Engine) -> None:
+    topic, payload = FakeAgent().state("down", at=T0)
+    ingest.handle(topic, payload, T0)
+    ingest.handle(topic, payload, T0 + timedelta(minutes=10))
+    assert device_row(engine).down_since == T0
+
+
+def test_telemetry_and_reply_are_counted(ingest: Ingest, metrics: Metrics) -> None:
+    agent = FakeAgent()
+    ingest.handle(
+        agent.topics.telemetry("hq", "room-101-pc"),
+        json.dumps(
+            {
+                "v": 1,
+                "site": "hq",
+                "agent": "room-101-pc",
+                "boot": "b",
+                "seq": 1,
+                "ts": "2026-11-24T21:00:00Z",
+                "kind": "telemetry",
+                "body": {"samples": []},
+            }
+        ).encode(),
+        T0,
+    )
+    assert sample(metrics, "hezo_messages_ingested_total", kind="telemetry") == 1
