@@ -1,0 +1,32 @@
+"""Loopback-only listening, shared by the HTTPS admin page and the control endpoint."""
+
+import ipaddress
+import socket
+
+from simulator.errors import SimulatorError
+
+
+def loopback_family(host: str) -> socket.AddressFamily:
+    """The address family for a loopback ``host``; anything else is refused.
+
+    The simulator has no authentication: it must never be reachable from another machine.
+    """
+    if host == "localhost":
+        return socket.AF_INET
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise SimulatorError(
+            f"host {host!r} is not an IP address: give a loopback address such as 127.0.0.1 or ::1"
+        ) from None
+    if not address.is_loopback:
+        raise SimulatorError(
+            f"refusing to listen on {host}: the simulator has no authentication and listens only on "
+            "a loopback address (127.0.0.0/8 or ::1)"
+        )
+    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
+
+
+def url_host(host: str) -> str:
+    """``host`` as it goes in a URL (IPv6 in brackets)."""
+    return f"[{host}]" if ":" in host else host

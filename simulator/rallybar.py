@@ -1,0 +1,223 @@
+"""A Rally Bar's local admin page (CollabOS "Local Network Access"): HTTPS with a self-signed certificate.
+
+Power off closes the listening socket (new connections are refused) and drops open connections;
+power on listens again on the same address and port.
+"""
+
+import contextlib
+import http.server
+import logging
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import Any
+
+from simulator.certs import write_self_signed
+from simulator.errors import SimulatorError
+from simulator.net import loopback_family, url_host
+
+log = logging.getLogger(__name__)
+
+COMMON_NAME = "Logi Rally Bar"
+
+LOGIN_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Logi Rally Bar</title></head>
+<body>
+<!-- hezo simulator: a stand-in for the CollabOS local admin login page, not a real device -->
+<h1>Logi Rally Bar</h1>
+<p>Simulated device (hezo simulator). Sign in to the local admin page.</p>
+<form method="post" action="/login">
+<label>Username <input name="username" value="admin" readonly></label>
+<label>Password <input name="password" type="password"></label>
+<button type="submit">Sign in</button>
+</form>
+</body>
+</html>
+"""
+
+# How long an idle or half-open client may hold a connection thread.
+CLIENT_TIMEOUT = 30.0
+
+
+class _AdminPageHandler(http.server.BaseHTTPRequestHandler):
+    server: "_AdminPageServer"
+    server_version = "CollabOS-sim"
+    sys_version = ""
+    timeout = CLIENT_TIMEOUT
+
+    def do_GET(self) -> None:
+        self._answer(head=False)
+
+    def do_HEAD(self) -> None:
+        self._answer(head=True)
+
+    def _answer(self, head: bool) -> None:
+        delay = self.server.device.slow_seconds
+        if delay > 0 and self.server.device.wait_powered_off(delay):
+            self.close_connection = True
+            return
+        if self.path.split("?", 1)[0] != "/":
+            body = b"not found\n"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+        else:
+            body = LOGIN_PAGE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server signature
+        log.debug("rally bar admin page: %s", format % args)
+
+
+class _AdminPageServer(http.server.ThreadingHTTPServer):
+    """Hands TLS to the connection threads so a slow handshake never blocks accept()."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], family: socket.AddressFamily, device: "RallyBarAdmin"
+    ) -> None:
+        self.address_family = family
+        self.device = device
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _AdminPageHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        raw: socket.socket = request
+        self._track(raw)
+        try:
+            raw.settimeout(CLIENT_TIMEOUT)
+            tls = self.device.tls_context.wrap_socket(raw, server_side=True)
+        except (OSError, ValueError):
+            self._untrack(raw)
+            raw.close()
+            return
+        self._untrack(raw)
+        self._track(tls)
+        try:
+            super().finish_request(tls, client_address)
+        except OSError:
+            pass  # a client that went away, or a connection dropped by power off
+        finally:
+            self._untrack(tls)
+            with contextlib.suppress(OSError):
+                tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver calls this inside its except block, so the exception is at hand.
+        log.debug("admin page: connection from %s failed", client_address, exc_info=True)  # noqa: LOG014
+
+    def drop_connections(self) -> None:
+        with self._open_lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            # The plain socket shutdown: it wakes a thread blocked in a TLS read without touching TLS state.
+            with contextlib.suppress(OSError, ValueError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._open_lock:
+            self._open.add(sock)
+
+    def _untrack(self, sock: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(sock)
+
+
+class RallyBarAdmin:
+    """The HTTPS admin page of one simulated Rally Bar.
+
+    ``port`` 0 picks a free port at the first power on; later power ons reuse it.
+    """
+
+    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._family = loopback_family(host)
+        self.host = host
+        self.port = port
+        self.cert_file = state_dir / "rally-bar-cert.pem"
+        self.key_file = state_dir / "rally-bar-key.pem"
+        self.slow_seconds = 0.0
+        self._state_dir = state_dir
+        self._server: _AdminPageServer | None = None
+        self._thread: threading.Thread | None = None
+        self._off = threading.Event()
+        self._lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None
+
+    @property
+    def tls_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            raise SimulatorError("the Rally Bar admin page has no certificate yet: power it on first")
+        return self._context
+
+    @property
+    def powered(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        return f"https://{url_host(self.host)}:{self.port}/"
+
+    def _ensure_certificate(self) -> None:
+        if self._context is not None:
+            return
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        ips = ["127.0.0.1"] if self.host in ("127.0.0.1", "localhost") else ["127.0.0.1", self.host]
+        write_self_signed(
+            self.cert_file, self.key_file, common_name=COMMON_NAME, ip_addresses=ips, dns_names=["localhost"]
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        self._context = context
+
+    def power_on(self) -> None:
+        """Listen (again) on the address and port; a no-op when already on."""
+        with self._lock:
+            if self._server is not None:
+                return
+            self._ensure_certificate()
+            try:
+                server = _AdminPageServer((self.host, self.port), self._family, self)
+            except OSError as exc:
+                raise SimulatorError(
+                    f"cannot listen on {self.host} port {self.port}: {exc.strerror}"
+                ) from exc
+            self.port = int(server.server_address[1])
+            self._off.clear()
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="rally-bar-https",
+                daemon=True,
+            )
+            self._thread.start()
+            log.info("rally-bar admin page listening on %s", self.url)
+
+    def power_off(self) -> None:
+        """Stop listening and drop open connections; a no-op when already off."""
+        with self._lock:
+            server, thread = self._server, self._thread
+            if server is None:
+                return
+            self._server = self._thread = None
+            self._off.set()
+            server.shutdown()
+            server.server_close()
+            server.drop_connections()
+            if thread is not None:
+                thread.join()
+            log.info("rally-bar admin page powered off")
+
+    def wait_powered_off(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True when the device was powered off meanwhile."""
+        return self._off.wait(seconds)
