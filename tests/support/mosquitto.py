@@ -47,8 +47,8 @@ class Mosquitto:
             # Started as root, Mosquitto would drop to the 'mosquitto' user and could not write workdir.
             + f"user {getpass.getuser()}\n"
         )
-        log = (self.workdir / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+        with (self.workdir / "mosquitto.log").open("ab") as log:
+            self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
         wait_port(self.host, self.port)
 
     def stop(self, kill: bool = False) -> None:

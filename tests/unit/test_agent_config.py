@@ -54,7 +54,9 @@ def test_an_unknown_key_is_named_with_its_path(tmp_path: Path) -> None:
 
 def test_an_unknown_driver_lists_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("driver: https", "driver: htps"))
-    assert error_of(path) == f"{path}: devices[0].checks[0].driver: expected one of 'https', 'usb' (got 'htps')"
+    assert (
+        error_of(path) == f"{path}: devices[0].checks[0].driver: expected one of 'https', 'usb' (got 'htps')"
+    )
 
 
 def test_a_plain_http_url_is_refused_for_the_https_driver(tmp_path: Path) -> None:
@@ -96,7 +98,9 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_every_error_is_reported_not_only_the_first(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("driver: https", "driver: htps").replace("site: acme-warsaw", "site: ACME"))
+    path = write(
+        tmp_path, GOOD.replace("driver: https", "driver: htps").replace("site: acme-warsaw", "site: ACME")
+    )
     lines = error_of(path).splitlines()
     assert len(lines) == 2
     assert lines[0].startswith(f"{path}: site: site id 'ACME' is invalid")

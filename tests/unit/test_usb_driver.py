@@ -7,11 +7,18 @@ from agent.catalog import model
 from agent.drivers.usb import UsbOptions, build, scan
 
 
-def add_device(root: Path, name: str, product: str, serial: str = "2041MU0017A8", vendor: str = "046d") -> Path:
+def add_device(
+    root: Path, name: str, product: str, serial: str = "2041MU0017A8", vendor: str = "046d"
+) -> Path:
     """One USB device as the kernel shows it: id files, serial, and an interface directory."""
     device = root / name
     device.mkdir(parents=True)
-    for file, value in {"idVendor": vendor, "idProduct": product, "serial": serial, "manufacturer": "Logitech"}.items():
+    for file, value in {
+        "idVendor": vendor,
+        "idProduct": product,
+        "serial": serial,
+        "manufacturer": "Logitech",
+    }.items():
         (device / file).write_text(value + "\n")
     interface = root / f"{name}:1.0"
     interface.mkdir()
@@ -27,7 +34,9 @@ def meetup_probe(root: Path, serial: str | None = None):  # type: ignore[no-unty
 def test_scan_skips_interfaces_and_reads_ids(tmp_path: Path) -> None:
     add_device(tmp_path, "1-2", "0866")
     found = scan(tmp_path)
-    assert [(d.path, d.vendor, d.product, d.serial) for d in found] == [("1-2", "046d", "0866", "2041MU0017A8")]
+    assert [(d.path, d.vendor, d.product, d.serial) for d in found] == [
+        ("1-2", "046d", "0866", "2041MU0017A8")
+    ]
 
 
 def test_camera_and_speakerphone_present_is_up(tmp_path: Path) -> None:

@@ -1,0 +1,133 @@
+"""The agent announces itself on its status topic, and the broker announces it when it vanishes."""
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from protocol import decode
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt import Listener, Received
+
+pytestmark = pytest.mark.integration
+
+
+def agent_config(tmp_path: Path, broker: Mosquitto) -> Path:
+    sysfs = tmp_path / "sysfs"
+    sysfs.mkdir()
+    config = {
+        "site": "test-site",
+        "agent": "room-1",
+        "contract": "HZ-TEST-1",
+        "mqtt": {"host": broker.host, "port": broker.port, "keepalive": 5},
+        "poll": {"interval": 1, "recheck_count": 0, "recheck_delay": 0},
+        "devices": [
+            {
+                "id": "meetup",
+                "model": "meetup",
+                "serial": "SER1",
+                "checks": [{"driver": "usb", "sysfs_root": str(sysfs)}],
+            }
+        ],
+    }
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def listener(mosquitto: Mosquitto) -> Iterator[Listener]:
+    listening = Listener(mosquitto.host, mosquitto.port, "hezo/v1/test-site/#")
+    yield listening
+    listening.close()
+
+
+def status(kind: str, reason: str | None = None):  # type: ignore[no-untyped-def]
+    def match(message: Received) -> bool:
+        if not message.topic.endswith("/status"):
+            return False
+        envelope = decode(message.payload)
+        return envelope.kind == kind and (reason is None or envelope.body.get("reason") == reason)
+
+    return match
+
+
+def start_agent(config: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
+    with (tmp_path / "agent.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agent", "--config", str(config)], stdout=log, stderr=log
+        )
+
+
+def test_birth_carries_inventory_and_contract(
+    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+) -> None:
+    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
+    try:
+        birth = decode(listener.wait_for(status("birth")).payload)
+    finally:
+        agent.kill()
+        agent.wait()
+    assert birth.body["devices"] == [
+        {
+            "id": "meetup",
+            "model": "meetup",
+            "serial": "SER1",
+            "name": None,
+            "room": None,
+            "contract": "HZ-TEST-1",
+        }
+    ]
+    assert birth.body["will_seq"] < birth.seq
+
+
+def test_sigkill_makes_the_broker_publish_the_will(
+    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+) -> None:
+    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
+    birth = decode(listener.wait_for(status("birth")).payload)
+    agent.send_signal(signal.SIGKILL)
+    agent.wait()
+    death = decode(listener.wait_for(status("death", "connection-lost")).payload)
+    assert death.boot == birth.boot
+    assert death.seq == birth.body["will_seq"]
+
+
+def test_sigterm_says_goodbye_and_exits_cleanly(
+    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+) -> None:
+    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
+    listener.wait_for(status("birth"))
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=15) == 0
+    listener.wait_for(status("death", "shutdown"))
+    assert not [
+        m for m in listener.messages if m.topic.endswith("/status") and b"connection-lost" in m.payload
+    ]
+
+
+def test_a_device_missing_from_the_bus_is_published_down_with_evidence(
+    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+) -> None:
+    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
+    try:
+        listener.wait_for(lambda m: m.topic.endswith("/device/meetup/state"))
+    finally:
+        agent.kill()
+        agent.wait()
+    # A subscriber that comes later (a restarted collector) still gets the state: it is retained.
+    late = Listener(mosquitto.host, mosquitto.port, "hezo/v1/test-site/room-1/device/+/state")
+    try:
+        message = late.wait_for(lambda m: m.retain)
+    finally:
+        late.close()
+    state = decode(message.payload)
+    assert state.body["state"] == "down"
+    assert (
+        state.body["checks"][0]["detail"]
+        == "MeetUp not on the USB bus (missing video 046d:0866, audio 046d:0867)"
+    )
