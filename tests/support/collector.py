@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine
 
 from collector.store import make_engine, migrate
@@ -113,3 +115,21 @@ class Clock:
     def advance(self, seconds: float) -> datetime:
         self.moment += timedelta(seconds=seconds)
         return self.moment
+
+
+class AppClient:
+    """Requests against an ASGI app in-process, through httpx's ASGI transport.
+
+    (Starlette's TestClient now warns about httpx, and warnings are errors here.)
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def get(self, path: str) -> httpx.Response:
+        async def fetch() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self._app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
+                return await client.get(path)
+
+        return asyncio.run(fetch())

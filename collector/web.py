@@ -1,0 +1,87 @@
+"""The collector's web side: a server-rendered overview page, a JSON API, /healthz and /metrics.
+
+Every datetime in JSON is RFC 3339 UTC (``2026-11-24T21:50:02.114Z``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import Engine, text
+
+from collector import queries, tickets
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATE_COLOURS = {"up": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e", "unknown": "#6e7781"}
+
+
+def _local(value: Any) -> str:
+    """A datetime for the page: UTC, to the second; empty for None."""
+    if value is None:
+        return ""
+    return str(value.strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+
+def create_app(engine: Engine, registry: CollectorRegistry | None = None) -> FastAPI:
+    """The web application over ``engine``; ``/metrics`` exposes ``registry`` (an empty one if None)."""
+    app = FastAPI(title="hezo collector", version="0.1.0")
+    metrics_registry = registry if registry is not None else CollectorRegistry()
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.filters["when"] = _local
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> Response:
+        with engine.connect() as conn:
+            context = {
+                "agents": queries.list_agents(conn),
+                "devices": queries.list_devices(conn),
+                "tickets": tickets.list_tickets(conn),
+                "rejected_count": queries.count_rejected(conn),
+                "colours": STATE_COLOURS,
+            }
+        return templates.TemplateResponse(request, "index.html", context)
+
+    @app.get("/api/agents")
+    def api_agents() -> JSONResponse:
+        with engine.connect() as conn:
+            return JSONResponse(queries.jsonable(queries.list_agents(conn)))
+
+    @app.get("/api/devices")
+    def api_devices() -> JSONResponse:
+        with engine.connect() as conn:
+            return JSONResponse(queries.jsonable(queries.list_devices(conn)))
+
+    @app.get("/api/tickets")
+    def api_tickets() -> JSONResponse:
+        with engine.connect() as conn:
+            return JSONResponse(queries.jsonable(tickets.list_tickets(conn)))
+
+    @app.get("/api/tickets/{number}")
+    def api_ticket(number: str) -> JSONResponse:
+        with engine.connect() as conn:
+            ticket = tickets.get_ticket(conn, number)
+        if ticket is None:
+            raise HTTPException(status_code=404, detail=f"no ticket numbered {number!r}")
+        return JSONResponse(queries.jsonable(ticket))
+
+    @app.get("/api/rejected")
+    def api_rejected(limit: int = 100) -> JSONResponse:
+        with engine.connect() as conn:
+            return JSONResponse(queries.jsonable(queries.list_rejected(conn, limit=limit)))
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
