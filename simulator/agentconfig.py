@@ -1,0 +1,54 @@
+"""An agent configuration for a running simulated site, built from the site's ``site.json``."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_site(state_dir: Path) -> dict[str, Any]:
+    """The ``site.json`` a running simulator wrote into its state directory."""
+    doc: dict[str, Any] = json.loads((state_dir / "site.json").read_text())
+    return doc
+
+
+def agent_config_for(
+    site_doc: dict[str, Any],
+    *,
+    broker_host: str,
+    broker_port: int,
+    site: str = "demo-site",
+    agent: str = "room-101",
+    room: str = "Room 101",
+    contract: str = "HZ-2026-0042",
+    interval: float = 5.0,
+    recheck_count: int = 2,
+    recheck_delay: float = 1.0,
+) -> dict[str, Any]:
+    """A config dict for ``hezo-agent`` that watches every simulated device the way a real room would."""
+    devices = []
+    for device in site_doc["devices"]:
+        entry: dict[str, Any] = {
+            "id": device["id"],
+            "model": device["model"],
+            "serial": device["serial"],
+            "name": device.get("name"),
+        }
+        if "https_url" in device:
+            # The simulated admin page has a self-signed certificate like the real one; pin it.
+            entry["checks"] = [
+                {"driver": "https", "url": device["https_url"], "ca_file": device["cert_file"], "timeout": 3}
+            ]
+        else:
+            entry["checks"] = [
+                {"driver": "usb", "sysfs_root": site_doc["sysfs_root"], "serial": device["serial"]}
+            ]
+        devices.append(entry)
+    return {
+        "site": site,
+        "agent": agent,
+        "room": room,
+        "contract": contract,
+        "mqtt": {"host": broker_host, "port": broker_port, "keepalive": 10},
+        "poll": {"interval": interval, "recheck_count": recheck_count, "recheck_delay": recheck_delay},
+        "devices": devices,
+    }

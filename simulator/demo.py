@@ -1,0 +1,238 @@
+"""``make demo``: a simulated room, an agent, a broker and the collector with its web page, on one machine.
+
+Uses Mosquitto when it is installed, else the embedded amqtt broker (MQTT 3.1.1 only, fine for a demo).
+Everything listens on loopback only and keeps its files under ``demo-data/``. Ctrl-C stops it all.
+"""
+
+import argparse
+import getpass
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.agentconfig import agent_config_for, read_site
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` if it is free on loopback, else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free port on loopback")
+
+
+def wait_until(
+    what: str, ready: Any, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode}; see {log}")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready after {timeout:g} s; see {log}")
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Demo:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.logs = data / "logs"
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def spawn(self, name: str, argv: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
+        log = self.logs / f"{name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.data)
+        self.processes.append((name, process))
+        return process, log
+
+    def start_broker(self) -> tuple[str, int]:
+        port = free_port(18830)
+        broker_dir = self.data / "broker"
+        broker_dir.mkdir(exist_ok=True)
+        mosquitto = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        if mosquitto:
+            conf = (
+                (ROOT / "config" / "mosquitto.conf")
+                .read_text()
+                .replace("listener 1883 127.0.0.1", f"listener {port} {HOST}")
+            )
+            conf += f"\npersistence_location {broker_dir}/\n"
+            # Started as root, Mosquitto would switch to its own user and could not write broker_dir.
+            conf += f"user {getpass.getuser()}\n"
+            (broker_dir / "mosquitto.conf").write_text(conf)
+            process, log = self.spawn("broker", [mosquitto, "-c", str(broker_dir / "mosquitto.conf")])
+            kind = "Mosquitto"
+        else:
+            conf_doc = {
+                "listeners": {"default": {"type": "tcp", "bind": f"{HOST}:{port}"}},
+                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            }
+            (broker_dir / "amqtt.yaml").write_text(yaml.safe_dump(conf_doc))
+            process, log = self.spawn(
+                "broker",
+                [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(broker_dir / "amqtt.yaml")],
+            )
+            kind = "amqtt (embedded)"
+        wait_until("the broker", lambda: listening(port), process, log)
+        print(f"  broker     {kind} on mqtt://{HOST}:{port}")
+        return kind, port
+
+    def start_collector(self, broker_port: int) -> tuple[Path, int]:
+        web_port = free_port(8080)
+        config = {
+            "mqtt": {"host": HOST, "port": broker_port, "client_id": "hezo-demo-collector"},
+            "store": {"url": f"sqlite:///{self.data / 'collector.db'}"},
+            "incidents": {"confirm_window": 10},
+            "web": {"host": HOST, "port": web_port},
+        }
+        path = self.data / "collector.yaml"
+        path.write_text(yaml.safe_dump(config))
+        process, log = self.spawn(
+            "collector", [sys.executable, "-m", "collector", "--config", str(path), "serve"]
+        )
+        wait_until("the collector", lambda: listening(web_port), process, log)
+        print(f"  collector  web page at http://{HOST}:{web_port}/  (store {self.data / 'collector.db'})")
+        return path, web_port
+
+    def start_site(self) -> Path:
+        state_dir = self.data / "site"
+        process, log = self.spawn(
+            "simulator", [sys.executable, "-m", "simulator", "run", "--state-dir", str(state_dir)]
+        )
+        wait_until("the simulator", (state_dir / "site.json").exists, process, log)
+        site = read_site(state_dir)
+        names = ", ".join(f"{d['name']} ({d['model']}, serial {d['serial']})" for d in site["devices"])
+        print(f"  simulator  {names}")
+        return state_dir
+
+    def start_agent(self, state_dir: Path, broker_port: int) -> None:
+        config = agent_config_for(read_site(state_dir), broker_host=HOST, broker_port=broker_port)
+        path = self.data / "agent.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        process, log = self.spawn("agent", [sys.executable, "-m", "agent", "--config", str(path)])
+        time.sleep(1.0)
+        if process.poll() is not None:
+            raise RuntimeError(f"the agent exited with status {process.returncode}; see {log}")
+        print(
+            f"  agent      site {config['site']}, agent {config['agent']}, contract {config['contract']}, "
+            f"polling every {config['poll']['interval']:g} s  (config {path})"
+        )
+
+    def stop(self) -> None:
+        for name, process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    print(f"  {name} did not stop in 10 s; killing it")
+                    process.kill()
+                    process.wait()
+
+
+def watch_tickets(web_port: int, demo: Demo) -> None:
+    """Print each ticket as it opens or recovers, until Ctrl-C or a component dies."""
+    seen: dict[str, str] = {}
+    while True:
+        for name, process in demo.processes:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with status {process.returncode}; see {demo.logs / (name + '.log')}"
+                )
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{web_port}/api/tickets", timeout=2) as answer:
+                tickets = json.load(answer)
+        except OSError:
+            tickets = []
+        for ticket in tickets:
+            key = ticket.get("number", "?")
+            status = ticket.get("status", "?")
+            if seen.get(key) != status:
+                seen[key] = status
+                priority = str(ticket.get("priority", "?")).upper()
+                print(
+                    f"  ticket {key}: {priority} {status}: device {ticket.get('device')}, "
+                    f"serial {ticket.get('serial')}, contract {ticket.get('contract')}, "
+                    f"response due {ticket.get('response_due')}"
+                )
+        time.sleep(1.0)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hezo-demo", description=__doc__)
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / "demo-data", help="where the demo keeps its files"
+    )
+    args = parser.parse_args(argv)
+    data: Path = args.data.resolve()
+    if data.exists():
+        shutil.rmtree(data)
+    (data / "logs").mkdir(parents=True)
+    demo = Demo(data)
+    signal.signal(signal.SIGTERM, _interrupt)
+    print("hezo demo: starting (logs in demo-data/logs/)")
+    try:
+        _, broker_port = demo.start_broker()
+        collector_config, web_port = demo.start_collector(broker_port)
+        state_dir = demo.start_site()
+        demo.start_agent(state_dir, broker_port)
+        sim = f"{sys.executable} -m simulator"
+        print(f"""
+Open http://{HOST}:{web_port}/ to see the room.
+
+Pull the plug on the Rally Bar (a Critical ticket opens after the 10 s confirm window):
+    {sim} power rally-bar off --state-dir {state_dir}
+Put it back (the ticket records the recovery):
+    {sim} power rally-bar on --state-dir {state_dir}
+Unplug the MeetUp from USB:
+    {sim} power meetup off --state-dir {state_dir}
+List tickets from the command line:
+    {sys.executable} -m collector --config {collector_config} tickets list
+
+Ctrl-C stops everything.
+""")
+        watch_tickets(web_port, demo)
+    except KeyboardInterrupt:
+        print("\nhezo demo: stopping")
+    except RuntimeError as exc:
+        print(f"hezo demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        demo.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
