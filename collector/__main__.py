@@ -1,0 +1,7 @@
+"""``python -m collector``: the same as the ``hezo-collector`` command."""
+
+import sys
+
+from collector.cli import main
+
+sys.exit(main())

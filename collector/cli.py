@@ -1,0 +1,135 @@
+"""``hezo-collector``: run the collector, migrate its database, and look at what it holds.
+
+hezo-collector [--config FILE] serve
+hezo-collector [--config FILE] migrate
+hezo-collector [--config FILE] tickets list [--json]
+hezo-collector [--config FILE] devices list [--json]
+hezo-collector [--config FILE] rejected list [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import uvicorn
+from sqlalchemy import Connection, Engine
+
+from agent.configfile import ConfigError
+from collector import queries, tickets
+from collector.config import CollectorConfig, load_config
+from collector.service import CollectorService
+from collector.store import make_engine, migrate
+from collector.web import create_app
+
+log = logging.getLogger("collector")
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hezo-collector", description="The hezo central service.")
+    parser.add_argument("--config", metavar="FILE", help="YAML configuration (default: built-in defaults)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("serve", help="ingest, open tickets and serve the web page until SIGINT/SIGTERM")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    for name, what in (("tickets", "tickets"), ("devices", "devices"), ("rejected", "rejected messages")):
+        group = commands.add_parser(name, help=f"look at {what}")
+        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+        listing = actions.add_parser("list", help=f"list {what}")
+        listing.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hezo-collector`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command != "serve" and args.log_level != "DEBUG":
+        # A listing's output is the listing; Alembic's "Context impl SQLiteImpl" lines are noise there.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"hezo-collector: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "serve":
+        return _serve(config)
+    engine = make_engine(config.store.url)
+    try:
+        migrate(engine)
+        if args.command == "migrate":
+            print(f"hezo-collector: database {engine.url.render_as_string(hide_password=True)} is up to date")
+            return 0
+        return _list(engine, args.command, as_json=args.json)
+    finally:
+        engine.dispose()
+
+
+class _WebServer(uvicorn.Server):
+    """uvicorn, minus re-raising SIGINT/SIGTERM after its shutdown: the collector still has to stop its
+    threads, and a stop on request is a success (exit 0), not death by signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _serve(config: CollectorConfig) -> int:
+    service = CollectorService(config)
+    service.start()
+    try:
+        app = create_app(service.engine, service.metrics.registry)
+        server = _WebServer(
+            uvicorn.Config(app, host=config.web.host, port=config.web.port, log_config=None, access_log=False)
+        )
+        print(f"hezo-collector: web page at http://{config.web.host}:{config.web.port}/", flush=True)
+        # SIGINT and SIGTERM make run() return once the web server has shut down.
+        server.run()
+    finally:
+        service.stop()
+    log.info("hezo-collector stopped")
+    return 0
+
+
+_LISTS: dict[str, tuple[Callable[[Connection], list[dict[str, Any]]], list[str]]] = {
+    "tickets": (
+        tickets.list_tickets,
+        ["number", "priority", "status", "site", "device", "serial", "contract", "opened_at", "response_due"],
+    ),
+    "devices": (
+        queries.list_devices,
+        ["site", "agent", "device", "model", "serial", "room", "contract", "state", "state_since"],
+    ),
+    "rejected": (queries.list_rejected, ["received_at", "reason", "topic", "error"]),
+}
+
+
+def _list(engine: Engine, what: str, *, as_json: bool) -> int:
+    fetch, columns = _LISTS[what]
+    with engine.connect() as conn:
+        rows = queries.jsonable(fetch(conn))
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"no {what}")
+        return 0
+    cells = [[("" if row.get(col) is None else str(row.get(col))) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
+    print("  ".join(col.upper().ljust(width) for col, width in zip(columns, widths, strict=True)).rstrip())
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    return 0

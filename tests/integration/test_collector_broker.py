@@ -1,0 +1,138 @@
+"""The collector against a real Mosquitto: messages from the wire become devices, tickets and rejects."""
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import select
+
+from collector import tickets
+from collector.config import CollectorConfig
+from collector.service import CollectorService
+from collector.store import agents, devices, rejected
+from tests.support.collector import FakeAgent
+from tests.support.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Publisher:
+    def __init__(self, broker: Mosquitto) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-agent", protocol=mqtt.MQTTv311)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def make_config(broker: Mosquitto, tmp_path: Path) -> CollectorConfig:
+    return CollectorConfig.model_validate(
+        {
+            "mqtt": {"host": broker.host, "port": broker.port, "client_id": "collector-under-test"},
+            "store": {"url": f"sqlite:///{tmp_path / 'collector.db'}"},
+            "incidents": {"confirm_window": 0.5, "evaluate_every": 0.1},
+        }
+    )
+
+
+@pytest.fixture
+def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
+    publisher = Publisher(mosquitto)
+    yield publisher
+    publisher.close()
+
+
+@pytest.fixture
+def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[CollectorService]:
+    service = CollectorService(make_config(mosquitto, tmp_path))
+    service.start()
+    assert service.subscriber.wait_subscribed(10)
+    yield service
+    service.stop()
+
+
+def test_down_device_published_by_an_agent_gets_a_ticket(
+    service: CollectorService, publisher: Publisher
+) -> None:
+    agent = FakeAgent()
+    now = datetime.now(UTC)
+    publisher.send(*agent.birth(at=now), retain=True)
+    publisher.send(*agent.state("down", at=now), retain=True)
+
+    def ticket() -> list[dict[str, Any]]:
+        with service.engine.connect() as conn:
+            return tickets.list_tickets(conn)
+
+    [opened] = wait_until("a ticket", ticket)
+    assert (opened["device"], opened["serial"], opened["contract"]) == (
+        "rally-bar-1",
+        "2034FH1002R2",
+        "HZ-2026-0042",
+    )
+    assert opened["priority"] == "critical"
+
+
+def test_malformed_payload_is_kept_and_the_subscriber_keeps_going(
+    service: CollectorService, publisher: Publisher
+) -> None:
+    agent = FakeAgent()
+    publisher.send(agent.topics.event(agent.site, agent.agent), b'{"v": 1, "oops"')
+    publisher.send(*agent.birth(at=datetime.now(UTC)))
+
+    def online() -> bool:
+        with service.engine.connect() as conn:
+            return bool(conn.execute(select(agents.c.online)).scalar_one_or_none())
+
+    wait_until("the agent to come online after the bad message", online)
+    with service.engine.connect() as conn:
+        [row] = conn.execute(select(rejected)).all()
+    assert row.topic == "hezo/v1/hq/room-101-pc/event"
+    assert bytes(row.payload) == b'{"v": 1, "oops"'
+    assert row.error.startswith("payload is not JSON")
+
+
+def test_messages_sent_while_the_collector_is_down_arrive_after_restart(
+    mosquitto: Mosquitto, tmp_path: Path, publisher: Publisher
+) -> None:
+    config = make_config(mosquitto, tmp_path)
+    first = CollectorService(config)
+    first.start()
+    assert first.subscriber.wait_subscribed(10)
+    first.stop()
+
+    agent = FakeAgent()
+    publisher.send(*agent.state("up", at=datetime.now(UTC)))  # not retained: only the session keeps it
+
+    second = CollectorService(config)
+    second.start()
+    try:
+
+        def device_state() -> str | None:
+            with second.engine.connect() as conn:
+                return conn.execute(select(devices.c.state)).scalar_one_or_none()
+
+        assert wait_until("the queued state", device_state) == "up"
+    finally:
+        second.stop()
