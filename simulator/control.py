@@ -110,7 +110,9 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             raise BadRequestError(400, "Content-Length is not a number") from None
-        if length < 0 or length > MAX_BODY:
+        if length < 0:
+            raise BadRequestError(400, "Content-Length is negative")
+        if length > MAX_BODY:
             raise BadRequestError(413, f"the body must be at most {MAX_BODY} bytes")
         raw = self.rfile.read(length)
         try:
