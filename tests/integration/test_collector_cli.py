@@ -109,3 +109,22 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, mosquitto: M
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_rejected_list_json_shows_what_was_refused(tmp_path: Path) -> None:
+    engine = migrated_engine(tmp_path)
+    Ingest(engine, Metrics(), "hezo/v1").handle("hezo/v1/hq/room-101-pc/status", b'{"v": 2}', T0)
+    engine.dispose()
+    path = tmp_path / "collector.yaml"
+    path.write_text(f"store:\n  url: sqlite:///{tmp_path / 'collector.db'}\n")
+    result = run_cli(tmp_path, "--config", str(path), "rejected", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {
+            "topic": "hezo/v1/hq/room-101-pc/status",
+            "reason": "unsupported-version",
+            "error": "unsupported schema version 2: this side speaks v1",
+            "received_at": "2026-11-24T21:00:00.000Z",
+            "payload": '{"v": 2}',
+        }
+    ]

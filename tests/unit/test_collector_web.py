@@ -101,3 +101,11 @@ def test_two_apps_have_separate_metrics(engine: Engine) -> None:
     first.ingested.labels(kind="birth").inc()
     assert 'kind="birth"' in AppClient(create_app(engine, first.registry)).get("/metrics").text
     assert 'kind="birth"' not in AppClient(create_app(engine, second.registry)).get("/metrics").text
+
+
+def test_text_from_agents_is_escaped_on_the_page(engine: Engine, metrics: Metrics) -> None:
+    agent = FakeAgent(devices=[{"id": "cam-1", "model": "<script>alert(1)</script>"}])
+    Ingest(engine, metrics, "hezo/v1").handle(*agent.birth(), T0)
+    page = AppClient(create_app(engine, metrics.registry)).get("/").text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;" in page
