@@ -1,0 +1,133 @@
+"""A whole system of a test's own: simulator, agent and collector as real processes on a real broker."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from simulator.agentconfig import agent_config_for, read_site
+from tests.support.mosquitto import Mosquitto, free_port, wait_port
+
+T = TypeVar("T")
+
+POLL_INTERVAL = 1.0
+RECHECK_COUNT = 1
+RECHECK_DELAY = 0.5
+CONFIRM_WINDOW = 3.0
+EVALUATE_EVERY = 0.25
+CONTRACT = "HZ-TEST-0042"
+
+
+def eventually(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.1) -> T:
+    """Poll ``probe`` until it returns something other than None (or False); fail saying ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(every)
+
+
+class Room:
+    def __init__(self, broker: Mosquitto, workdir: Path) -> None:
+        self.broker = broker
+        self.workdir = workdir
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.web_port = free_port()
+        self.site_dir = workdir / "site"
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen([sys.executable, *argv], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.processes[name] = process
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def start(self) -> None:
+        collector = {
+            "mqtt": {"host": self.broker.host, "port": self.broker.port, "client_id": f"collector-{self.web_port}"},
+            "store": {"url": f"sqlite:///{self.workdir / 'collector.db'}"},
+            "incidents": {"confirm_window": CONFIRM_WINDOW, "evaluate_every": EVALUATE_EVERY},
+            "web": {"host": "127.0.0.1", "port": self.web_port},
+        }
+        self.collector_config = self.workdir / "collector.yaml"
+        self.collector_config.write_text(yaml.safe_dump(collector))
+        self._spawn("collector", ["-m", "collector", "--config", str(self.collector_config), "serve"])
+        self._spawn("simulator", ["-m", "simulator", "run", "--state-dir", str(self.site_dir)])
+        wait_port("127.0.0.1", self.web_port, timeout=30)
+        eventually("simulator wrote site.json", (self.site_dir / "site.json").exists, timeout=30)
+        self.site = read_site(self.site_dir)
+        config = agent_config_for(
+            self.site,
+            broker_host=self.broker.host,
+            broker_port=self.broker.port,
+            site="test-site",
+            agent="room-1",
+            contract=CONTRACT,
+            interval=POLL_INTERVAL,
+            recheck_count=RECHECK_COUNT,
+            recheck_delay=RECHECK_DELAY,
+        )
+        self.agent_config = self.workdir / "agent.yaml"
+        self.agent_config.write_text(yaml.safe_dump(config))
+        self.start_agent()
+
+    def start_agent(self) -> None:
+        self._spawn("agent", ["-m", "agent", "--config", str(self.agent_config)])
+
+    def stop(self) -> None:
+        for process in reversed(self.processes.values()):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+    def kill(self, name: str) -> None:
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def sim(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "simulator", *args, "--state-dir", str(self.site_dir)],
+            check=True,
+            capture_output=True,
+        )
+
+    def power(self, device: str, on: bool) -> None:
+        self.sim("power", device, "on" if on else "off")
+
+    def api(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as answer:  # noqa: S310
+            return json.load(answer)
+
+    def device(self, device_id: str) -> dict[str, Any] | None:
+        return next((d for d in self.api("/api/devices") if d["device"] == device_id), None)
+
+    def agent_online(self) -> bool | None:
+        agents = self.api("/api/agents")
+        return agents[0]["online"] if agents else None
+
+    def tickets(self, device: str | None = None) -> list[dict[str, Any]]:
+        return [t for t in self.api("/api/tickets") if device is None or t["device"] == device]
+
+    def wait_device_state(self, device: str, state: str, timeout: float = 20) -> dict[str, Any]:
+        return eventually(
+            f"device {device} {state} in the collector",
+            lambda: (d := self.device(device)) is not None and d["state"] == state and d,
+            timeout,
+        )
