@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from collector import tickets
 from collector.metrics import Metrics
 from collector.store import CAUSE_DEVICE_DOWN, agents, devices, events, rejected
-from protocol import Envelope, ProtocolError, Topics, UnsupportedVersion, decode, parse_ts
+from protocol import Envelope, ProtocolError, Topics, UnsupportedVersionError, decode, parse_ts
 from protocol.bodies import validate_against_topic, validate_body
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Ingest:
         try:
             envelope = decode(payload)
             validate_body(envelope)
-        except UnsupportedVersion as exc:
+        except UnsupportedVersionError as exc:
             self._reject(topic, payload, REASON_VERSION, str(exc), received_at)
             return
         except ProtocolError as exc:

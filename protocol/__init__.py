@@ -12,7 +12,7 @@ from protocol.envelope import (
     format_ts,
     parse_ts,
 )
-from protocol.errors import MalformedMessage, ProtocolError, UnsupportedVersion
+from protocol.errors import MalformedMessageError, ProtocolError, UnsupportedVersionError
 from protocol.ids import ID_PATTERN, validate_id
 from protocol.topics import DEFAULT_PREFIX, Topic, TopicKind, Topics
 
@@ -22,12 +22,12 @@ __all__ = [
     "KINDS",
     "SCHEMA_VERSION",
     "Envelope",
-    "MalformedMessage",
+    "MalformedMessageError",
     "ProtocolError",
     "Topic",
     "TopicKind",
     "Topics",
-    "UnsupportedVersion",
+    "UnsupportedVersionError",
     "decode",
     "encode",
     "format_ts",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from protocol.envelope import Envelope, parse_ts
-from protocol.errors import MalformedMessage, ProtocolError
+from protocol.errors import MalformedMessageError, ProtocolError
 from protocol.ids import validate_id
 from protocol.topics import Topic, TopicKind
 
@@ -28,13 +28,13 @@ KINDS_BY_TOPIC: dict[TopicKind, frozenset[str]] = {
 }
 
 
-def _fail(path: str, expected: str, value: object) -> MalformedMessage:
-    return MalformedMessage(f"{path}: expected {expected}, got {value!r}")
+def _fail(path: str, expected: str, value: object) -> MalformedMessageError:
+    return MalformedMessageError(f"{path}: expected {expected}, got {value!r}")
 
 
 def _field(doc: dict[str, Any], path: str, name: str) -> Any:
     if name not in doc:
-        raise MalformedMessage(f"{path}.{name}: missing")
+        raise MalformedMessageError(f"{path}.{name}: missing")
     return doc[name]
 
 
@@ -67,7 +67,7 @@ def _id(doc: dict[str, Any], path: str, name: str, kind: str) -> None:
     try:
         validate_id(kind, value)
     except ProtocolError as exc:
-        raise MalformedMessage(f"{path}.{name}: {exc}") from None
+        raise MalformedMessageError(f"{path}.{name}: {exc}") from None
 
 
 def _int(doc: dict[str, Any], path: str, name: str) -> None:
@@ -173,23 +173,24 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 def validate_body(envelope: Envelope) -> None:
-    """Raise ``MalformedMessage`` if the body does not have the shape its kind requires."""
+    """Raise ``MalformedMessageError`` if the body does not have the shape its kind requires."""
     _VALIDATORS[envelope.kind](envelope.body)
 
 
 def validate_against_topic(envelope: Envelope, topic: Topic) -> None:
-    """Raise ``MalformedMessage`` if the envelope does not belong on the topic it came in on.
+    """Raise ``MalformedMessageError`` if the envelope does not belong on the topic it came in on.
 
     An agent may only speak for itself: the envelope's site and agent must match the topic's, and
     a state message must be about the device its topic names.
     """
     if (envelope.site, envelope.agent) != (topic.site, topic.agent):
-        raise MalformedMessage(
-            f"envelope is from {envelope.site}/{envelope.agent} but arrived on the topic of {topic.site}/{topic.agent}"
+        raise MalformedMessageError(
+            f"envelope is from {envelope.site}/{envelope.agent} "
+            f"but arrived on the topic of {topic.site}/{topic.agent}"
         )
     if envelope.kind not in KINDS_BY_TOPIC[topic.kind]:
-        raise MalformedMessage(f"kind {envelope.kind!r} does not belong on a {topic.kind.value} topic")
+        raise MalformedMessageError(f"kind {envelope.kind!r} does not belong on a {topic.kind.value} topic")
     if topic.device is not None and envelope.body.get("device") != topic.device:
-        raise MalformedMessage(
+        raise MalformedMessageError(
             f"state of device {envelope.body.get('device')!r} arrived on the topic of device {topic.device!r}"
         )

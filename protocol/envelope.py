@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from protocol.errors import MalformedMessage, ProtocolError, UnsupportedVersion
+from protocol.errors import MalformedMessageError, ProtocolError, UnsupportedVersionError
 from protocol.ids import validate_id
 
 SCHEMA_VERSION = 1
@@ -70,30 +70,34 @@ def encode(envelope: Envelope) -> bytes:
 
 
 def decode(payload: bytes) -> Envelope:
-    """Parse and validate a payload; raise ``MalformedMessage`` or ``UnsupportedVersion`` saying why."""
+    """Parse and validate a payload, or raise ``MalformedMessageError`` / ``UnsupportedVersionError``."""
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise MalformedMessage(f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES} byte limit")
+        raise MalformedMessageError(
+            f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES} byte limit"
+        )
     try:
         doc = json.loads(payload)
     except UnicodeDecodeError as exc:
-        raise MalformedMessage(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+        raise MalformedMessageError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
-        raise MalformedMessage(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise MalformedMessageError(
+            f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(doc, dict):
-        raise MalformedMessage(f"payload must be a JSON object, got {type(doc).__name__}")
+        raise MalformedMessageError(f"payload must be a JSON object, got {type(doc).__name__}")
     if "v" not in doc:
-        raise MalformedMessage("missing field 'v' (schema version)")
+        raise MalformedMessageError("missing field 'v' (schema version)")
     version = doc["v"]
     if type(version) is not int:
-        raise MalformedMessage(f"field 'v' must be an integer, got {version!r}")
+        raise MalformedMessageError(f"field 'v' must be an integer, got {version!r}")
     if version != SCHEMA_VERSION:
-        raise UnsupportedVersion(version, SCHEMA_VERSION)
+        raise UnsupportedVersionError(version, SCHEMA_VERSION)
     missing = [name for name in _FIELDS if name not in doc]
     if missing:
-        raise MalformedMessage(f"missing field(s): {', '.join(missing)}")
+        raise MalformedMessageError(f"missing field(s): {', '.join(missing)}")
     unknown = sorted(set(doc) - set(_FIELDS))
     if unknown:
-        raise MalformedMessage(f"unknown field(s): {', '.join(unknown)}")
+        raise MalformedMessageError(f"unknown field(s): {', '.join(unknown)}")
     envelope = Envelope(
         site=doc["site"],
         agent=doc["agent"],
@@ -113,20 +117,24 @@ def _check(envelope: Envelope) -> None:
         try:
             validate_id(name, getattr(envelope, name))
         except ProtocolError as exc:
-            raise MalformedMessage(f"field '{name}': {exc}") from None
+            raise MalformedMessageError(f"field '{name}': {exc}") from None
     if not isinstance(envelope.boot, str) or not BOOT_PATTERN.fullmatch(envelope.boot):
-        raise MalformedMessage(
+        raise MalformedMessageError(
             f"field 'boot' must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-', got {envelope.boot!r}"
         )
     if type(envelope.seq) is not int or envelope.seq < 0:
-        raise MalformedMessage(f"field 'seq' must be a non-negative integer, got {envelope.seq!r}")
+        raise MalformedMessageError(f"field 'seq' must be a non-negative integer, got {envelope.seq!r}")
     if not isinstance(envelope.ts, str):
-        raise MalformedMessage(f"field 'ts' must be an RFC 3339 string, got {envelope.ts!r}")
+        raise MalformedMessageError(f"field 'ts' must be an RFC 3339 string, got {envelope.ts!r}")
     try:
         parse_ts(envelope.ts)
     except ValueError:
-        raise MalformedMessage(f"field 'ts' is not an RFC 3339 timestamp with offset: {envelope.ts!r}") from None
+        raise MalformedMessageError(
+            f"field 'ts' is not an RFC 3339 timestamp with offset: {envelope.ts!r}"
+        ) from None
     if envelope.kind not in KINDS:
-        raise MalformedMessage(f"field 'kind' must be one of {', '.join(sorted(KINDS))}, got {envelope.kind!r}")
+        raise MalformedMessageError(
+            f"field 'kind' must be one of {', '.join(sorted(KINDS))}, got {envelope.kind!r}"
+        )
     if not isinstance(envelope.body, dict):
-        raise MalformedMessage(f"field 'body' must be a JSON object, got {type(envelope.body).__name__}")
+        raise MalformedMessageError(f"field 'body' must be a JSON object, got {type(envelope.body).__name__}")

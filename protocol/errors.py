@@ -5,11 +5,11 @@ class ProtocolError(ValueError):
     """A message, topic or id that does not follow the wire contract."""
 
 
-class MalformedMessage(ProtocolError):
+class MalformedMessageError(ProtocolError):
     """The payload is not a valid envelope: bad JSON, a missing or mistyped field."""
 
 
-class UnsupportedVersion(ProtocolError):
+class UnsupportedVersionError(ProtocolError):
     """The envelope carries a schema version this side does not speak."""
 
     def __init__(self, version: object, supported: int) -> None:

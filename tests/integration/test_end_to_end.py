@@ -115,5 +115,7 @@ def test_a_killed_agent_is_seen_offline_and_its_down_device_gets_no_ticket(room:
     # When the agent comes back and still sees the device down, the ticket opens.
     room.start_agent()
     eventually("the agent is back online", lambda: room.agent_online() is True, timeout=10)
-    ticket = eventually("a ticket once the agent is back", lambda: room.tickets("rally-bar"), DETECTION_BUDGET)[0]
+    ticket = eventually(
+        "a ticket once the agent is back", lambda: room.tickets("rally-bar"), DETECTION_BUDGET
+    )[0]
     assert ticket["serial"] == "2034FH1002R2"

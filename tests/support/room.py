@@ -47,7 +47,9 @@ class Room:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         with (self.workdir / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen([sys.executable, *argv], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            process = subprocess.Popen(
+                [sys.executable, *argv], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
         self.processes[name] = process
         return process
 
@@ -56,7 +58,11 @@ class Room:
 
     def start(self) -> None:
         collector = {
-            "mqtt": {"host": self.broker.host, "port": self.broker.port, "client_id": f"collector-{self.web_port}"},
+            "mqtt": {
+                "host": self.broker.host,
+                "port": self.broker.port,
+                "client_id": f"collector-{self.web_port}",
+            },
             "store": {"url": f"sqlite:///{self.workdir / 'collector.db'}"},
             "incidents": {"confirm_window": CONFIRM_WINDOW, "evaluate_every": EVALUATE_EVERY},
             "web": {"host": "127.0.0.1", "port": self.web_port},
@@ -112,7 +118,7 @@ class Room:
         self.sim("power", device, "on" if on else "off")
 
     def api(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as answer:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as answer:
             return json.load(answer)
 
     def device(self, device_id: str) -> dict[str, Any] | None:
