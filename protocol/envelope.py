@@ -69,6 +69,10 @@ def encode(envelope: Envelope) -> bytes:
     return data
 
 
+def _refuse_constant(name: str) -> None:
+    raise MalformedMessageError(f"payload is not JSON we accept: {name} is not a number in JSON")
+
+
 def decode(payload: bytes) -> Envelope:
     """Parse and validate a payload, or raise ``MalformedMessageError`` / ``UnsupportedVersionError``."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -76,13 +80,16 @@ def decode(payload: bytes) -> Envelope:
             f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES} byte limit"
         )
     try:
-        doc = json.loads(payload)
+        # Decode first: json.loads on bytes would also accept UTF-16 and UTF-32, which the contract does not.
+        doc = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise MalformedMessageError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise MalformedMessageError(
             f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise MalformedMessageError("payload is not JSON we accept: nested too deeply") from None
     if not isinstance(doc, dict):
         raise MalformedMessageError(f"payload must be a JSON object, got {type(doc).__name__}")
     if "v" not in doc:
