@@ -59,8 +59,13 @@ def listening(port: int) -> bool:
 
 
 class Demo:
-    def __init__(self, data: Path) -> None:
+    def __init__(
+        self, data: Path, broker: str = "auto", web_port: int = 8080, confirm_window: float = 10
+    ) -> None:
         self.data = data
+        self.broker = broker
+        self.web_port = web_port
+        self.confirm_window = confirm_window
         self.logs = data / "logs"
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
@@ -72,13 +77,15 @@ class Demo:
         return process, log
 
     def start_broker(self) -> tuple[str, int]:
-        port = free_port(18830)
+        port = free_port(18830 if self.web_port else 0)
         broker_dir = self.data / "broker"
         broker_dir.mkdir(exist_ok=True)
         mosquitto = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
-        if mosquitto:
+        if self.broker == "mosquitto" and not mosquitto:
+            raise RuntimeError("--broker mosquitto: no mosquitto binary found (Debian package 'mosquitto')")
+        if mosquitto and self.broker != "amqtt":
             conf = (
                 (ROOT / "config" / "mosquitto.conf")
                 .read_text()
@@ -106,11 +113,11 @@ class Demo:
         return kind, port
 
     def start_collector(self, broker_port: int) -> tuple[Path, int]:
-        web_port = free_port(8080)
+        web_port = free_port(self.web_port)
         config = {
             "mqtt": {"host": HOST, "port": broker_port, "client_id": "hezo-demo-collector"},
             "store": {"url": f"sqlite:///{self.data / 'collector.db'}"},
-            "incidents": {"confirm_window": 10},
+            "incidents": {"confirm_window": self.confirm_window},
             "web": {"host": HOST, "port": web_port},
         }
         path = self.data / "collector.yaml"
@@ -195,14 +202,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, default=ROOT / "demo-data", help="where the demo keeps its files"
     )
+    parser.add_argument(
+        "--broker",
+        choices=["auto", "mosquitto", "amqtt"],
+        default="auto",
+        help="auto: Mosquitto when installed, else the embedded amqtt broker",
+    )
+    parser.add_argument(
+        "--web-port",
+        type=int,
+        default=8080,
+        help="the collector's web page (another free port if taken; 0: any free port)",
+    )
+    parser.add_argument(
+        "--confirm-window",
+        type=float,
+        default=10.0,
+        help="seconds a device must stay down before its ticket opens",
+    )
     args = parser.parse_args(argv)
     data: Path = args.data.resolve()
+    marker = data / ".hezo-demo"
+    if data.exists() and any(data.iterdir()) and not marker.exists():
+        print(f"hezo demo: {data} exists and is not a demo folder; choose another --data", file=sys.stderr)
+        return 2
     if data.exists():
-        shutil.rmtree(data)
+        shutil.rmtree(data)  # the previous demo's files: a fresh start each time
     (data / "logs").mkdir(parents=True)
-    demo = Demo(data)
+    marker.touch()
+    demo = Demo(data, broker=args.broker, web_port=args.web_port, confirm_window=args.confirm_window)
     signal.signal(signal.SIGTERM, _interrupt)
-    print("hezo demo: starting (logs in demo-data/logs/)")
+    print(f"hezo demo: starting (logs in {data / 'logs'})")
     try:
         _, broker_port = demo.start_broker()
         collector_config, web_port = demo.start_collector(broker_port)
@@ -212,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"""
 Open http://{HOST}:{web_port}/ to see the room.
 
-Pull the plug on the Rally Bar (a Critical ticket opens after the 10 s confirm window):
+Pull the plug on the Rally Bar (a Critical ticket opens after the {demo.confirm_window:g} s confirm window):
     {sim} power rally-bar off --state-dir {state_dir}
 Put it back (the ticket records the recovery):
     {sim} power rally-bar on --state-dir {state_dir}

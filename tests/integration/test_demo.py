@@ -1,0 +1,108 @@
+"""`make demo` works as the README says: it starts, shows a ticket when the plug is pulled, and stops on Ctrl-C.
+
+Run with both brokers it can use: Mosquitto, and the embedded amqtt broker for machines without Mosquitto.
+"""
+
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+class Output:
+    """The demo's standard output, read line by line in the background."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert process.stdout is not None
+        stream = process.stdout
+        self.reader = threading.Thread(target=lambda: [self.lines.put(line) for line in stream], daemon=True)
+        self.reader.start()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line matching {pattern!r}; output so far:\n{''.join(self.seen)}"
+                ) from None
+            self.seen.append(line)
+            if match := re.search(pattern, line):
+                return match
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
+def test_the_demo_shows_a_ticket_when_the_plug_is_pulled_and_stops_cleanly(
+    broker: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "demo"
+    argv = [
+        sys.executable,
+        "-m",
+        "simulator.demo",
+        "--data",
+        str(data),
+        "--broker",
+        broker,
+        "--web-port",
+        "0",
+    ]
+    demo = subprocess.Popen([*argv, "--confirm-window", "2"], stdout=subprocess.PIPE, text=True)
+    output = Output(demo)
+    try:
+        broker_port = int(output.wait_for(r"broker .* on mqtt://127\.0\.0\.1:(\d+)", timeout=60).group(1))
+        web_port = int(output.wait_for(r"Open http://127\.0\.0\.1:(\d+)/", timeout=60).group(1))
+
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "simulator",
+                "power",
+                "rally-bar",
+                "off",
+                "--state-dir",
+                str(data / "site"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        line = output.wait_for(r"ticket HZ-\d+: CRITICAL open", timeout=60).string
+        assert "serial 2034FH1002R2" in line
+        assert "contract HZ-2026-0042" in line
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=10) as page:
+            html = page.read().decode()
+        assert "2034FH1002R2" in html
+        assert "HZ-2026-0042" in html
+
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+        assert not listening(web_port)
+        assert not listening(broker_port)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        output.reader.join(timeout=10)
+        assert demo.stdout is not None
+        demo.stdout.close()
