@@ -1,4 +1,4 @@
-"""`make demo` works as the README says: it starts, shows a ticket when the plug is pulled, and stops on Ctrl-C.
+"""`make demo` works as the README says: it starts, shows a ticket when a plug is pulled, stops on Ctrl-C.
 
 Run with both brokers it can use: Mosquitto, and the embedded amqtt broker for machines without Mosquitto.
 """

@@ -1,4 +1,4 @@
-"""The https driver against a real TLS server: the simulated Rally Bar admin page with a self-signed certificate."""
+"""The https driver against a real TLS server: the simulated Rally Bar admin page, self-signed."""
 
 import asyncio
 import ssl

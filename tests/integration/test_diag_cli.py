@@ -1,0 +1,70 @@
+"""`hezo-diag check` runs the agent's checks on site, without a broker, and says what it found."""
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulator.agentconfig import agent_config_for
+from simulator.site import SimulatedSite
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[SimulatedSite]:
+    running = SimulatedSite(tmp_path / "site")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def diag(site: SimulatedSite, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # No broker listens on port 9: the service test must not need one.
+    config = agent_config_for(site.status(), broker_host="127.0.0.1", broker_port=9, recheck_delay=0.1)
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [sys.executable, "-m", "diagnostics", "check", "--config", str(path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_every_device_up_exits_0_and_prints_each_check(site: SimulatedSite, tmp_path: Path) -> None:
+    run = diag(site, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "rally-bar (rally-bar, serial 2034FH1002R2): UP" in run.stdout
+    assert "ok https https://127.0.0.1:" in run.stdout
+    assert "meetup (meetup, serial 2041MU0017A8): UP" in run.stdout
+
+
+def test_a_lost_speakerphone_is_degraded_and_exits_1(site: SimulatedSite, tmp_path: Path) -> None:
+    site.fault("meetup", "audio-lost")
+    run = diag(site, tmp_path, "--device", "meetup", "--json")
+    assert run.returncode == 1
+    [report] = json.loads(run.stdout)
+    assert report["state"] == "degraded"
+    assert report["reason"].endswith("MeetUp incomplete: missing audio 046d:0867")
+
+
+def test_a_powered_off_rally_bar_is_down_with_the_reason(site: SimulatedSite, tmp_path: Path) -> None:
+    site.power("rally-bar", on=False)
+    run = diag(site, tmp_path, "--device", "rally-bar")
+    assert run.returncode == 1
+    assert "rally-bar (rally-bar, serial 2034FH1002R2): DOWN" in run.stdout
+    assert ": connection refused" in run.stdout
+
+
+def test_an_unknown_device_is_refused_with_the_configured_ones(site: SimulatedSite, tmp_path: Path) -> None:
+    run = diag(site, tmp_path, "--device", "tap")
+    assert run.returncode == 2
+    assert run.stderr.strip() == "hezo-diag: unknown device(s): tap; configured: meetup, rally-bar"
