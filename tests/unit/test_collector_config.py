@@ -70,3 +70,9 @@ def test_bad_prefix_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("mqtt:\n  prefix: 'hezo/#'\n")
     with pytest.raises(ConfigError, match=r"mqtt\.prefix: .*may not contain"):
         load_config(path)
+
+
+def test_the_shipped_collector_sample_is_valid() -> None:
+    sample = Path(__file__).resolve().parents[2] / "config" / "collector.example.yaml"
+    config = load_config(sample)
+    assert config.incidents.confirm_window == 60
