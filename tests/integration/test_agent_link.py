@@ -131,3 +131,23 @@ def test_a_device_missing_from_the_bus_is_published_down_with_evidence(
         state.body["checks"][0]["detail"]
         == "MeetUp not on the USB bus (missing video 046d:0866, audio 046d:0867)"
     )
+
+
+def test_the_agent_reconnects_after_a_broker_restart_and_announces_itself_again(
+    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+) -> None:
+    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
+    try:
+        first = decode(listener.wait_for(status("birth")).payload)
+        mosquitto.stop()
+        mosquitto.start()  # same port; the listener and the agent both reconnect with backoff
+
+        def later_birth(message: Received) -> bool:
+            return status("birth")(message) and decode(message.payload).seq > first.seq
+
+        second = decode(listener.wait_for(later_birth, timeout=60).payload)
+    finally:
+        agent.kill()
+        agent.wait()
+    assert second.boot == first.boot  # the same process, a new connection
+    assert second.body["will_seq"] > first.seq  # a fresh will was registered for the new connection
