@@ -10,6 +10,7 @@ import logging
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,13 +25,18 @@ from protocol import Envelope, Topics, encode, format_ts
 log = logging.getLogger(__name__)
 
 
+def new_boot_id() -> str:
+    """A boot id that sorts after this agent's earlier ones: start time in ms (12 hex digits), 4 random."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(2)}"
+
+
 class Sequencer:
     """Makes envelopes for one agent boot: a fresh ``boot`` id and a strictly increasing ``seq``."""
 
     def __init__(self, site: str, agent: str, boot: str | None = None) -> None:
         self.site = site
         self.agent = agent
-        self.boot = boot or secrets.token_hex(8)
+        self.boot = boot or new_boot_id()
         self._seq = 0
         self._lock = threading.Lock()
 
@@ -104,7 +110,8 @@ class Link:
             return
         self._connected = True
         log.info("connected to broker %s:%s", self.config.mqtt.host, self.config.mqtt.port)
-        self._loop.call_soon_threadsafe(self._after_connect)
+        # Read the will's seq here: a quick reconnect could register the next will before the loop runs.
+        self._loop.call_soon_threadsafe(self._after_connect, self._will_seq)
 
     def _handle_disconnect(
         self, _client: mqtt.Client, _userdata: object, _flags: Any, reason: Any, _props: Any
@@ -113,16 +120,16 @@ class Link:
             log.warning("lost the broker (%s); reconnecting with backoff", reason)
         self._connected = False
 
-    def _after_connect(self) -> None:
-        self.publish_birth()
+    def _after_connect(self, will_seq: int) -> None:
+        self.publish_birth(will_seq)
         self._on_connected()
 
-    def birth_body(self) -> dict[str, Any]:
+    def birth_body(self, will_seq: int) -> dict[str, Any]:
         return {
             "state": "online",
             "version": __version__,
             "hostname": socket.gethostname(),
-            "will_seq": self._will_seq,
+            "will_seq": will_seq,
             "dropped": self.dropped,
             "devices": [
                 {
@@ -137,8 +144,8 @@ class Link:
             ],
         }
 
-    def publish_birth(self) -> None:
-        self._publish(self.status_topic, self.sequencer.make("birth", self.birth_body()), retain=True)
+    def publish_birth(self, will_seq: int) -> None:
+        self._publish(self.status_topic, self.sequencer.make("birth", self.birth_body(will_seq)), retain=True)
 
     def publish_state(self, body: dict[str, Any]) -> None:
         topic = self.topics.state(self.config.site, self.config.agent, body["device"])
@@ -176,9 +183,15 @@ class Link:
     async def stop(self, timeout: float = 5.0) -> None:
         """Say goodbye (a retained ``shutdown`` death), disconnect cleanly and stop the network thread."""
         self._stopping = True
-        if self._connected:
-            death = self.sequencer.make("death", {"state": "offline", "reason": "shutdown"})
-            info = self._publish(self.status_topic, death, retain=True)
-            await asyncio.to_thread(info.wait_for_publish, timeout)
-        self.client.disconnect()
-        await asyncio.to_thread(self.client.loop_stop)
+        try:
+            if self._connected:
+                death = self.sequencer.make("death", {"state": "offline", "reason": "shutdown"})
+                info = self._publish(self.status_topic, death, retain=True)
+                if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                    await asyncio.to_thread(info.wait_for_publish, timeout)
+        except (RuntimeError, ValueError) as exc:
+            # The connection went away meanwhile: the broker publishes the will instead of the goodbye.
+            log.warning("could not say goodbye to the broker: %s", exc)
+        finally:
+            self.client.disconnect()
+            await asyncio.to_thread(self.client.loop_stop)

@@ -106,7 +106,14 @@ class Poller:
                 continue
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set."""
-        async with asyncio.TaskGroup() as group:
-            for device in self.devices:
-                group.create_task(self._device_loop(device, stop), name=f"poll-{device.id}")
+        """Poll until ``stop`` is set; checks in progress are abandoned then, so shutdown is prompt."""
+        tasks = [asyncio.create_task(self._device_loop(d, stop), name=f"poll-{d.id}") for d in self.devices]
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in [waiter, *tasks]:
+            task.cancel()
+        results = await asyncio.gather(waiter, *tasks, return_exceptions=True)
+        failures = [r for r in results[1:] if isinstance(r, Exception)]
+        if failures and not stop.is_set():
+            # A polling loop died of a bug: end the agent with an error so its supervisor restarts it.
+            raise failures[0]

@@ -8,7 +8,7 @@ Unknown body fields are allowed: a newer agent may add information an older coll
 from collections.abc import Callable
 from typing import Any
 
-from protocol.envelope import Envelope, parse_ts
+from protocol.envelope import MAX_INT, Envelope, parse_ts
 from protocol.errors import MalformedMessageError, ProtocolError
 from protocol.ids import validate_id
 from protocol.topics import Topic, TopicKind
@@ -16,6 +16,9 @@ from protocol.topics import Topic, TopicKind
 DEVICE_STATES = ("up", "degraded", "down", "unknown")
 DEATH_REASONS = ("connection-lost", "shutdown")
 EVENT_TYPES = ("state-changed",)
+
+# Longest strings accepted, so that a value always fits its column in the collector's store.
+SHORT, MEDIUM, NAME, LONG = 64, 128, 255, 4096
 
 #: Which envelope kinds may travel on which topic.
 KINDS_BY_TOPIC: dict[TopicKind, frozenset[str]] = {
@@ -38,12 +41,14 @@ def _field(doc: dict[str, Any], path: str, name: str) -> Any:
     return doc[name]
 
 
-def _str(doc: dict[str, Any], path: str, name: str, *, optional: bool = False) -> str | None:
+def _str(doc: dict[str, Any], path: str, name: str, limit: int, *, optional: bool = False) -> str | None:
     if optional and doc.get(name) is None:
         return None
     value = _field(doc, path, name)
     if not isinstance(value, str):
         raise _fail(f"{path}.{name}", "a string", value)
+    if len(value) > limit:
+        raise MalformedMessageError(f"{path}.{name}: longer than {limit} characters ({len(value)})")
     return value
 
 
@@ -72,8 +77,8 @@ def _id(doc: dict[str, Any], path: str, name: str, kind: str) -> None:
 
 def _int(doc: dict[str, Any], path: str, name: str) -> None:
     value = _field(doc, path, name)
-    if type(value) is not int or value < 0:
-        raise _fail(f"{path}.{name}", "a non-negative integer", value)
+    if type(value) is not int or not 0 <= value <= MAX_INT:
+        raise _fail(f"{path}.{name}", "an integer from 0 to 2^63-1", value)
 
 
 def _list(doc: dict[str, Any], path: str, name: str) -> list[Any]:
@@ -92,12 +97,12 @@ def _object(value: object, path: str) -> dict[str, Any]:
 def check_result(doc: object, path: str) -> None:
     """One check of one device: ``driver``, ``target``, ``ok``, ``detail``, ``ts``, ``duration_ms``."""
     item = _object(doc, path)
-    _str(item, path, "driver")
-    _str(item, path, "target")
+    _str(item, path, "driver", SHORT)
+    _str(item, path, "target", LONG)
     ok = _field(item, path, "ok")
     if not isinstance(ok, bool):
         raise _fail(f"{path}.ok", "a boolean", ok)
-    _str(item, path, "detail")
+    _str(item, path, "detail", LONG)
     _ts(item, path, "ts")
     duration = item.get("duration_ms")
     if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
@@ -112,15 +117,16 @@ def _checks(body: dict[str, Any]) -> None:
 def _birth(body: dict[str, Any]) -> None:
     if body.get("state") != "online":
         raise _fail("body.state", "'online'", body.get("state"))
-    _str(body, "body", "version")
+    _str(body, "body", "version", SHORT)
+    _str(body, "body", "hostname", NAME, optional=True)
     _int(body, "body", "will_seq")
     for index, item in enumerate(_list(body, "body", "devices")):
         path = f"body.devices[{index}]"
         device = _object(item, path)
         _id(device, path, "id", "device")
-        _str(device, path, "model")
-        for name in ("serial", "name", "room", "contract"):
-            _str(device, path, name, optional=True)
+        _str(device, path, "model", SHORT)
+        for name, limit in (("serial", MEDIUM), ("name", NAME), ("room", NAME), ("contract", MEDIUM)):
+            _str(device, path, name, limit, optional=True)
 
 
 def _death(body: dict[str, Any]) -> None:
@@ -133,7 +139,7 @@ def _state(body: dict[str, Any]) -> None:
     _id(body, "body", "device", "device")
     _choice(body, "body", "state", DEVICE_STATES)
     _ts(body, "body", "since")
-    _str(body, "body", "reason")
+    _str(body, "body", "reason", LONG)
     _checks(body)
 
 
@@ -142,7 +148,7 @@ def _event(body: dict[str, Any]) -> None:
     _id(body, "body", "device", "device")
     _choice(body, "body", "from", DEVICE_STATES)
     _choice(body, "body", "to", DEVICE_STATES)
-    _str(body, "body", "reason")
+    _str(body, "body", "reason", LONG)
     _checks(body)
 
 
@@ -151,7 +157,7 @@ def _telemetry(body: dict[str, Any]) -> None:
         path = f"body.samples[{index}]"
         sample = _object(item, path)
         _id(sample, path, "device", "device")
-        _str(sample, path, "metric")
+        _str(sample, path, "metric", MEDIUM)
         value = _field(sample, path, "value")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(f"{path}.value", "a number", value)
@@ -159,7 +165,7 @@ def _telemetry(body: dict[str, Any]) -> None:
 
 
 def _reply(body: dict[str, Any]) -> None:
-    _str(body, "body", "command")
+    _str(body, "body", "command", MEDIUM)
 
 
 _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {

@@ -7,6 +7,7 @@ strictly increases within one boot, so a receiver can store each message once an
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from protocol.ids import validate_id
 SCHEMA_VERSION = 1
 KINDS = frozenset({"birth", "death", "state", "event", "telemetry", "reply"})
 MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_INT = 2**63 - 1  # what a BIGINT column holds
 BOOT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FIELDS = ("v", "site", "agent", "boot", "seq", "ts", "kind", "body")
 
@@ -73,6 +76,28 @@ def _refuse_constant(name: str) -> None:
     raise MalformedMessageError(f"payload is not JSON we accept: {name} is not a number in JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise MalformedMessageError(f"payload is not JSON we accept: {text} is too large for a number")
+    return value
+
+
+def _check_depth(doc: object) -> None:
+    """Refuse documents nested deeper than ``MAX_DEPTH``: whoever reads them later recurses too."""
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise MalformedMessageError(
+                f"payload is not JSON we accept: nested deeper than {MAX_DEPTH} levels"
+            )
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+
+
 def decode(payload: bytes) -> Envelope:
     """Parse and validate a payload, or raise ``MalformedMessageError`` / ``UnsupportedVersionError``."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -81,7 +106,7 @@ def decode(payload: bytes) -> Envelope:
         )
     try:
         # Decode first: json.loads on bytes would also accept UTF-16 and UTF-32, which the contract does not.
-        doc = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+        doc = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except UnicodeDecodeError as exc:
         raise MalformedMessageError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
@@ -89,7 +114,14 @@ def decode(payload: bytes) -> Envelope:
             f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
-        raise MalformedMessageError("payload is not JSON we accept: nested too deeply") from None
+        raise MalformedMessageError(
+            f"payload is not JSON we accept: nested deeper than {MAX_DEPTH} levels"
+        ) from None
+    except MalformedMessageError:
+        raise
+    except ValueError:  # the one left: an integer of more digits than Python converts (4300)
+        raise MalformedMessageError("payload is not JSON we accept: a number has too many digits") from None
+    _check_depth(doc)
     if not isinstance(doc, dict):
         raise MalformedMessageError(f"payload must be a JSON object, got {type(doc).__name__}")
     if "v" not in doc:
@@ -129,8 +161,8 @@ def _check(envelope: Envelope) -> None:
         raise MalformedMessageError(
             f"field 'boot' must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-', got {envelope.boot!r}"
         )
-    if type(envelope.seq) is not int or envelope.seq < 0:
-        raise MalformedMessageError(f"field 'seq' must be a non-negative integer, got {envelope.seq!r}")
+    if type(envelope.seq) is not int or not 0 <= envelope.seq <= MAX_INT:
+        raise MalformedMessageError(f"field 'seq' must be an integer from 0 to 2^63-1, got {envelope.seq!r}")
     if not isinstance(envelope.ts, str):
         raise MalformedMessageError(f"field 'ts' must be an RFC 3339 string, got {envelope.ts!r}")
     try:

@@ -79,7 +79,7 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
                 }
             ).encode(),
             "malformed",
-            "field 'seq' must be a non-negative integer, got -1",
+            "field 'seq' must be an integer from 0 to 2^63-1, got -1",
         ),
         (
             json.dumps(

@@ -54,7 +54,10 @@ def test_encode_then_decode_gives_the_same_envelope() -> None:
         ),
         (b"\xff\xfe{\x00}\x00", "payload is not UTF-8: invalid start byte at byte 0"),
         (b'{"v": NaN}', "payload is not JSON we accept: NaN is not a number in JSON"),
-        (b"[" * 100_000, "payload is not JSON we accept: nested too deeply"),
+        (b"[" * 100_000, "payload is not JSON we accept: nested deeper than 32 levels"),
+        (b"[" * 33 + b"]" * 33, "payload is not JSON we accept: nested deeper than 32 levels"),
+        (b'{"v": 1e999}', "payload is not JSON we accept: 1e999 is too large for a number"),
+        (b'{"v": ' + b"9" * 5000 + b"}", "payload is not JSON we accept: a number has too many digits"),
         (b"[1, 2]", "payload must be a JSON object, got list"),
         (b'{"site": "acme"}', "missing field 'v' (schema version)"),
         (b'{"v": "1"}', "field 'v' must be an integer, got '1'"),
@@ -68,8 +71,9 @@ def test_malformed_payloads_say_what_is_wrong(payload: bytes, error: str) -> Non
 @pytest.mark.parametrize(
     ("changes", "error"),
     [
-        ({"seq": -1}, "field 'seq' must be a non-negative integer, got -1"),
-        ({"seq": True}, "field 'seq' must be a non-negative integer, got True"),
+        ({"seq": -1}, "field 'seq' must be an integer from 0 to 2^63-1, got -1"),
+        ({"seq": 2**63}, "field 'seq' must be an integer from 0 to 2^63-1, got 9223372036854775808"),
+        ({"seq": True}, "field 'seq' must be an integer from 0 to 2^63-1, got True"),
         ({"ts": "yesterday"}, "field 'ts' is not an RFC 3339 timestamp with offset: 'yesterday'"),
         (
             {"ts": "2026-11-24T21:43:55"},
@@ -184,3 +188,9 @@ def test_an_agent_may_speak_only_for_itself_and_its_own_devices() -> None:
         validate_against_topic(envelope, topics.parse(topics.state("acme", "room-1", "meetup")))
     with pytest.raises(MalformedMessageError, match="kind 'state' does not belong on a event topic"):
         validate_against_topic(envelope, topics.parse(topics.event("acme", "room-1")))
+
+
+def test_a_string_longer_than_its_column_is_refused_with_its_path() -> None:
+    with pytest.raises(MalformedMessageError) as caught:
+        validate_body(state_envelope(reason="x" * 5000))
+    assert str(caught.value) == "body.reason: longer than 4096 characters (5000)"
