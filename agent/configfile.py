@@ -4,6 +4,7 @@ Shared by the agent and the collector. pydantic is imported by the caller's mode
 costs nothing until a config is loaded.
 """
 
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+_SECRET = re.compile(r"password|secret|token|passphrase|private", re.IGNORECASE)
 
 
 class ConfigError(Exception):
@@ -60,6 +62,8 @@ def format_validation_error(source: str, error: ValidationError, tags: Collectio
             else:
                 message = f"expected one of {ctx.get('expected_tags', '?')}"
                 got, show_input = ctx.get("tag"), True
+        if any(isinstance(part, str) and _SECRET.search(part) for part in loc):
+            show_input = False  # never echo a password into a terminal or a journal
         shown = f" (got {got!r})" if show_input else ""
         lines.append(f"{source}: {_key_path(tuple(loc))}: {message}{shown}")
     return "\n".join(lines)

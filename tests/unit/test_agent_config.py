@@ -120,3 +120,10 @@ def test_the_command_line_exits_2_with_the_error_and_no_traceback(tmp_path: Path
 def test_every_shipped_agent_sample_is_valid(sample: Path) -> None:
     config = load_config(sample)
     assert config.devices
+
+
+def test_a_bad_password_value_is_not_echoed_in_the_error(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("devices:", "mqtt:\n  password: 123456789\ndevices:"))
+    message = error_of(path)
+    assert message == f"{path}: mqtt.password: Input should be a valid string"
+    assert "123456789" not in message
