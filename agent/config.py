@@ -5,6 +5,7 @@ Unknown keys are rejected and every error names the file, the key path and what 
 See ``docs/agent.md`` for every key.
 """
 
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_va
 from agent.catalog import MODELS
 from agent.configfile import load_yaml_model, parse_model
 from agent.drivers import DRIVERS
+from agent.drivers.usb import UsbOptions
 from protocol import DEFAULT_PREFIX, ProtocolError, validate_id
 from protocol.topics import validate_prefix
 
@@ -45,6 +47,15 @@ class TlsConfig(Strict):
     def _pair(self) -> "TlsConfig":
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together: give both or neither")
+        # Load them now: a bad file must stop the start-up with its name, not fail at the first connect.
+        context = ssl.create_default_context()
+        try:
+            if self.ca_file is not None:
+                context.load_verify_locations(cafile=str(self.ca_file))
+            if self.cert_file is not None and self.key_file is not None:
+                context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        except (ssl.SSLError, ValueError) as exc:
+            raise ValueError(f"cannot load the TLS files: {exc}") from None
         return self
 
 
@@ -95,6 +106,22 @@ class DeviceConfig(Strict):
         if value not in MODELS:
             raise ValueError(f"unknown model; expected one of {', '.join(sorted(MODELS))}")
         return value
+
+    @model_validator(mode="after")
+    def _usb_checks_can_fail(self) -> "DeviceConfig":
+        for index, check in enumerate(self.checks):
+            if not isinstance(check, UsbOptions):
+                continue
+            if check.functions is None:
+                required = [f for f in MODELS[self.model].usb if f.required]
+                if not required:
+                    raise ValueError(
+                        f"checks[{index}]: the USB ids of model {self.model!r} are not published; "
+                        "list them under 'functions'"
+                    )
+            elif not any(f.required for f in check.functions):
+                raise ValueError(f"checks[{index}].functions: at least one function must be required")
+        return self
 
 
 class AgentConfig(Strict):

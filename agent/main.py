@@ -69,9 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.check_config:
+            from agent.catalog import model
             from agent.config import load_config
+            from agent.drivers import build_probe
 
             config = load_config(args.config)
+            for device in config.devices:  # building the probes is part of the check: nothing is left to fail
+                for options in device.checks:
+                    build_probe(options, model(device.model))
             summary = f"site {config.site}, agent {config.agent}, {len(config.devices)} device(s)"
             print(f"{args.config}: OK: {summary}")
             return 0

@@ -8,6 +8,7 @@ Any HTTP status counts as alive (the admin page answers 200, 302 or 401 dependin
 
 import asyncio
 import ssl
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -38,6 +39,16 @@ class HttpsOptions(BaseModel):
             parts.port  # noqa: B018  (raises on a bad port)
         except ValueError as exc:
             raise ValueError(f"bad port: {exc}") from None
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _loadable_ca(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(f"{value} is not a PEM certificate file ({exc})") from None
         return value
 
 

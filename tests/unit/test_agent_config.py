@@ -127,3 +127,41 @@ def test_a_bad_password_value_is_not_echoed_in_the_error(tmp_path: Path) -> None
     message = error_of(path)
     assert message == f"{path}: mqtt.password: Input should be a valid string"
     assert "123456789" not in message
+
+
+def test_a_usb_check_for_a_model_without_published_ids_must_list_them(tmp_path: Path) -> None:
+    text = GOOD.replace("model: rally-bar", "model: rally-camera").replace(
+        "      - driver: https\n        url: https://192.0.2.10/\n", "      - driver: usb\n"
+    )
+    path = write(tmp_path, text)
+    assert error_of(path) == (
+        f"{path}: devices[0]: checks[0]: the USB ids of model 'rally-camera' are not published; "
+        "list them under 'functions'"
+    )
+
+
+def test_a_usb_check_with_only_optional_functions_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "      - driver: https\n        url: https://192.0.2.10/\n",
+        "      - driver: usb\n        functions: [{id: '046d:0999', required: false}]\n",
+    )
+    path = write(tmp_path, text)
+    assert (
+        error_of(path) == f"{path}: devices[0]: checks[0].functions: at least one function must be required"
+    )
+
+
+def test_a_ca_file_that_is_not_a_certificate_is_refused_at_start(tmp_path: Path) -> None:
+    junk = tmp_path / "device-ca.pem"
+    junk.write_text("not a certificate\n")
+    path = write(tmp_path, GOOD.replace("        url:", f"        ca_file: {junk}\n        url:"))
+    assert error_of(path).startswith(
+        f"{path}: devices[0].checks[0].ca_file: {junk} is not a PEM certificate file"
+    )
+
+
+def test_broker_tls_files_are_loaded_at_start(tmp_path: Path) -> None:
+    junk = tmp_path / "ca.pem"
+    junk.write_text("junk\n")
+    path = write(tmp_path, GOOD.replace("devices:", f"mqtt:\n  tls:\n    ca_file: {junk}\ndevices:"))
+    assert error_of(path).startswith(f"{path}: mqtt.tls: cannot load the TLS files:")
