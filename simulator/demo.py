@@ -9,7 +9,6 @@ import getpass
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,21 +19,10 @@ from typing import Any
 import yaml
 
 from simulator.agentconfig import agent_config_for, read_site
+from simulator.net import free_port, listening
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-
-
-def free_port(preferred: int = 0) -> int:
-    """``preferred`` if it is free on loopback, else any free port."""
-    for port in (preferred, 0) if preferred else (0,):
-        with socket.socket() as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise OSError("no free port on loopback")
 
 
 def wait_until(
@@ -48,14 +36,6 @@ def wait_until(
             return
         time.sleep(0.1)
     raise RuntimeError(f"{what} not ready after {timeout:g} s; see {log}")
-
-
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class Demo:
@@ -77,7 +57,7 @@ class Demo:
         return process, log
 
     def start_broker(self) -> tuple[str, int]:
-        port = free_port(18830 if self.web_port else 0)
+        port = free_port(HOST, 18830 if self.web_port else 0)
         broker_dir = self.data / "broker"
         broker_dir.mkdir(exist_ok=True)
         mosquitto = shutil.which("mosquitto") or (
@@ -108,12 +88,12 @@ class Demo:
                 [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(broker_dir / "amqtt.yaml")],
             )
             kind = "amqtt (embedded)"
-        wait_until("the broker", lambda: listening(port), process, log)
+        wait_until("the broker", lambda: listening(HOST, port), process, log)
         print(f"  broker     {kind} on mqtt://{HOST}:{port}")
         return kind, port
 
     def start_collector(self, broker_port: int) -> tuple[Path, int]:
-        web_port = free_port(self.web_port)
+        web_port = free_port(HOST, self.web_port)
         config = {
             "mqtt": {"host": HOST, "port": broker_port, "client_id": "hezo-demo-collector"},
             "store": {"url": f"sqlite:///{self.data / 'collector.db'}"},
@@ -125,7 +105,7 @@ class Demo:
         process, log = self.spawn(
             "collector", [sys.executable, "-m", "collector", "--config", str(path), "serve"]
         )
-        wait_until("the collector", lambda: listening(web_port), process, log)
+        wait_until("the collector", lambda: listening(HOST, web_port), process, log)
         print(f"  collector  web page at http://{HOST}:{web_port}/  (store {self.data / 'collector.db'})")
         return path, web_port
 

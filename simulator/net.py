@@ -30,3 +30,24 @@ def loopback_family(host: str) -> socket.AddressFamily:
 def url_host(host: str) -> str:
     """``host`` as it goes in a URL (IPv6 in brackets)."""
     return f"[{host}]" if ":" in host else host
+
+
+def free_port(host: str = "127.0.0.1", preferred: int = 0) -> int:
+    """``preferred`` if it is free on ``host``, else a port the kernel says is free now."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket(loopback_family(host)) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise SimulatorError(f"no free port on {host}")
+
+
+def listening(host: str, port: int) -> bool:
+    """True if something accepts TCP connections on ``host``:``port``."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -6,7 +6,6 @@ Run with both brokers it can use: Mosquitto, and the embedded amqtt broker for m
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from simulator.net import listening
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +41,6 @@ class Output:
             self.seen.append(line)
             if match := re.search(pattern, line):
                 return match
-
-
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
@@ -97,8 +90,8 @@ def test_the_demo_shows_a_ticket_when_the_plug_is_pulled_and_stops_cleanly(
 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 0
-        assert not listening(web_port)
-        assert not listening(broker_port)
+        assert not listening("127.0.0.1", web_port)
+        assert not listening("127.0.0.1", broker_port)
     finally:
         if demo.poll() is None:
             demo.kill()

@@ -1,31 +1,52 @@
 """Start a private Mosquitto on a free loopback port, with the project's broker settings."""
 
 import getpass
+import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator.net import free_port, listening
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+__all__ = ["ROOT", "Mosquitto", "free_port", "listening", "wait_port"]
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
+        if listening(host, port):
+            return
+        time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def listening_pid_owns(pid: int, port: int) -> bool:
+    """True if process ``pid`` has a TCP socket listening on ``port`` (read from /proc, Linux only)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{inode}]")
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @dataclass
@@ -38,6 +59,15 @@ class Mosquitto:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start on ``self.port``; on the first start, move to another free port if that one was taken."""
+        first = self.process is None and not (self.workdir / "mosquitto.conf").exists()
+        for _ in range(5 if first else 1):
+            if self._launch():
+                return
+            self.port = free_port(self.host)
+        raise RuntimeError(f"mosquitto could not listen; see {self.workdir / 'mosquitto.log'}")
+
+    def _launch(self) -> bool:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         base = (ROOT / "config" / "mosquitto.conf").read_text()
         conf = self.workdir / "mosquitto.conf"
@@ -48,8 +78,19 @@ class Mosquitto:
             + f"user {getpass.getuser()}\n"
         )
         with (self.workdir / "mosquitto.log").open("ab") as log:
-            self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
-        wait_port(self.host, self.port)
+            process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False  # the port was taken between free_port() and the bind
+            # Another test's broker may hold the port: only a socket of our own process counts.
+            if listening_pid_owns(process.pid, self.port):
+                self.process = process
+                return True
+            time.sleep(0.05)
+        process.kill()
+        process.wait()
+        return False
 
     def stop(self, kill: bool = False) -> None:
         if self.process is None:
