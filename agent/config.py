@@ -9,7 +9,16 @@ import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from agent.catalog import MODELS
 from agent.configfile import load_yaml_model, parse_model
@@ -27,11 +36,19 @@ else:
     ]
 
 
-def _id(kind: str, value: str) -> str:
-    try:
-        return validate_id(kind, value)
-    except ProtocolError as exc:
-        raise ValueError(str(exc)) from None
+def _id_of(kind: str) -> AfterValidator:
+    def check(value: str) -> str:
+        try:
+            return validate_id(kind, value)
+        except ProtocolError as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(check)
+
+
+SiteId = Annotated[str, _id_of("site")]
+AgentId = Annotated[str, _id_of("agent")]
+DeviceId = Annotated[str, _id_of("device")]
 
 
 class Strict(BaseModel):
@@ -87,18 +104,13 @@ class PollConfig(Strict):
 
 
 class DeviceConfig(Strict):
-    id: str
+    id: DeviceId
     model: str
     serial: str | None = None
     name: str | None = None
     room: str | None = None
     contract: str | None = Field(None, description="service contract number; default: the agent's")
     checks: list[CheckOptions] = Field(min_length=1)
-
-    @field_validator("id")
-    @classmethod
-    def _device_id(cls, value: str) -> str:
-        return _id("device", value)
 
     @field_validator("model")
     @classmethod
@@ -125,23 +137,13 @@ class DeviceConfig(Strict):
 
 
 class AgentConfig(Strict):
-    site: str
-    agent: str
+    site: SiteId
+    agent: AgentId
     room: str | None = Field(None, description="default room of the devices")
     contract: str | None = Field(None, description="default service contract number of the devices")
     mqtt: MqttConfig = MqttConfig()
     poll: PollConfig = PollConfig()
     devices: list[DeviceConfig] = Field(min_length=1)
-
-    @field_validator("site")
-    @classmethod
-    def _site_id(cls, value: str) -> str:
-        return _id("site", value)
-
-    @field_validator("agent")
-    @classmethod
-    def _agent_id(cls, value: str) -> str:
-        return _id("agent", value)
 
     @model_validator(mode="after")
     def _unique_devices(self) -> "AgentConfig":

@@ -11,7 +11,7 @@ import threading
 from typing import Any, Protocol
 
 from simulator.errors import SimulatorError, UnknownDeviceError
-from simulator.net import loopback_family, url_host
+from simulator.net import LoopbackHTTPServer, loopback_family, url_host
 
 log = logging.getLogger(__name__)
 
@@ -138,18 +138,12 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
         log.debug("control endpoint: %s", format % args)
 
 
-class _ControlHTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class _ControlHTTPServer(LoopbackHTTPServer):
+    label = "control endpoint"
 
     def __init__(self, address: tuple[str, int], site: Site) -> None:
-        self.address_family = loopback_family(address[0])
         self.site = site
         super().__init__(address, _ControlHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver calls this inside its except block, so the exception is at hand.
-        log.debug("control endpoint: connection from %s failed", client_address, exc_info=True)  # noqa: LOG014
 
 
 class ControlServer:

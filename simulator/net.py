@@ -1,9 +1,14 @@
 """Loopback-only listening, shared by the HTTPS admin page and the control endpoint."""
 
+import http.server
 import ipaddress
+import logging
 import socket
+from typing import Any
 
 from simulator.errors import SimulatorError
+
+log = logging.getLogger(__name__)
 
 
 def loopback_family(host: str) -> socket.AddressFamily:
@@ -51,3 +56,19 @@ def listening(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+class LoopbackHTTPServer(http.server.ThreadingHTTPServer):
+    """A threaded HTTP server that binds only a loopback address and logs failed connections quietly."""
+
+    daemon_threads = True
+    block_on_close = False
+    label = "simulator"
+
+    def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.address_family = loopback_family(address[0])
+        super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver calls this inside its except block, so the exception is at hand.
+        log.debug("%s: connection from %s failed", self.label, client_address, exc_info=True)  # noqa: LOG014

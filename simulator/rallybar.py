@@ -15,7 +15,7 @@ from typing import Any
 
 from simulator.certs import write_self_signed
 from simulator.errors import SimulatorError
-from simulator.net import loopback_family, url_host
+from simulator.net import LoopbackHTTPServer, loopback_family, url_host
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +75,13 @@ class _AdminPageHandler(http.server.BaseHTTPRequestHandler):
         log.debug("rally bar admin page: %s", format % args)
 
 
-class _AdminPageServer(http.server.ThreadingHTTPServer):
+class _AdminPageServer(LoopbackHTTPServer):
     """Hands TLS to the connection threads so a slow handshake never blocks accept()."""
 
-    daemon_threads = True
-    block_on_close = False
     allow_reuse_address = True
+    label = "admin page"
 
-    def __init__(
-        self, address: tuple[str, int], family: socket.AddressFamily, device: "RallyBarAdmin"
-    ) -> None:
-        self.address_family = family
+    def __init__(self, address: tuple[str, int], device: "RallyBarAdmin") -> None:
         self.device = device
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
@@ -112,10 +108,6 @@ class _AdminPageServer(http.server.ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 tls.close()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver calls this inside its except block, so the exception is at hand.
-        log.debug("admin page: connection from %s failed", client_address, exc_info=True)  # noqa: LOG014
-
     def drop_connections(self) -> None:
         with self._open_lock:
             open_now = list(self._open)
@@ -140,7 +132,7 @@ class RallyBarAdmin:
     """
 
     def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._family = loopback_family(host)
+        loopback_family(host)  # refuse a non-loopback host before anything else
         self.host = host
         self.port = port
         self.cert_file = state_dir / "rally-bar-cert.pem"
@@ -186,7 +178,7 @@ class RallyBarAdmin:
                 return
             self._ensure_certificate()
             try:
-                server = _AdminPageServer((self.host, self.port), self._family, self)
+                server = _AdminPageServer((self.host, self.port), self)
             except OSError as exc:
                 raise SimulatorError(
                     f"cannot listen on {self.host} port {self.port}: {exc.strerror}"

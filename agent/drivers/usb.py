@@ -10,7 +10,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -84,18 +84,15 @@ class UsbProbe:
         self.model_name = model_name
         self.target = f"{options.sysfs_root}" + (f" serial={options.serial}" if options.serial else "")
 
+    def _result(self, ok: bool, detail: str, watch: Stopwatch, **extra: Any) -> CheckResult:
+        return CheckResult(self.driver, self.target, ok, detail, duration_ms=watch.ms(), **extra)
+
     async def poll(self) -> CheckResult:
         watch = Stopwatch()
         try:
             devices = await asyncio.to_thread(scan, self.options.sysfs_root)
         except OSError as exc:
-            return CheckResult(
-                self.driver,
-                self.target,
-                False,
-                f"cannot read {self.options.sysfs_root}: {exc}",
-                duration_ms=watch.ms(),
-            )
+            return self._result(False, f"cannot read {self.options.sysfs_root}: {exc}", watch)
         if self.options.serial is not None:
             devices = [d for d in devices if d.serial == self.options.serial]
         present = {f"{d.vendor}:{d.product}" for d in devices}
@@ -105,28 +102,14 @@ class UsbProbe:
         metrics = {"usb.functions_present": float(len(seen))}
         if not missing:
             roles = ", ".join(f"{f.role} {f.usb_id}" for f in seen)
-            return CheckResult(
-                self.driver, self.target, True, f"present: {roles}", duration_ms=watch.ms(), metrics=metrics
-            )
+            return self._result(True, f"present: {roles}", watch, metrics=metrics)
         gone = ", ".join(f"{f.role} {f.usb_id}" for f in missing)
         if len(missing) == len(required):
-            return CheckResult(
-                self.driver,
-                self.target,
-                False,
-                f"{self.model_name} not on the USB bus (missing {gone})",
-                duration_ms=watch.ms(),
-                metrics=metrics,
+            return self._result(
+                False, f"{self.model_name} not on the USB bus (missing {gone})", watch, metrics=metrics
             )
-        return CheckResult(
-            self.driver,
-            self.target,
-            True,
-            f"{self.model_name} incomplete: missing {gone}",
-            duration_ms=watch.ms(),
-            degraded=True,
-            metrics=metrics,
-        )
+        detail = f"{self.model_name} incomplete: missing {gone}"
+        return self._result(True, detail, watch, degraded=True, metrics=metrics)
 
 
 def build(options: UsbOptions, catalog_functions: tuple[UsbFunction, ...], model_name: str) -> UsbProbe:
