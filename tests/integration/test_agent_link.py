@@ -56,22 +56,24 @@ def status(kind: str, reason: str | None = None):  # type: ignore[no-untyped-def
     return match
 
 
-def start_agent(config: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
+@pytest.fixture
+def agent(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The agent as a process of its own, watching one MeetUp that is not plugged in; killed afterwards."""
+    config = agent_config(tmp_path, mosquitto)
     with (tmp_path / "agent.log").open("wb") as log:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "agent", "--config", str(config)], stdout=log, stderr=log
         )
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 def test_birth_carries_inventory_and_contract(
-    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+    mosquitto: Mosquitto, listener: Listener, agent: subprocess.Popen[bytes]
 ) -> None:
-    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
-    try:
-        birth = decode(listener.wait_for(status("birth")).payload)
-    finally:
-        agent.kill()
-        agent.wait()
+    birth = decode(listener.wait_for(status("birth")).payload)
     assert birth.body["devices"] == [
         {
             "id": "meetup",
@@ -86,9 +88,8 @@ def test_birth_carries_inventory_and_contract(
 
 
 def test_sigkill_makes_the_broker_publish_the_will(
-    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+    mosquitto: Mosquitto, listener: Listener, agent: subprocess.Popen[bytes]
 ) -> None:
-    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
     birth = decode(listener.wait_for(status("birth")).payload)
     agent.send_signal(signal.SIGKILL)
     agent.wait()
@@ -98,9 +99,8 @@ def test_sigkill_makes_the_broker_publish_the_will(
 
 
 def test_sigterm_says_goodbye_and_exits_cleanly(
-    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+    mosquitto: Mosquitto, listener: Listener, agent: subprocess.Popen[bytes]
 ) -> None:
-    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
     listener.wait_for(status("birth"))
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(timeout=15) == 0
@@ -111,14 +111,9 @@ def test_sigterm_says_goodbye_and_exits_cleanly(
 
 
 def test_a_device_missing_from_the_bus_is_published_down_with_evidence(
-    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+    mosquitto: Mosquitto, listener: Listener, agent: subprocess.Popen[bytes]
 ) -> None:
-    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
-    try:
-        listener.wait_for(lambda m: m.topic.endswith("/device/meetup/state"))
-    finally:
-        agent.kill()
-        agent.wait()
+    listener.wait_for(lambda m: m.topic.endswith("/device/meetup/state"))
     # A subscriber that comes later (a restarted collector) still gets the state: it is retained.
     late = Listener(mosquitto.host, mosquitto.port, "hezo/v1/test-site/room-1/device/+/state")
     try:
@@ -134,20 +129,15 @@ def test_a_device_missing_from_the_bus_is_published_down_with_evidence(
 
 
 def test_the_agent_reconnects_after_a_broker_restart_and_announces_itself_again(
-    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+    mosquitto: Mosquitto, listener: Listener, agent: subprocess.Popen[bytes]
 ) -> None:
-    agent = start_agent(agent_config(tmp_path, mosquitto), tmp_path)
-    try:
-        first = decode(listener.wait_for(status("birth")).payload)
-        mosquitto.stop()
-        mosquitto.start()  # same port; the listener and the agent both reconnect with backoff
+    first = decode(listener.wait_for(status("birth")).payload)
+    mosquitto.stop()
+    mosquitto.start()  # same port; the listener and the agent both reconnect with backoff
 
-        def later_birth(message: Received) -> bool:
-            return status("birth")(message) and decode(message.payload).seq > first.seq
+    def later_birth(message: Received) -> bool:
+        return status("birth")(message) and decode(message.payload).seq > first.seq
 
-        second = decode(listener.wait_for(later_birth, timeout=60).payload)
-    finally:
-        agent.kill()
-        agent.wait()
+    second = decode(listener.wait_for(later_birth, timeout=60).payload)
     assert second.boot == first.boot  # the same process, a new connection
     assert second.body["will_seq"] > first.seq  # a fresh will was registered for the new connection
