@@ -5,9 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test lint venv clean
 
 $(STAMP): pyproject.toml
+	sh scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -19,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/python -m simulator.demo
 
 test: $(STAMP)
+	sh scripts/system-deps.sh --broker
 	$(BIN)/python -m pytest -n auto
 
 lint: $(STAMP)
