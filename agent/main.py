@@ -32,6 +32,7 @@ async def run(config_path: str) -> None:
     from agent.drivers import build_probe
     from agent.link import Link
     from agent.poller import Device, Poller
+    from agent.sdnotify import feed_watchdog, notify
 
     config = load_config(config_path)
     devices = [
@@ -50,16 +51,16 @@ async def run(config_path: str) -> None:
 
     link = Link(config, loop, on_connected=republish)
     link.start()
-    log.info(
-        "agent %s/%s started: %d device(s), boot %s",
-        config.site,
-        config.agent,
-        len(devices),
-        link.sequencer.boot,
-    )
+    summary = f"{len(devices)} device(s), boot {link.sequencer.boot}"
+    log.info("agent %s/%s started: %s", config.site, config.agent, summary)
+    notify(f"READY=1\nSTATUS=polling {summary}")
+    watchdog = asyncio.create_task(feed_watchdog(stop))
     try:
         await Poller(devices, config.poll, link).run(stop)
     finally:
+        notify("STOPPING=1")
+        stop.set()
+        await watchdog
         await link.stop()
         log.info("agent stopped")
 
