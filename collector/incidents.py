@@ -1,26 +1,43 @@
-"""The incident engine: decides when a down device is really down and opens its Critical ticket.
+"""The incident engine: every ticket decision, taken at each evaluation (docs/collector.md, the ticket rule).
 
-The rule (see docs/collector.md): a device ``down`` for at least ``confirm_window`` seconds, reported by an
-agent that is online, with no open ticket for the same cause, gets a Critical ticket whose first response is
-due ``critical_response_hours`` later (24x7, so plain addition). A device behind an offline agent gets no
-ticket: the agent is gone, so nothing is known about the device.
+Ingest only records what agents say; this engine, run by the same single writer thread, then:
+
+1. marks ``recovered`` the ``open`` ticket of a device that is ``up`` again;
+2. closes a ``recovered`` ticket whose device has had no fault for ``reopen_window`` seconds, so the next
+   fault gets a new ticket with fresh deadlines;
+3. for a device ``down`` for at least ``confirm_window`` seconds, behind an online agent, in that agent's
+   inventory (not retired): reopens its ``recovered`` ticket (entry ``down-again``) or, with no ticket still
+   open, opens a Critical one whose first response is due ``critical_response_hours`` later (24x7, so plain
+   addition). A device behind an offline agent gets no ticket: nothing is known about it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, select
+from sqlalchemy import Connection, Engine, Row, and_, select
 from sqlalchemy.exc import IntegrityError
 
 from collector import tickets
 from collector.metrics import Metrics
 from collector.store import CAUSE_DEVICE_DOWN, agents, devices, utcnow
+from collector.store import tickets as ticket_table
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation did, by ticket number."""
+
+    opened: list[str] = field(default_factory=list)
+    reopened: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
 
 
 class IncidentEngine:
@@ -32,74 +49,156 @@ class IncidentEngine:
         *,
         confirm_window: float,
         critical_response_hours: float,
+        reopen_window: float = 86400.0,
         metrics: Metrics | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._confirm = timedelta(seconds=confirm_window)
         self._response = timedelta(hours=critical_response_hours)
+        self._reopen = timedelta(seconds=reopen_window)
         self._metrics = metrics
         self._now = now
+        self.last = Evaluation()
 
     def evaluate(self) -> list[str]:
-        """Open the tickets that are due now; return their numbers."""
+        """Take every ticket decision due now; return the numbers of the tickets opened (``last`` has all)."""
         now = self._now()
+        done = Evaluation()
+        with self._engine.begin() as conn:
+            self._recover(conn, now, done)
+            self._close(conn, now, done)
+            candidates = conn.execute(self._candidates(now)).all()
+        for device in candidates:
+            self._confirmed_down(device, now, done)
+        self.last = done
+        return done.opened
+
+    # -- the three decisions ----------------------------------------------------------------------
+
+    def _recover(self, conn: Connection, now: datetime, done: Evaluation) -> None:
         query = (
+            select(
+                ticket_table.c.id, ticket_table.c.number, devices.c.site, devices.c.agent, devices.c.device
+            )
+            .join(
+                devices,
+                and_(
+                    devices.c.site == ticket_table.c.site,
+                    devices.c.agent == ticket_table.c.agent,
+                    devices.c.device == ticket_table.c.device,
+                ),
+            )
+            .where(
+                ticket_table.c.status == "open",
+                ticket_table.c.cause == CAUSE_DEVICE_DOWN,
+                devices.c.state == "up",
+            )
+        )
+        for row in conn.execute(query).all():
+            tickets.set_status(conn, row.id, "recovered", recovered_at=now)
+            tickets.add_entry(conn, row.id, now, "recovered", f"Device {row.device} is up again.")
+            done.recovered.append(row.number)
+            log.info(
+                "ticket %s recovered: device %s/%s/%s is up", row.number, row.site, row.agent, row.device
+            )
+
+    def _close(self, conn: Connection, now: datetime, done: Evaluation) -> None:
+        table = ticket_table
+        query = select(table.c.id, table.c.number).where(
+            table.c.status == "recovered",
+            table.c.recovered_at.is_not(None),
+            table.c.recovered_at <= now - self._reopen,
+        )
+        hours = self._reopen.total_seconds() / 3600
+        for row in conn.execute(query).all():
+            tickets.close(conn, row.id)
+            tickets.add_entry(conn, row.id, now, "closed", f"No fault for {hours:g} h after recovery.")
+            done.closed.append(row.number)
+            log.info("ticket %s closed: no fault for %g h after recovery", row.number, hours)
+
+    def _candidates(self, now: datetime) -> Any:
+        return (
             select(devices)
             .join(agents, and_(agents.c.site == devices.c.site, agents.c.agent == devices.c.agent))
             .where(
                 devices.c.state == "down",
                 devices.c.down_since.is_not(None),
                 devices.c.down_since <= now - self._confirm,
+                devices.c.retired_at.is_(None),
                 agents.c.online.is_(True),
             )
             .order_by(devices.c.down_since)
         )
-        with self._engine.connect() as conn:
-            candidates = conn.execute(query).all()
-        opened = []
-        for device in candidates:
-            number = self._open(device, now)
-            if number is not None:
-                opened.append(number)
-        return opened
 
-    def _open(self, device: Row[Any], now: datetime) -> str | None:
+    def _confirmed_down(self, device: Row[Any], now: datetime, done: Evaluation) -> None:
         site: str = device.site
+        agent: str = device.agent
         name: str = device.device
         down_since: datetime = device.down_since
         try:
             with self._engine.begin() as conn:
-                if tickets.find_open(conn, site, name, CAUSE_DEVICE_DOWN) is not None:
-                    return None
+                # Read again inside the writing transaction: the device must still be down since the same
+                # moment, not retired, behind an online agent.
+                still = conn.execute(
+                    self._candidates(now).where(
+                        devices.c.site == site,
+                        devices.c.agent == agent,
+                        devices.c.device == name,
+                        devices.c.down_since == down_since,
+                    )
+                ).first()
+                if still is None:
+                    return
+                ticket = tickets.find_open(conn, site, agent, name, CAUSE_DEVICE_DOWN)
+                if ticket is not None:
+                    if ticket.status == "recovered":
+                        tickets.set_status(conn, ticket.id, "open", recovered_at=None)
+                        tickets.add_entry(
+                            conn,
+                            ticket.id,
+                            now,
+                            "down-again",
+                            f"Device {name} is down again: {still.state_reason}",
+                        )
+                        done.reopened.append(ticket.number)
+                        log.info(
+                            "ticket %s reopened: device %s/%s/%s is down again",
+                            ticket.number,
+                            site,
+                            agent,
+                            name,
+                        )
+                    return
                 number = tickets.open_ticket(
                     conn,
                     site=site,
-                    agent=device.agent,
+                    agent=agent,
                     device=name,
-                    model=device.model,
-                    serial=device.serial,
-                    contract=device.contract,
-                    room=device.room,
+                    model=still.model,
+                    serial=still.serial,
+                    contract=still.contract,
+                    room=still.room,
                     priority=tickets.PRIORITY_CRITICAL,
                     cause=CAUSE_DEVICE_DOWN,
                     opened_at=now,
                     response_due=now + self._response,
-                    evidence=device.checks,
-                    text=_opened_text(device, down_since),
+                    evidence=still.checks,
+                    text=_opened_text(still, down_since),
                 )
         except IntegrityError:
-            return None  # another collector opened it first; the unique index kept it to one
+            return  # another writer opened it first; the unique index kept it to one
+        done.opened.append(number)
         if self._metrics is not None:
             self._metrics.tickets_opened.labels(priority=tickets.PRIORITY_CRITICAL).inc()
         log.info(
-            "ticket %s opened: critical, device %s/%s down since %s",
+            "ticket %s opened: critical, device %s/%s/%s down since %s",
             number,
             site,
+            agent,
             name,
             down_since.isoformat(),
         )
-        return number
 
 
 def _opened_text(device: Row[Any], down_since: datetime) -> str:

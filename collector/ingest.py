@@ -8,15 +8,14 @@ messages a broker delivers again at every subscribe, and QoS 1 duplicates, chang
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from collector import tickets
 from collector.metrics import Metrics
-from collector.store import CAUSE_DEVICE_DOWN, agents, devices, events, rejected
+from collector.store import agents, devices, events, rejected
 from protocol import Envelope, ProtocolError, Topics, UnsupportedVersionError, decode, parse_ts
 from protocol.bodies import validate_against_topic, validate_body
 
@@ -25,6 +24,21 @@ log = logging.getLogger(__name__)
 REASON_MALFORMED = "malformed"
 REASON_VERSION = "unsupported-version"
 REASON_TOPIC = "topic"
+REASON_STORE = "store-error"
+
+#: A device's reason while its restarted agent has not checked it yet.
+RESTART_REASON = "waiting for the first check of the agent's new start"
+
+
+def order_key(envelope: Envelope) -> tuple[str, int]:
+    """Where a message stands among its agent's messages: ``(boot, seq)``."""
+    return (envelope.boot, envelope.seq)
+
+
+def _status_key(row: Row[Any, Any, Any] | Row[Any, Any, Any, Any] | None) -> tuple[str, int] | None:
+    if row is None or row.boot is None or row.status_seq is None:
+        return None
+    return (row.boot, row.status_seq)
 
 
 class Ingest:
@@ -59,6 +73,10 @@ class Ingest:
         self._apply(envelope, received_at)
         self._metrics.ingested.labels(kind=envelope.kind).inc()
 
+    def keep_unstorable(self, topic: str, payload: bytes, error: str, received_at: datetime) -> None:
+        """Keep a message that could not be stored after retrying as rejected, reason ``store-error``."""
+        self._reject(topic, payload, REASON_STORE, error, received_at)
+
     def _reject(self, topic: str, payload: bytes, reason: str, error: str, received_at: datetime) -> None:
         log.debug("rejected message on %s (%s): %s", topic, reason, error)
         with self._engine.begin() as conn:
@@ -88,14 +106,26 @@ class Ingest:
                 )
 
     # -- agents -----------------------------------------------------------------------------------
+    #
+    # The order of two messages of one agent is (boot, seq): boot ids sort as strings in start order and
+    # seq strictly increases within a boot (docs/protocol.md). The agent's clock orders nothing. Keys are
+    # compared here in Python, not in SQL, so a database collation cannot change the order.
 
     def _birth(self, conn: Connection, envelope: Envelope, received_at: datetime) -> None:
         body = envelope.body
-        key = (agents.c.site == envelope.site, agents.c.agent == envelope.agent)
-        row = conn.execute(select(agents.c.online).where(*key)).first()
+        site, agent = envelope.site, envelope.agent
+        key = (agents.c.site == site, agents.c.agent == agent)
+        row = conn.execute(select(agents.c.online, agents.c.boot, agents.c.status_seq).where(*key)).first()
+        stored = _status_key(row)
+        if stored is not None and order_key(envelope) <= stored:
+            log.debug(
+                "ignored birth %s of %s/%s: not newer than %s", order_key(envelope), site, agent, stored
+            )
+            return
         values: dict[str, Any] = {
             "online": True,
             "boot": envelope.boot,
+            "status_seq": envelope.seq,
             "version": body["version"],
             "hostname": body.get("hostname") if isinstance(body.get("hostname"), str) else None,
             "will_seq": body["will_seq"],
@@ -103,110 +133,182 @@ class Ingest:
         }
         if row is None:
             conn.execute(
-                insert(agents).values(
-                    site=envelope.site, agent=envelope.agent, status_changed_at=received_at, **values
-                )
+                insert(agents).values(site=site, agent=agent, status_changed_at=received_at, **values)
             )
         else:
             if not row.online:
                 values["status_changed_at"] = received_at
             conn.execute(update(agents).where(*key).values(**values))
         if row is None or not row.online:
-            log.info("agent %s/%s online (version %s)", envelope.site, envelope.agent, body["version"])
+            log.info("agent %s/%s online (version %s)", site, agent, body["version"])
+        if stored is None or envelope.boot > stored[0]:
+            self._forget_previous_boot(conn, envelope, received_at)
+        listed = set()
         for item in body["devices"]:
+            listed.add(item["id"])
             inventory = {name: item.get(name) for name in ("model", "serial", "name", "room", "contract")}
-            self._upsert_device(
-                conn,
-                envelope.site,
-                item["id"],
-                agent=envelope.agent,
-                received_at=received_at,
-                inventory=inventory,
+            self._upsert_inventory(
+                conn, site, agent, item["id"], inventory=inventory, received_at=received_at
             )
+        self._retire_unlisted(conn, site, agent, listed, received_at)
+
+    def _forget_previous_boot(self, conn: Connection, envelope: Envelope, received_at: datetime) -> None:
+        """A restarted agent: what its previous start said about its devices is stale.
+
+        Without this a device left ``down`` by an agent that was killed, then repaired while the agent was
+        away, would be ticketed at once when the agent comes back. Devices that already have a state from
+        the new start (retained messages arrive in any order across topics) keep it.
+        """
+        site, agent, boot = envelope.site, envelope.agent, envelope.boot
+        where = (devices.c.site == site, devices.c.agent == agent)
+        rows = conn.execute(
+            select(devices.c.device, devices.c.state, devices.c.state_boot).where(*where)
+        ).all()
+        for row in rows:
+            if row.state_boot is not None and row.state_boot >= boot:
+                continue
+            conn.execute(
+                update(devices)
+                .where(*where, devices.c.device == row.device)
+                .values(
+                    state="unknown",
+                    state_reason=RESTART_REASON,
+                    state_since=received_at,
+                    checks=None,
+                    down_since=None,
+                    updated_at=received_at,
+                )
+            )
+            if row.state != "unknown":
+                log.info("device %s/%s/%s %s -> unknown: agent restarted", site, agent, row.device, row.state)
+
+    def _retire_unlisted(
+        self, conn: Connection, site: str, agent: str, listed: set[str], received_at: datetime
+    ) -> None:
+        where = (devices.c.site == site, devices.c.agent == agent, devices.c.retired_at.is_(None))
+        for name in conn.execute(select(devices.c.device).where(*where)).scalars().all():
+            if name not in listed:
+                conn.execute(
+                    update(devices).where(*where, devices.c.device == name).values(retired_at=received_at)
+                )
+                log.info("device %s/%s/%s retired: no longer in the agent's inventory", site, agent, name)
 
     def _death(self, conn: Connection, envelope: Envelope, received_at: datetime) -> None:
         # A will's ts is when it was registered, not when the agent died: the receive time is the moment.
-        key = (agents.c.site == envelope.site, agents.c.agent == envelope.agent)
-        row = conn.execute(select(agents.c.online).where(*key)).first()
-        values = {"online": False, "last_seen": received_at, "status_changed_at": received_at}
+        site, agent = envelope.site, envelope.agent
+        key = (agents.c.site == site, agents.c.agent == agent)
+        row = conn.execute(
+            select(agents.c.online, agents.c.boot, agents.c.status_seq, agents.c.will_seq).where(*key)
+        ).first()
+        values: dict[str, Any] = {"online": False, "last_seen": received_at, "status_changed_at": received_at}
         if row is None:
-            conn.execute(insert(agents).values(site=envelope.site, agent=envelope.agent, **values))
+            values.update(boot=envelope.boot, status_seq=envelope.seq)
+            conn.execute(insert(agents).values(site=site, agent=agent, **values))
             return
+        stored = _status_key(row)
+        newer = stored is None or order_key(envelope) > stored
+        # The will of the current connection was given its seq before the birth, so it is lower than the
+        # birth's; the birth's will_seq names it. A will of an earlier connection or boot is stale.
+        current_will = row.boot == envelope.boot and row.will_seq == envelope.seq
+        if not (newer or current_will):
+            log.debug("ignored stale death %s of %s/%s", order_key(envelope), site, agent)
+            return
+        if newer:
+            values.update(boot=envelope.boot, status_seq=envelope.seq)
         if row.online:
             conn.execute(update(agents).where(*key).values(**values))
-            log.info("agent %s/%s offline (%s)", envelope.site, envelope.agent, envelope.body.get("reason"))
+            log.info("agent %s/%s offline (%s)", site, agent, envelope.body.get("reason"))
+        elif newer:
+            conn.execute(update(agents).where(*key).values(boot=envelope.boot, status_seq=envelope.seq))
 
     # -- devices ----------------------------------------------------------------------------------
 
-    def _upsert_device(
+    def _upsert_inventory(
         self,
         conn: Connection,
         site: str,
+        agent: str,
         device: str,
         *,
-        agent: str,
+        inventory: dict[str, Any],
         received_at: datetime,
-        inventory: dict[str, Any] | None = None,
     ) -> None:
-        key = (devices.c.site == site, devices.c.device == device)
-        values = {"agent": agent, **(inventory or {})}
-        if conn.execute(select(devices.c.device).where(*key)).first() is None:
+        key = (devices.c.site == site, devices.c.agent == agent, devices.c.device == device)
+        row = conn.execute(select(devices.c.retired_at).where(*key)).first()
+        if row is None:
             conn.execute(
                 insert(devices).values(
-                    site=site, device=device, state="unknown", updated_at=received_at, **values
+                    site=site,
+                    agent=agent,
+                    device=device,
+                    state="unknown",
+                    updated_at=received_at,
+                    **inventory,
                 )
             )
-        elif inventory is not None:
-            conn.execute(update(devices).where(*key).values(updated_at=received_at, **values))
+            return
+        if row.retired_at is not None:
+            log.info("device %s/%s/%s is back in the agent's inventory", site, agent, device)
+        conn.execute(update(devices).where(*key).values(updated_at=received_at, retired_at=None, **inventory))
 
     def _state(self, conn: Connection, envelope: Envelope, received_at: datetime) -> None:
         body = envelope.body
-        site, device, ts = envelope.site, body["device"], envelope.moment
-        self._upsert_device(conn, site, device, agent=envelope.agent, received_at=received_at)
-        key = (devices.c.site == site, devices.c.device == device)
-        query = select(devices.c.state, devices.c.state_ts, devices.c.down_since).where(*key)
-        row = conn.execute(query).one()
-        if row.state_ts is not None and ts < row.state_ts:
-            return  # an older state than the one applied: a late retained copy or a reordered delivery
+        site, agent, device = envelope.site, envelope.agent, body["device"]
+        key = (devices.c.site == site, devices.c.agent == agent, devices.c.device == device)
+        agent_row = conn.execute(
+            select(agents.c.boot, agents.c.version).where(agents.c.site == site, agents.c.agent == agent)
+        ).first()
+        if agent_row is not None and agent_row.boot is not None and envelope.boot < agent_row.boot:
+            log.debug("ignored state of %s/%s/%s from an earlier boot", site, agent, device)
+            return  # from a start of the agent before its current one
+        query = select(devices.c.state, devices.c.state_boot, devices.c.state_seq, devices.c.down_since)
+        row = conn.execute(query.where(*key)).first()
+        if row is None:
+            # Not in an inventory yet. If the agent's current birth is already applied, it did not list the
+            # device: keep the state, but as a retired device, which gets no ticket.
+            retired = received_at if agent_row is not None and agent_row.version is not None else None
+            conn.execute(
+                insert(devices).values(
+                    site=site,
+                    agent=agent,
+                    device=device,
+                    state="unknown",
+                    updated_at=received_at,
+                    retired_at=retired,
+                )
+            )
+            previous_state, previous_down_since = "unknown", None
+        else:
+            if row.state_boot is not None and order_key(envelope) <= (row.state_boot, row.state_seq):
+                return  # not newer than the state applied: a late retained copy or a reordered delivery
+            previous_state, previous_down_since = row.state, row.down_since
         new_state: str = body["state"]
         since = parse_ts(body["since"])
         down_since = None
         if new_state == "down":
-            down_since = row.down_since if row.state == "down" else None
+            down_since = previous_down_since if previous_state == "down" else None
             if down_since is None:
-                down_since = min(since, received_at)
+                # ts and since are both the agent's clock: their difference is free of clock skew.
+                down_since = received_at - max(timedelta(0), envelope.moment - since)
         conn.execute(
             update(devices)
-            .where(*key, or_(devices.c.state_ts.is_(None), devices.c.state_ts <= ts))
+            .where(*key)
             .values(
-                agent=envelope.agent,
                 state=new_state,
                 state_since=since,
                 state_reason=body["reason"],
                 checks=body["checks"],
-                state_ts=ts,
+                state_ts=envelope.moment,
+                state_boot=envelope.boot,
+                state_seq=envelope.seq,
                 down_since=down_since,
                 updated_at=received_at,
             )
         )
-        if new_state != row.state:
-            log.info("device %s/%s %s -> %s: %s", site, device, row.state, new_state, body["reason"])
-        self._follow_ticket(conn, site, device, state=new_state, at=received_at, reason=body["reason"])
-
-    def _follow_ticket(
-        self, conn: Connection, site: str, device: str, *, state: str, at: datetime, reason: str
-    ) -> None:
-        ticket = tickets.find_open(conn, site, device, CAUSE_DEVICE_DOWN)
-        if ticket is None:
-            return
-        if state == "up" and ticket.status == "open":
-            tickets.set_status(conn, ticket.id, "recovered", recovered_at=at)
-            tickets.add_entry(conn, ticket.id, at, "recovered", f"Device {device} is up again.")
-            log.info("ticket %s recovered: device %s/%s is up", ticket.number, site, device)
-        elif state == "down" and ticket.status == "recovered":
-            tickets.set_status(conn, ticket.id, "open", recovered_at=None)
-            tickets.add_entry(conn, ticket.id, at, "down-again", f"Device {device} is down again: {reason}")
-            log.info("ticket %s reopened: device %s/%s is down again", ticket.number, site, device)
+        if new_state != previous_state:
+            log.info(
+                "device %s/%s/%s %s -> %s: %s", site, agent, device, previous_state, new_state, body["reason"]
+            )
 
     # -- events -----------------------------------------------------------------------------------
 

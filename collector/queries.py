@@ -17,10 +17,13 @@ def list_agents(conn: Connection) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
-def list_devices(conn: Connection) -> list[dict[str, Any]]:
-    """Every device with its inventory and current state."""
-    rows = conn.execute(select(devices).order_by(devices.c.site, devices.c.agent, devices.c.device))
-    return [dict(row._mapping) for row in rows]
+def list_devices(conn: Connection, *, include_retired: bool = False) -> list[dict[str, Any]]:
+    """The devices with their inventory and current state; retired ones (no longer in their agent's
+    inventory) only with ``include_retired``. Each carries ``retired`` and ``retired_at``."""
+    query = select(devices).order_by(devices.c.site, devices.c.agent, devices.c.device)
+    if not include_retired:
+        query = query.where(devices.c.retired_at.is_(None))
+    return [{**row._mapping, "retired": row.retired_at is not None} for row in conn.execute(query)]
 
 
 def list_rejected(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:

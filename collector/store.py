@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -73,10 +74,12 @@ agents = Table(
     Column("site", String(64), primary_key=True),
     Column("agent", String(64), primary_key=True),
     Column("online", Boolean, nullable=False, default=False),
+    # The order key (boot, status_seq) of the last status message applied; see docs/collector.md.
     Column("boot", String(64)),
+    Column("status_seq", BigInteger),
     Column("version", String(64)),
     Column("hostname", String(255)),
-    Column("will_seq", Integer),
+    Column("will_seq", BigInteger),
     Column("last_seen", UTCDateTime),
     Column("status_changed_at", UTCDateTime),
 )
@@ -85,8 +88,8 @@ devices = Table(
     "devices",
     metadata,
     Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
     Column("device", String(64), primary_key=True),
-    Column("agent", String(64), nullable=False),
     Column("model", String(128)),
     Column("serial", String(128)),
     Column("name", String(255)),
@@ -97,8 +100,12 @@ devices = Table(
     Column("state_reason", Text),
     Column("checks", JSON),
     Column("state_ts", UTCDateTime),
+    # The order key (state_boot, state_seq) of the state message applied.
+    Column("state_boot", String(64)),
+    Column("state_seq", BigInteger),
     Column("down_since", UTCDateTime),
     Column("updated_at", UTCDateTime),
+    Column("retired_at", UTCDateTime),
 )
 
 events = Table(
@@ -108,7 +115,7 @@ events = Table(
     Column("site", String(64), nullable=False),
     Column("agent", String(64), nullable=False),
     Column("boot", String(64), nullable=False),
-    Column("seq", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("ts", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Column("device", String(64)),
@@ -149,10 +156,11 @@ tickets = Table(
     Column("evidence", JSON),
 )
 
-# One open ticket per device and cause; the database enforces it even with several collectors.
+# One open ticket per device (site, agent, device) and cause, enforced by the database.
 Index(
     "uq_tickets_open_per_cause",
     tickets.c.site,
+    tickets.c.agent,
     tickets.c.device,
     tickets.c.cause,
     unique=True,

@@ -22,10 +22,14 @@ def ticket_number(ticket_id: int) -> str:
     return f"HZ-{ticket_id:06d}"
 
 
-def find_open(conn: Connection, site: str, device: str, cause: str) -> Row[Any] | None:
-    """The ticket still open (status open or recovered) for this device and cause, if any."""
+def find_open(conn: Connection, site: str, agent: str, device: str, cause: str) -> Row[Any] | None:
+    """The ticket still open (status open or recovered) for this device and cause, if any.
+
+    A device is ``(site, agent, device)``: device ids are unique per agent only.
+    """
     query = select(tickets).where(
         tickets.c.site == site,
+        tickets.c.agent == agent,
         tickets.c.device == device,
         tickets.c.cause == cause,
         tickets.c.status.in_(OPEN_STATUSES),
@@ -87,10 +91,15 @@ def open_ticket(
 
 
 def set_status(conn: Connection, ticket_id: int, status: str, *, recovered_at: datetime | None) -> None:
-    """Change a ticket's status (``open`` or ``recovered``) and when it recovered."""
+    """Change a ticket's status (``open``, ``recovered`` or ``closed``) and when it recovered."""
     conn.execute(
         update(tickets).where(tickets.c.id == ticket_id).values(status=status, recovered_at=recovered_at)
     )
+
+
+def close(conn: Connection, ticket_id: int) -> None:
+    """End a ticket (status ``closed``); its ``recovered_at`` stays as the record of the recovery."""
+    conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(status="closed"))
 
 
 def _with_entries(conn: Connection, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:

@@ -44,7 +44,11 @@ def migrated_engine(tmp_path: Path) -> Engine:
 
 @dataclass
 class FakeAgent:
-    """Builds the (topic, payload) pairs one agent would publish, with its seq counting up."""
+    """Builds the (topic, payload) pairs one agent would publish, with its seq counting up.
+
+    Like the real agent, ``birth()`` first registers a will (a death that takes the next seq), then publishes
+    the birth naming it in ``will_seq``; ``will()`` is that registered death, as the broker would publish it.
+    """
 
     site: str = "hq"
     agent: str = "room-101-pc"
@@ -52,6 +56,19 @@ class FakeAgent:
     prefix: str = "hezo/v1"
     seq: int = 0
     devices: list[dict[str, Any]] = field(default_factory=lambda: [dict(RALLY_BAR)])
+    registered_will: tuple[str, bytes] | None = None
+
+    def restart(self) -> None:
+        """A new start of the agent: a boot id that sorts after the previous one, seq from scratch."""
+        number = int(self.boot.rsplit("-", 1)[1]) + 1
+        self.boot = f"boot-{number}"
+        self.seq = 0
+        self.registered_will = None
+
+    def will(self) -> tuple[str, bytes]:
+        """The death registered as the MQTT will by the latest ``birth()``."""
+        assert self.registered_will is not None, "no birth yet, so no will registered"
+        return self.registered_will
 
     @property
     def topics(self) -> Topics:
@@ -63,11 +80,12 @@ class FakeAgent:
         return encode(envelope)
 
     def birth(self, at: datetime = T0) -> tuple[str, bytes]:
+        self.registered_will = self.death(at=at)
         body = {
             "state": "online",
             "version": "0.1.0",
             "hostname": "room-101-pc",
-            "will_seq": 0,
+            "will_seq": self.seq,
             "devices": self.devices,
         }
         return self.topics.status(self.site, self.agent), self._payload("birth", body, at)

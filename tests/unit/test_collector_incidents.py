@@ -5,14 +5,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError
 
 from collector import tickets
 from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
 from collector.metrics import Metrics
-from tests.support.collector import T0, Clock, FakeAgent, migrated_engine
+from tests.support.collector import RALLY_BAR, T0, Clock, FakeAgent, migrated_engine
 
 WINDOW = 60.0
 
@@ -100,6 +100,7 @@ def test_device_coming_back_marks_the_ticket_recovered(
     incidents.evaluate()
     back = clock.advance(300)
     go(ingest, clock, agent.state("up", at=back))
+    incidents.evaluate()
 
     [ticket] = all_tickets(engine)
     assert ticket["status"] == "recovered"
@@ -114,6 +115,7 @@ def test_one_ticket_per_device_across_down_up_down(
     clock.advance(WINDOW)
     incidents.evaluate()
     go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    incidents.evaluate()
     go(ingest, clock, agent.state("down", at=clock.advance(10)))
     clock.advance(WINDOW * 2)
     assert incidents.evaluate() == []
@@ -122,6 +124,151 @@ def test_one_ticket_per_device_across_down_up_down(
     assert ticket["status"] == "open"
     assert ticket["recovered_at"] is None
     assert [entry["kind"] for entry in ticket["entries"]] == ["opened", "recovered", "down-again"]
+
+
+def test_a_recovered_ticket_reopens_only_after_the_confirm_window(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW)
+    incidents.evaluate()
+    go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    incidents.evaluate()
+
+    go(ingest, clock, agent.state("down", at=clock.advance(10)))  # a blip: back up within the window
+    clock.advance(WINDOW - 1)
+    incidents.evaluate()
+    assert all_tickets(engine)[0]["status"] == "recovered"
+    go(ingest, clock, agent.state("up", at=clock.advance(0.5)))
+    clock.advance(WINDOW * 2)
+    incidents.evaluate()
+
+    [ticket] = all_tickets(engine)
+    assert ticket["status"] == "recovered"
+    assert [entry["kind"] for entry in ticket["entries"]] == ["opened", "recovered"]
+
+
+def test_a_fault_long_after_recovery_opens_a_new_ticket_with_fresh_deadlines(
+    ingest: Ingest, engine: Engine, clock: Clock, agent: FakeAgent
+) -> None:
+    reopen_window = 3600.0
+    incidents = IncidentEngine(
+        engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=reopen_window, now=clock
+    )
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW)
+    incidents.evaluate()
+    go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    incidents.evaluate()
+
+    clock.advance(reopen_window)
+    incidents.evaluate()
+    [closed] = all_tickets(engine)
+    assert closed["status"] == "closed"
+    assert closed["entries"][-1]["kind"] == "closed"
+    assert closed["entries"][-1]["text"] == "No fault for 1 h after recovery."
+
+    go(ingest, clock, agent.state("down", at=clock.advance(100)))
+    opened_at = clock.advance(WINDOW)
+    assert incidents.evaluate() == ["HZ-000002"]
+    new, old = all_tickets(engine)
+    assert (new["number"], new["status"], old["status"]) == ("HZ-000002", "open", "closed")
+    assert new["response_due"] == opened_at + timedelta(hours=1)
+    assert [entry["kind"] for entry in old["entries"]] == ["opened", "recovered", "closed"]
+
+
+def test_a_fault_within_the_reopen_window_reopens_the_recovered_ticket(
+    ingest: Ingest, engine: Engine, clock: Clock, agent: FakeAgent
+) -> None:
+    incidents = IncidentEngine(
+        engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=3600, now=clock
+    )
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW)
+    incidents.evaluate()
+    go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    incidents.evaluate()
+    go(ingest, clock, agent.state("down", at=clock.advance(3000)))
+    clock.advance(WINDOW)
+    incidents.evaluate()
+
+    [ticket] = all_tickets(engine)
+    assert ticket["status"] == "open"
+    assert [entry["kind"] for entry in ticket["entries"]] == ["opened", "recovered", "down-again"]
+
+
+def test_same_device_id_under_two_agents_gets_two_tickets_and_recovers_only_its_own(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, engine: Engine
+) -> None:
+    room_101 = FakeAgent(agent="room-101-pc", devices=[{**RALLY_BAR, "id": "rally-bar"}])
+    room_102 = FakeAgent(agent="room-102-pc", devices=[{**RALLY_BAR, "id": "rally-bar", "serial": "SECOND"}])
+    for agent in (room_101, room_102):
+        go(ingest, clock, agent.birth(at=clock()))
+        go(ingest, clock, agent.state("down", at=clock(), device="rally-bar"))
+    clock.advance(WINDOW)
+    assert sorted(incidents.evaluate()) == ["HZ-000001", "HZ-000002"]
+
+    go(ingest, clock, room_101.state("up", at=clock.advance(5), device="rally-bar"))
+    incidents.evaluate()
+
+    by_agent = {ticket["agent"]: ticket for ticket in all_tickets(engine)}
+    assert by_agent["room-101-pc"]["status"] == "recovered"
+    assert (by_agent["room-102-pc"]["status"], by_agent["room-102-pc"]["serial"]) == ("open", "SECOND")
+
+
+def test_no_ticket_from_the_previous_start_of_a_restarted_agent(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    # Device down, agent SIGKILLed (the broker publishes its will), device repaired meanwhile, agent restarts.
+    go(ingest, clock, agent.state("down", at=clock()))
+    go(ingest, clock, agent.will())
+    clock.advance(WINDOW * 5)
+    agent.restart()
+    go(ingest, clock, agent.birth(at=clock()))
+    clock.advance(1)
+
+    assert incidents.evaluate() == []
+    assert all_tickets(engine) == []
+    # The new start's first check still finds it down: the confirm window runs from there.
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW - 1)
+    assert incidents.evaluate() == []
+    clock.advance(1)
+    assert incidents.evaluate() == ["HZ-000001"]
+
+
+def test_a_retired_device_gets_no_ticket(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    go(ingest, clock, agent.state("down", at=clock()))
+    agent.devices = []  # removed from the agent's config; the agent reconnects
+    go(ingest, clock, agent.birth(at=clock()))
+    clock.advance(WINDOW * 2)
+    assert incidents.evaluate() == []
+    assert all_tickets(engine) == []
+
+
+def test_an_up_stored_between_reading_and_opening_prevents_the_ticket(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW)
+    up = agent.state("up", at=clock())
+    injected = []
+
+    def up_right_after_the_candidates_are_read(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # The moment the engine has read the down device, the device comes back (ingest on its connection).
+        if not injected and "FROM devices JOIN agents" in statement:
+            injected.append(True)
+            go(ingest, clock, up)
+
+    event.listen(engine, "after_cursor_execute", up_right_after_the_candidates_are_read)
+    try:
+        assert incidents.evaluate() == []
+    finally:
+        event.remove(engine, "after_cursor_execute", up_right_after_the_candidates_are_read)
+    assert injected
+    assert all_tickets(engine) == []
 
 
 def test_evaluating_twice_opens_one_ticket(

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, Row, func, select
 from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.store import agents, devices, events, rejected
-from tests.support.collector import T0, FakeAgent, migrated_engine
+from tests.support.collector import RALLY_BAR, T0, FakeAgent, migrated_engine
 
 TOPIC = "hezo/v1/hq/room-101-pc/status"
 
@@ -45,6 +45,11 @@ def agent_online(engine: Engine) -> bool | None:
 def device_row(engine: Engine, device: str = "rally-bar-1") -> Row[Any]:
     with engine.connect() as conn:
         return conn.execute(select(devices).where(devices.c.device == device)).one()
+
+
+def agent_boot(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(agents.c.boot)).scalar_one_or_none()
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -163,10 +168,12 @@ def test_down_state_records_down_since(ingest: Ingest, engine: Engine) -> None:
     agent = FakeAgent()
     ingest.handle(*agent.birth(), T0)
     went_down = T0 + timedelta(seconds=10)
-    ingest.handle(*agent.state("down", at=went_down), went_down + timedelta(seconds=2))
+    published = went_down + timedelta(seconds=3)  # the agent re-checked before it said "down"
+    received = published + timedelta(seconds=2)
+    ingest.handle(*agent.state("down", at=published, since=went_down), received)
     device = device_row(engine)
     assert device.state == "down"
-    assert device.down_since == went_down
+    assert device.down_since == received - timedelta(seconds=3)
     assert device.checks[0]["detail"] == "connection refused"
 
 
@@ -207,3 +214,115 @@ def test_telemetry_and_reply_are_counted(ingest: Ingest, metrics: Metrics) -> No
         T0,
     )
     assert sample(metrics, "hezo_messages_ingested_total", kind="telemetry") == 1
+
+
+def test_state_order_is_boot_and_seq_not_the_agents_clock(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    ingest.handle(*agent.state("down", at=T0 + timedelta(hours=1)), T0)
+    # The agent's clock was set back (NTP correction): the next state has an earlier ts but is newer.
+    ingest.handle(*agent.state("up", at=T0), T0 + timedelta(seconds=5))
+    assert device_row(engine).state == "up"
+
+
+def test_a_late_will_of_an_earlier_connection_keeps_the_agent_online(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    first_will = agent.will()
+    ingest.handle(*agent.birth(), T0 + timedelta(seconds=10))  # reconnected, with a new will
+    ingest.handle(*first_will, T0 + timedelta(seconds=11))  # the broker's copy of the old will, late
+    assert agent_online(engine) is True
+
+
+def test_the_will_of_the_current_connection_takes_the_agent_offline(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    ingest.handle(*agent.will(), T0 + timedelta(seconds=10))  # its seq is lower than the birth's
+    assert agent_online(engine) is False
+
+
+def test_a_will_of_the_previous_boot_keeps_the_restarted_agent_online(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    old_will = agent.will()
+    agent.restart()
+    ingest.handle(*agent.birth(), T0 + timedelta(seconds=10))
+    ingest.handle(*old_will, T0 + timedelta(seconds=11))
+    assert agent_online(engine) is True
+    assert agent_boot(engine) == "boot-2"
+
+
+def test_a_late_birth_of_the_previous_boot_changes_nothing(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    old_birth = agent.birth()
+    agent.restart()
+    ingest.handle(*agent.birth(), T0)
+    ingest.handle(*agent.death(reason="shutdown"), T0 + timedelta(seconds=5))
+    ingest.handle(*old_birth, T0 + timedelta(seconds=6))
+    assert agent_online(engine) is False
+    assert agent_boot(engine) == "boot-2"
+
+
+def test_a_state_of_the_previous_boot_is_ignored(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    old_down = agent.state("down")
+    agent.restart()
+    ingest.handle(*agent.birth(), T0 + timedelta(seconds=5))
+    ingest.handle(*agent.state("up"), T0 + timedelta(seconds=6))
+    ingest.handle(*old_down, T0 + timedelta(seconds=7))
+    assert device_row(engine).state == "up"
+
+
+def test_a_restarted_agent_puts_its_devices_back_to_unknown(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent(devices=[dict(RALLY_BAR), {**RALLY_BAR, "id": "meetup-1"}])
+    ingest.handle(*agent.birth(), T0)
+    ingest.handle(*agent.state("down"), T0)
+    ingest.handle(*agent.state("down", device="meetup-1"), T0)
+    ingest.handle(*agent.will(), T0 + timedelta(seconds=5))
+    agent.restart()
+    birth = agent.birth()
+    # Retained messages of the new start arrive in any order across topics: meetup-1's state came first.
+    ingest.handle(*agent.state("up", device="meetup-1"), T0 + timedelta(seconds=60))
+    ingest.handle(*birth, T0 + timedelta(seconds=61))
+
+    rally_bar = device_row(engine)
+    assert (rally_bar.state, rally_bar.down_since) == ("unknown", None)
+    assert rally_bar.state_reason == "waiting for the first check of the agent's new start"
+    assert device_row(engine, "meetup-1").state == "up"
+
+
+def test_down_since_does_not_trust_the_agents_clock(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    # The agent's clock is an hour behind; it saw the device go down 10 s before it published.
+    agent_now = T0 - timedelta(hours=1)
+    message = agent.state("down", at=agent_now, since=agent_now - timedelta(seconds=10))
+    ingest.handle(*message, T0)
+    assert device_row(engine).down_since == T0 - timedelta(seconds=10)
+
+
+def test_a_device_missing_from_a_birth_is_retired_and_comes_back_when_listed(
+    ingest: Ingest, engine: Engine
+) -> None:
+    agent = FakeAgent(devices=[dict(RALLY_BAR), {**RALLY_BAR, "id": "meetup-1"}])
+    ingest.handle(*agent.birth(), T0)
+    ingest.handle(*agent.state("down", device="meetup-1"), T0)
+    agent.devices = [dict(RALLY_BAR)]
+    ingest.handle(*agent.birth(), T0 + timedelta(seconds=10))
+    retired = device_row(engine, "meetup-1")
+    assert retired.retired_at == T0 + timedelta(seconds=10)
+    assert retired.state == "down"  # left as it was
+    assert device_row(engine).retired_at is None
+
+    agent.devices = [dict(RALLY_BAR), {**RALLY_BAR, "id": "meetup-1"}]
+    ingest.handle(*agent.birth(), T0 + timedelta(seconds=20))
+    assert device_row(engine, "meetup-1").retired_at is None
+
+
+def test_a_message_that_cannot_be_stored_is_kept_as_store_error(
+    ingest: Ingest, engine: Engine, metrics: Metrics
+) -> None:
+    ingest.keep_unstorable(TOPIC, b"{}", "OperationalError: database is locked", T0)
+    assert rejected_rows(engine) == [("store-error", "OperationalError: database is locked", b"{}")]
+    assert sample(metrics, "hezo_messages_rejected_total", reason="store-error") == 1
