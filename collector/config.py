@@ -7,8 +7,10 @@ With no file at all ``hezo-collector serve`` talks to a broker on 127.0.0.1:1883
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from agent.configfile import load_yaml_model, parse_model
+from agent.configfile import ConfigError, load_yaml_model, parse_model
 from protocol import DEFAULT_PREFIX, ProtocolError
 from protocol.topics import validate_prefix
 
@@ -24,7 +26,7 @@ class MqttConfig(BaseModel):
     prefix: str = DEFAULT_PREFIX
     username: str | None = None
     password: SecretStr | None = None
-    keepalive: float = Field(default=30.0, gt=0)
+    keepalive: int = Field(default=30, ge=5)
 
     @field_validator("prefix")
     @classmethod
@@ -51,6 +53,7 @@ class IncidentsConfig(BaseModel):
     confirm_window: float = Field(default=60.0, gt=0)
     evaluate_every: float = Field(default=1.0, gt=0)
     critical_response_hours: float = Field(default=1.0, gt=0)
+    reopen_window: float = Field(default=86400.0, gt=0)
 
 
 class WebConfig(BaseModel):
@@ -76,5 +79,23 @@ class CollectorConfig(BaseModel):
 def load_config(path: str | Path | None) -> CollectorConfig:
     """Load ``path``, or the defaults when ``path`` is None; raise ``ConfigError`` saying what to fix."""
     if path is None:
-        return parse_model("(defaults)", {}, CollectorConfig)
-    return load_yaml_model(path, CollectorConfig)
+        config = parse_model("(defaults)", {}, CollectorConfig)
+    else:
+        config = load_yaml_model(path, CollectorConfig)
+    problem = store_url_problem(config.store.url)
+    if problem is not None:
+        raise ConfigError(f"{path or '(defaults)'}: store.url: {problem}")
+    return config
+
+
+def store_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable SQLAlchemy URL, or None. Never repeats the URL: it may hold a password."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "not a SQLAlchemy URL (like sqlite:///collector.db or postgresql+psycopg://user@host/hezo)"
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        return f"unknown database type {parsed.drivername!r} (use sqlite or postgresql+psycopg)"
+    return None

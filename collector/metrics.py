@@ -16,7 +16,8 @@ class Metrics:
         )
         self.rejected = Counter(
             "hezo_messages_rejected",
-            "Messages refused and kept for inspection, by reason: malformed, unsupported-version, topic.",
+            "Messages refused and kept for inspection, by reason: "
+            "malformed, unsupported-version, topic, store-error.",
             ["reason"],
             registry=self.registry,
         )
@@ -29,6 +30,11 @@ class Metrics:
             "hezo_tickets_opened",
             "Tickets opened by the incident engine, by priority.",
             ["priority"],
+            registry=self.registry,
+        )
+        self.store_errors = Counter(
+            "hezo_store_errors",
+            "Failed attempts to store a message (each is retried; after 5 the message is kept as rejected).",
             registry=self.registry,
         )
         self.queue_depth = Gauge(

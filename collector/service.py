@@ -1,4 +1,4 @@
-"""One running collector: store, ingest worker, MQTT subscriber and the incident evaluator thread."""
+"""One running collector: store, the single writer thread, the MQTT subscriber and the evaluation timer."""
 
 from __future__ import annotations
 
@@ -13,14 +13,18 @@ from collector.config import CollectorConfig
 from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
 from collector.metrics import Metrics
-from collector.mqtt import Subscriber
+from collector.mqtt import Job, Subscriber, Writer
 from collector.store import make_engine, migrate, utcnow
 
 log = logging.getLogger(__name__)
 
 
 class CollectorService:
-    """Everything but the web server. ``start()`` migrates and starts the threads; ``stop()`` ends them."""
+    """Everything but the web server. ``start()`` migrates and starts the threads; ``stop()`` ends them.
+
+    Only the writer thread writes: it stores messages and, when the timer queues one, runs an evaluation
+    of the ticket rule between two messages, never during one.
+    """
 
     def __init__(
         self,
@@ -37,31 +41,39 @@ class CollectorService:
             self.engine,
             confirm_window=config.incidents.confirm_window,
             critical_response_hours=config.incidents.critical_response_hours,
+            reopen_window=config.incidents.reopen_window,
             metrics=self.metrics,
             now=now,
         )
-        self.subscriber = Subscriber(config.mqtt, self.ingest.handle, metrics=self.metrics, now=now)
+        self.writer = Writer(self.ingest.handle, self.ingest.keep_unstorable, metrics=self.metrics)
+        self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
         self._stopping = threading.Event()
-        self._evaluator = threading.Thread(
-            target=self._evaluate_loop, name="hezo-collector-incidents", daemon=True
-        )
+        self._evaluation_queued = threading.Event()
+        self._timer = threading.Thread(target=self._timer_loop, name="hezo-collector-timer", daemon=True)
 
     def start(self) -> None:
         migrate(self.engine)
+        log.info("store %s", self.engine.url.render_as_string(hide_password=True))
+        self.writer.start()
         self.subscriber.start()
-        self._evaluator.start()
+        self._timer.start()
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._timer.is_alive():
+            self._timer.join()
+        # Store and acknowledge what is queued while still connected, then leave (the session stays).
+        self.writer.stop()
         self.subscriber.stop()
-        if self._evaluator.is_alive():
-            self._evaluator.join()
         self.engine.dispose()
 
-    def _evaluate_loop(self) -> None:
+    def _evaluate(self) -> None:
+        self._evaluation_queued.clear()
+        self.incidents.evaluate()
+
+    def _timer_loop(self) -> None:
         while not self._stopping.wait(self.config.incidents.evaluate_every):
-            try:
-                self.incidents.evaluate()
-            except Exception:
-                # A database hiccup must not end ticketing; the next round tries again.
-                log.exception("incident evaluation failed")
+            # At most one evaluation waits in the queue: a backlog of messages does not pile up evaluations.
+            if not self._evaluation_queued.is_set():
+                self._evaluation_queued.set()
+                self.writer.put(Job(self._evaluate, "incident evaluation"))

@@ -1,6 +1,13 @@
 """The collector against a real Mosquitto: messages from the wire become devices, tickets and rejects."""
 
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +23,7 @@ from collector.config import CollectorConfig
 from collector.service import CollectorService
 from collector.store import agents, devices, rejected
 from tests.support.collector import FakeAgent
-from tests.support.mosquitto import Mosquitto
+from tests.support.mosquitto import ROOT, Mosquitto, free_port, wait_port
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +143,73 @@ def test_messages_sent_while_the_collector_is_down_arrive_after_restart(
         assert wait_until("the queued state", device_state) == "up"
     finally:
         second.stop()
+
+
+def serve(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    log = (workdir / "collector.log").open("ab")
+    with log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "collector", "--config", str(config), "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+        )
+
+
+def get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def test_a_message_received_but_not_stored_survives_a_sigkill(
+    mosquitto: Mosquitto, tmp_path: Path, publisher: Publisher
+) -> None:
+    port = free_port()
+    database = tmp_path / "collector.db"
+    config = tmp_path / "collector.yaml"
+    config.write_text(
+        f"mqtt: {{host: {mosquitto.host}, port: {mosquitto.port}, client_id: collector-{port}}}\n"
+        f"store: {{url: 'sqlite:///{database}'}}\n"
+        f"web: {{host: 127.0.0.1, port: {port}}}\n"
+    )
+    agent = FakeAgent()
+    first = serve(config, tmp_path)
+    try:
+        wait_port("127.0.0.1", port, timeout=30)
+        publisher.send(*agent.birth(at=datetime.now(UTC)))
+        wait_until("the collector stores the birth", lambda: json.loads(get(port, "/api/agents")))
+
+        # The database is busy: the collector receives the next message but cannot store it yet.
+        lock = sqlite3.connect(database, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            publisher.send(
+                *agent.state("down", at=datetime.now(UTC))
+            )  # not retained: only the session has it
+            wait_until(
+                "the collector holds the message",
+                lambda: "hezo_ingest_queue_depth 1.0" in get(port, "/metrics"),
+            )
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    second = serve(config, tmp_path)
+    try:
+        wait_port("127.0.0.1", port, timeout=30)
+        wait_until(
+            "the state the killed collector had received but not stored",
+            lambda: json.loads(get(port, "/api/devices"))[0]["state"] == "down",
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    assert second.returncode == 0

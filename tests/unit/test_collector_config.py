@@ -20,6 +20,8 @@ def test_no_file_gives_working_defaults() -> None:
     assert config.store.url == "sqlite:///hezo-collector.db"
     assert (config.incidents.confirm_window, config.incidents.evaluate_every) == (60.0, 1.0)
     assert config.incidents.critical_response_hours == 1
+    assert config.incidents.reopen_window == 86400
+    assert config.mqtt.keepalive == 30
     assert (config.web.host, config.web.port) == ("127.0.0.1", 8080)
 
 
@@ -76,3 +78,27 @@ def test_the_shipped_collector_sample_is_valid() -> None:
     sample = Path(__file__).resolve().parents[2] / "config" / "collector.example.yaml"
     config = load_config(sample)
     assert config.incidents.confirm_window == 60
+
+
+@pytest.mark.parametrize(("value", "why"), [("0.5", "valid integer"), ("4", "greater than or equal to 5")])
+def test_keepalive_must_be_a_whole_number_of_at_least_5_seconds(tmp_path: Path, value: str, why: str) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text(f"mqtt:\n  keepalive: {value}\n")
+    with pytest.raises(ConfigError, match=rf"mqtt\.keepalive: .*{why}"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://hezo:s3cret-pw@db:notaport/hezo", "not a SQLAlchemy URL"),
+        ("mysqlish://hezo:s3cret-pw@db/hezo", "unknown database type 'mysqlish'"),
+    ],
+)
+def test_bad_store_url_names_the_key_and_hides_the_password(tmp_path: Path, url: str, why: str) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text(f"store:\n  url: '{url}'\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: store.url: {why}")
+    assert "s3cret-pw" not in str(error.value)
