@@ -20,6 +20,8 @@ from typing import Any
 
 import uvicorn
 from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from agent.configfile import ConfigError
 from collector import queries, tickets
@@ -31,6 +33,7 @@ from collector.web import create_app
 log = logging.getLogger("collector")
 
 EXIT_CONFIG = 2
+EXIT_STORE = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,15 +65,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "serve":
         return _serve(config)
-    engine = make_engine(config.store.url)
+    shown = shown_url(config.store.url)
     try:
-        migrate(engine)
+        engine = make_engine(config.store.url)
+    except STORE_ERRORS as exc:
+        return _cannot_open(shown, exc)
+    try:
+        try:
+            migrate(engine)
+        except STORE_ERRORS as exc:
+            return _cannot_open(shown, exc)
         if args.command == "migrate":
-            print(f"hezo-collector: database {engine.url.render_as_string(hide_password=True)} is up to date")
+            print(f"hezo-collector: database {shown} is up to date")
             return 0
         return _list(engine, args.command, as_json=args.json)
     finally:
         engine.dispose()
+
+
+#: What opening a store can raise: the database refuses or is unreachable, a file cannot be created,
+#: the driver (psycopg) is not installed.
+STORE_ERRORS = (SQLAlchemyError, OSError, ImportError)
+
+
+def shown_url(url: str) -> str:
+    """The store URL as it may be printed or logged: never with its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _cannot_open(shown: str, exc: BaseException) -> int:
+    print(f"hezo-collector: cannot open the store {shown}: {_reason(exc)}", file=sys.stderr)
+    return EXIT_STORE
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words when there are some (``unable to open database file``), on one line."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return " ".join(str(cause).split()) or type(cause).__name__
 
 
 class _WebServer(uvicorn.Server):
@@ -88,8 +119,11 @@ class _WebServer(uvicorn.Server):
 
 
 def _serve(config: CollectorConfig) -> int:
-    service = CollectorService(config)
-    service.start()
+    try:
+        service = CollectorService(config)
+        service.start()
+    except STORE_ERRORS as exc:
+        return _cannot_open(shown_url(config.store.url), exc)
     try:
         app = create_app(service.engine, service.metrics.registry)
         server = _WebServer(
@@ -107,7 +141,18 @@ def _serve(config: CollectorConfig) -> int:
 _LISTS: dict[str, tuple[Callable[[Connection], list[dict[str, Any]]], list[str]]] = {
     "tickets": (
         tickets.list_tickets,
-        ["number", "priority", "status", "site", "device", "serial", "contract", "opened_at", "response_due"],
+        [
+            "number",
+            "priority",
+            "status",
+            "site",
+            "agent",
+            "device",
+            "serial",
+            "contract",
+            "opened_at",
+            "response_due",
+        ],
     ),
     "devices": (
         queries.list_devices,
@@ -115,6 +160,11 @@ _LISTS: dict[str, tuple[Callable[[Connection], list[dict[str, Any]]], list[str]]
     ),
     "rejected": (queries.list_rejected, ["received_at", "reason", "topic", "error"]),
 }
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN``, so a hostile topic cannot drive the terminal."""
+    return "".join(f"\\x{ord(char):02x}" if ord(char) < 0x20 or ord(char) == 0x7F else char for char in text)
 
 
 def _list(engine: Engine, what: str, *, as_json: bool) -> int:
@@ -127,7 +177,9 @@ def _list(engine: Engine, what: str, *, as_json: bool) -> int:
     if not rows:
         print(f"no {what}")
         return 0
-    cells = [[("" if row.get(col) is None else str(row.get(col))) for col in columns] for row in rows]
+    cells = [
+        [("" if row.get(col) is None else printable(str(row.get(col)))) for col in columns] for row in rows
+    ]
     widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
     print("  ".join(col.upper().ljust(width) for col, width in zip(columns, widths, strict=True)).rstrip())
     for line in cells:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -52,9 +52,10 @@ def create_app(engine: Engine, registry: CollectorRegistry | None = None) -> Fas
             return JSONResponse(queries.jsonable(queries.list_agents(conn)))
 
     @app.get("/api/devices")
-    def api_devices() -> JSONResponse:
+    def api_devices(include_retired: bool = False) -> JSONResponse:
         with engine.connect() as conn:
-            return JSONResponse(queries.jsonable(queries.list_devices(conn)))
+            rows = queries.list_devices(conn, include_retired=include_retired)
+            return JSONResponse(queries.jsonable(rows))
 
     @app.get("/api/tickets")
     def api_tickets() -> JSONResponse:
@@ -70,7 +71,7 @@ def create_app(engine: Engine, registry: CollectorRegistry | None = None) -> Fas
         return JSONResponse(queries.jsonable(ticket))
 
     @app.get("/api/rejected")
-    def api_rejected(limit: int = 100) -> JSONResponse:
+    def api_rejected(limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
         with engine.connect() as conn:
             return JSONResponse(queries.jsonable(queries.list_rejected(conn, limit=limit)))
 

@@ -128,3 +128,49 @@ def test_rejected_list_json_shows_what_was_refused(tmp_path: Path) -> None:
             "payload": '{"v": 2}',
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "reason"),
+    [
+        (
+            "sqlite:///{tmp}/no-such-dir/collector.db",
+            "sqlite:///{tmp}/no-such-dir/collector.db",
+            "unable to open",
+        ),
+        (
+            "postgresql+psycopg://hezo:s3cret-pw@127.0.0.1:1/hezo",
+            "postgresql+psycopg://hezo:***@127.0.0.1:1/hezo",
+            "",
+        ),
+    ],
+    ids=["missing-directory", "postgresql-unreachable"],
+)
+@pytest.mark.parametrize("command", [["devices", "list"], ["tickets", "list", "--json"], ["migrate"]])
+def test_a_store_that_cannot_be_opened_is_one_line_and_exit_1(
+    tmp_path: Path, url: str, shown: str, reason: str, command: list[str]
+) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text(f"store:\n  url: '{url.format(tmp=tmp_path)}'\n")
+    result = run_cli(tmp_path, "--config", str(path), *command)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"hezo-collector: cannot open the store {shown.format(tmp=tmp_path)}: ")
+    assert reason in line
+    assert "s3cret-pw" not in result.stderr
+
+
+def test_tables_show_control_characters_escaped(tmp_path: Path) -> None:
+    engine = migrated_engine(tmp_path)
+    hostile = "hezo/v1/hq/\x1b[2J\x1b]0;owned\x07/status\x7f"
+    Ingest(engine, Metrics(), "hezo/v1").handle(hostile, b"{}", T0)
+    engine.dispose()
+    path = tmp_path / "collector.yaml"
+    path.write_text(f"store:\n  url: sqlite:///{tmp_path / 'collector.db'}\n")
+    result = run_cli(tmp_path, "--config", str(path), "rejected", "list")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert "\x07" not in result.stdout
+    assert "\x7f" not in result.stdout
+    assert r"hezo/v1/hq/\x1b[2J\x1b]0;owned\x07/status\x7f" in result.stdout

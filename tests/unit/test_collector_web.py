@@ -9,7 +9,7 @@ from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.web import create_app
-from tests.support.collector import T0, AppClient, Clock, FakeAgent, migrated_engine
+from tests.support.collector import RALLY_BAR, T0, AppClient, Clock, FakeAgent, migrated_engine
 
 
 @pytest.fixture
@@ -46,7 +46,17 @@ def test_page_shows_device_ticket_and_rejected_count(client: AppClient) -> None:
     for shown in ("HZ-000001", "critical", "2034FH1002R2", "HZ-2026-0042", "Room 101", "rally-bar-1", "down"):
         assert shown in page
     assert "1 rejected messages" in page
-    assert "online" in page
+    assert '<td class="online">online</td>' in page
+
+
+def test_page_shows_an_offline_agent_as_offline(engine: Engine, metrics: Metrics) -> None:
+    agent = FakeAgent()
+    ingest = Ingest(engine, metrics, "hezo/v1")
+    ingest.handle(*agent.birth(), T0)
+    ingest.handle(*agent.will(), T0)
+    page = AppClient(create_app(engine, metrics.registry)).get("/").text
+    assert '<td class="offline">offline</td>' in page
+    assert '<td class="online">' not in page
 
 
 def test_api_tickets_lists_ticket_with_entries_evidence_and_utc_times(client: AppClient) -> None:
@@ -75,6 +85,38 @@ def test_api_devices_and_agents(client: AppClient) -> None:
     assert (device["state"], device["down_since"]) == ("down", "2026-11-24T21:00:00.000Z")
     [agent] = client.get("/api/agents").json()
     assert (agent["site"], agent["agent"], agent["online"]) == ("hq", "room-101-pc", True)
+
+
+def test_api_devices_hides_retired_devices_unless_asked(engine: Engine, metrics: Metrics) -> None:
+    agent = FakeAgent(devices=[dict(RALLY_BAR), {**RALLY_BAR, "id": "old-cam"}])
+    ingest = Ingest(engine, metrics, "hezo/v1")
+    ingest.handle(*agent.birth(), T0)
+    agent.devices = [dict(RALLY_BAR)]
+    ingest.handle(*agent.birth(), T0)
+    client = AppClient(create_app(engine, metrics.registry))
+
+    assert [(d["device"], d["retired"]) for d in client.get("/api/devices").json()] == [
+        ("rally-bar-1", False)
+    ]
+    listed = client.get("/api/devices?include_retired=true").json()
+    assert [(d["device"], d["retired"], d["retired_at"]) for d in listed] == [
+        ("old-cam", True, "2026-11-24T21:00:00.000Z"),
+        ("rally-bar-1", False, None),
+    ]
+    assert "old-cam" not in client.get("/").text
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "-5"])
+def test_api_rejected_refuses_a_limit_out_of_range(client: AppClient, limit: str) -> None:
+    response = client.get(f"/api/rejected?limit={limit}")
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["query", "limit"]
+
+
+def test_api_rejected_honours_the_limit(client: AppClient) -> None:
+    assert len(client.get("/api/rejected?limit=1").json()) == 1
+    assert len(client.get("/api/rejected?limit=1000").json()) == 1
 
 
 def test_api_rejected_shows_payload_as_text_and_the_error(client: AppClient) -> None:
