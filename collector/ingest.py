@@ -1,8 +1,9 @@
 """Turn what agents publish into rows: agents, device inventory and state, events, rejected input.
 
 ``Ingest.handle`` never raises for bad input: anything that breaks the wire contract is stored in
-``rejected`` with the reason, counted, and ingestion goes on. Writes are idempotent, so the retained
-messages a broker delivers again at every subscribe, and QoS 1 duplicates, change nothing.
+``rejected`` with the reason, counted, and ingestion goes on. Messages of one agent are ordered by
+``(boot, seq)``, so the retained messages a broker delivers again at every subscribe, QoS 1 duplicates and
+late deliveries change nothing. Ingest records state only: ticket decisions are the incident engine's.
 """
 
 from __future__ import annotations
