@@ -119,3 +119,20 @@ def test_a_killed_agent_is_seen_offline_and_its_down_device_gets_no_ticket(room:
         "a ticket once the agent is back", lambda: room.tickets("rally-bar"), DETECTION_BUDGET
     )[0]
     assert ticket["serial"] == "2034FH1002R2"
+
+
+def test_a_device_repaired_while_its_agent_was_dead_gets_no_ticket_when_the_agent_returns(room: Room) -> None:
+    room.power("rally-bar", on=False)
+    room.wait_device_state("rally-bar", "down")
+    room.kill("agent")
+    eventually("the collector sees the agent offline", lambda: room.agent_online() is False, timeout=10)
+    room.power("rally-bar", on=True)  # repaired on site while the room PC was off
+    # Its admin page now takes 2 s to answer, so the restarted agent's first report comes well after its
+    # birth: time enough for the collector to ticket the previous boot's stale 'down', were it to trust it.
+    room.sim("fault", "rally-bar", "slow", "--seconds", "2")
+    time.sleep(CONFIRM_WINDOW + 1)  # the stale 'down' is now older than the confirm window
+
+    room.start_agent()
+    eventually("the agent is back online", lambda: room.agent_online() is True, timeout=10)
+    room.wait_device_state("rally-bar", "up")
+    assert room.tickets() == []
