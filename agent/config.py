@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,11 +20,10 @@ from pydantic import (
 )
 
 from agent.catalog import MODELS
-from agent.configfile import load_yaml_model, parse_model
+from agent.configfile import AgentId, DeviceId, SiteId, TopicPrefix, load_yaml_model, parse_model
 from agent.drivers import DRIVERS
 from agent.drivers.usb import UsbOptions
-from protocol import DEFAULT_PREFIX, ProtocolError, validate_id
-from protocol.topics import validate_prefix
+from protocol import DEFAULT_PREFIX
 
 if TYPE_CHECKING:
     CheckOptions = Any
@@ -34,21 +32,6 @@ else:
         Union[tuple(spec.options for spec in DRIVERS.values())],  # noqa: UP007  (built from the registry)
         Field(discriminator="driver"),
     ]
-
-
-def _id_of(kind: str) -> AfterValidator:
-    def check(value: str) -> str:
-        try:
-            return validate_id(kind, value)
-        except ProtocolError as exc:
-            raise ValueError(str(exc)) from None
-
-    return AfterValidator(check)
-
-
-SiteId = Annotated[str, _id_of("site")]
-AgentId = Annotated[str, _id_of("agent")]
-DeviceId = Annotated[str, _id_of("device")]
 
 
 class Strict(BaseModel):
@@ -79,7 +62,7 @@ class TlsConfig(Strict):
 class MqttConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
-    prefix: str = DEFAULT_PREFIX
+    prefix: TopicPrefix = DEFAULT_PREFIX
     client_id: str | None = Field(None, description="default: hezo-agent-SITE-AGENT")
     username: str | None = None
     password: SecretStr | None = None
@@ -87,14 +70,6 @@ class MqttConfig(Strict):
     keepalive: int = Field(30, ge=5, le=3600)
     max_inflight: int = Field(100, ge=1, le=65535, description="unacknowledged QoS 1 messages at once")
     max_queued: int = Field(100_000, ge=1, description="messages kept while the broker is unreachable")
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        try:
-            return validate_prefix(value)
-        except ProtocolError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class PollConfig(Strict):

@@ -5,12 +5,16 @@ costs nothing until a config is loaded.
 """
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
+
+from protocol import ProtocolError, validate_id
+from protocol.topics import validate_prefix
 
 M = TypeVar("M", bound=BaseModel)
 _SECRET = re.compile(r"password|secret|token|passphrase|private", re.IGNORECASE)
@@ -18,6 +22,24 @@ _SECRET = re.compile(r"password|secret|token|passphrase|private", re.IGNORECASE)
 
 class ConfigError(Exception):
     """A configuration file that cannot be used. The message says where and what to fix."""
+
+
+def _wire_rule(check: Callable[[str], str]) -> AfterValidator:
+    """A pydantic validator from a wire-contract rule, so config and protocol cannot disagree."""
+
+    def run(value: str) -> str:
+        try:
+            return check(value)
+        except ProtocolError as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(run)
+
+
+TopicPrefix = Annotated[str, _wire_rule(validate_prefix)]
+SiteId = Annotated[str, _wire_rule(partial(validate_id, "site"))]
+AgentId = Annotated[str, _wire_rule(partial(validate_id, "agent"))]
+DeviceId = Annotated[str, _wire_rule(partial(validate_id, "device"))]
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

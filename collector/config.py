@@ -6,13 +6,12 @@ With no file at all ``hezo-collector serve`` talks to a broker on 127.0.0.1:1883
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from agent.configfile import ConfigError, load_yaml_model, parse_model
-from protocol import DEFAULT_PREFIX, ProtocolError
-from protocol.topics import validate_prefix
+from agent.configfile import ConfigError, TopicPrefix, load_yaml_model, parse_model
+from protocol import DEFAULT_PREFIX
 
 
 class MqttConfig(BaseModel):
@@ -23,18 +22,10 @@ class MqttConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     client_id: str = Field(default="hezo-collector", min_length=1)
-    prefix: str = DEFAULT_PREFIX
+    prefix: TopicPrefix = DEFAULT_PREFIX
     username: str | None = None
     password: SecretStr | None = None
     keepalive: int = Field(default=30, ge=5)
-
-    @field_validator("prefix")
-    @classmethod
-    def _valid_prefix(cls, value: str) -> str:
-        try:
-            return validate_prefix(value)
-        except ProtocolError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class StoreConfig(BaseModel):

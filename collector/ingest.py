@@ -237,16 +237,7 @@ class Ingest:
         key = (devices.c.site == site, devices.c.agent == agent, devices.c.device == device)
         row = conn.execute(select(devices.c.retired_at).where(*key)).first()
         if row is None:
-            conn.execute(
-                insert(devices).values(
-                    site=site,
-                    agent=agent,
-                    device=device,
-                    state="unknown",
-                    updated_at=received_at,
-                    **inventory,
-                )
-            )
+            _insert_device(conn, site, agent, device, received_at, **inventory)
             return
         if row.retired_at is not None:
             log.info("device %s/%s/%s is back in the agent's inventory", site, agent, device)
@@ -268,16 +259,7 @@ class Ingest:
             # Not in an inventory yet. If the agent's current birth is already applied, it did not list the
             # device: keep the state, but as a retired device, which gets no ticket.
             retired = received_at if agent_row is not None and agent_row.version is not None else None
-            conn.execute(
-                insert(devices).values(
-                    site=site,
-                    agent=agent,
-                    device=device,
-                    state="unknown",
-                    updated_at=received_at,
-                    retired_at=retired,
-                )
-            )
+            _insert_device(conn, site, agent, device, received_at, retired_at=retired)
             previous_state, previous_down_since = "unknown", None
         else:
             if row.state_boot is not None and order_key(envelope) <= (row.state_boot, row.state_seq):
@@ -342,3 +324,14 @@ class Ingest:
         except IntegrityError:
             # Another collector stored the same message between our check and our insert.
             self._metrics.duplicates.inc()
+
+
+def _insert_device(
+    conn: Connection, site: str, agent: str, device: str, received_at: datetime, **values: Any
+) -> None:
+    """A device row seen for the first time; its state is unknown until one is applied."""
+    conn.execute(
+        insert(devices).values(
+            site=site, agent=agent, device=device, state="unknown", updated_at=received_at, **values
+        )
+    )

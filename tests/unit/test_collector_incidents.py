@@ -1,7 +1,6 @@
 """The ticket rule: a confirmed down device behind an online agent gets one Critical ticket."""
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,14 +11,9 @@ from collector import tickets
 from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
 from collector.metrics import Metrics
-from tests.support.collector import RALLY_BAR, T0, Clock, FakeAgent, migrated_engine
+from tests.support.collector import RALLY_BAR, T0, Clock, FakeAgent
 
 WINDOW = 60.0
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return migrated_engine(tmp_path)
 
 
 @pytest.fixture

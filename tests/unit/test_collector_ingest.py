@@ -2,7 +2,6 @@
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,19 +10,9 @@ from sqlalchemy import Engine, Row, func, select
 from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.store import agents, devices, events, rejected
-from tests.support.collector import RALLY_BAR, T0, FakeAgent, migrated_engine
+from tests.support.collector import RALLY_BAR, T0, FakeAgent
 
 TOPIC = "hezo/v1/hq/room-101-pc/status"
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return migrated_engine(tmp_path)
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
 """The web page and the JSON API show agents, devices, tickets and rejected messages."""
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import Engine
 
@@ -9,17 +7,7 @@ from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.web import create_app
-from tests.support.collector import RALLY_BAR, T0, AppClient, Clock, FakeAgent, migrated_engine
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return migrated_engine(tmp_path)
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
+from tests.support.collector import RALLY_BAR, T0, AppClient, Clock, FakeAgent
 
 
 @pytest.fixture
