@@ -106,6 +106,10 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
             raise BadRequestError(405, f"{method} is not allowed on {self.path}: use {allowed}")
 
     def _read_json(self) -> dict[str, Any]:
+        # A web page cannot send application/json to another origin without a CORS preflight, which this
+        # endpoint never grants: requiring it keeps a browser tab on this machine from pulling plugs.
+        if self.headers.get_content_type() != "application/json":
+            raise BadRequestError(415, "send the body as Content-Type: application/json")
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:

@@ -1,6 +1,8 @@
 """The control endpoint powers and breaks devices, and says why it refuses a request."""
 
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,22 @@ def test_wrong_method_is_405_and_the_endpoint_keeps_serving(tmp_path: Path) -> N
     assert refused == 405
     assert "use POST" in answer["error"]
     assert after == 200
+
+
+def test_a_form_post_as_a_browser_page_could_send_is_refused(tmp_path: Path) -> None:
+    with running_site(tmp_path) as site:
+        request = urllib.request.Request(
+            site.control_url + "/devices/rally-bar/power",
+            data=b'{"on": false}',
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=30)
+        answer = json.loads(caught.value.read())
+        caught.value.close()
+        powered = site.device("rally-bar")["powered"]
+
+    assert caught.value.code == 415
+    assert answer == {"error": "send the body as Content-Type: application/json"}
+    assert powered is True

@@ -48,7 +48,8 @@ def tls_get(url_host: str, port: int, cert_file: str) -> tuple[int, str, dict[st
 
 def control(base: str, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
     """One request to the control endpoint; returns the status and the decoded JSON answer."""
-    request = urllib.request.Request(base + path, data=body, method=method)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    request = urllib.request.Request(base + path, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
