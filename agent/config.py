@@ -5,7 +5,6 @@ Unknown keys are rejected and every error names the file, the key path and what 
 See ``docs/agent.md`` for every key.
 """
 
-import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
@@ -13,14 +12,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    FilePath,
     SecretStr,
     field_validator,
     model_validator,
 )
 
 from agent.catalog import MODELS
-from agent.configfile import AgentId, DeviceId, SiteId, TopicPrefix, load_yaml_model, parse_model
+from agent.configfile import AgentId, DeviceId, SiteId, TlsConfig, TopicPrefix, load_yaml_model, parse_model
 from agent.drivers import DRIVERS
 from agent.drivers.usb import UsbOptions
 from protocol import DEFAULT_PREFIX
@@ -36,27 +34,6 @@ else:
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class TlsConfig(Strict):
-    ca_file: FilePath | None = None
-    cert_file: FilePath | None = None
-    key_file: FilePath | None = None
-
-    @model_validator(mode="after")
-    def _pair(self) -> "TlsConfig":
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together: give both or neither")
-        # Load them now: a bad file must stop the start-up with its name, not fail at the first connect.
-        context = ssl.create_default_context()
-        try:
-            if self.ca_file is not None:
-                context.load_verify_locations(cafile=str(self.ca_file))
-            if self.cert_file is not None and self.key_file is not None:
-                context.load_cert_chain(str(self.cert_file), str(self.key_file))
-        except (ssl.SSLError, ValueError) as exc:
-            raise ValueError(f"cannot load the TLS files: {exc}") from None
-        return self
 
 
 class MqttConfig(Strict):

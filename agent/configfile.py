@@ -5,13 +5,14 @@ costs nothing until a config is loaded.
 """
 
 import re
+import ssl
 from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, FilePath, ValidationError, model_validator
 
 from protocol import ProtocolError, validate_id
 from protocol.topics import validate_prefix
@@ -34,6 +35,31 @@ def _wire_rule(check: Callable[[str], str]) -> AfterValidator:
             raise ValueError(str(exc)) from None
 
     return AfterValidator(run)
+
+
+class TlsConfig(BaseModel):
+    """TLS to the broker: the CA to verify it with, and an optional client certificate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca_file: FilePath | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _loadable(self) -> "TlsConfig":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
+        # Load them now: a bad file must stop the start-up with its name, not fail at the first connect.
+        context = ssl.create_default_context()
+        try:
+            if self.ca_file is not None:
+                context.load_verify_locations(cafile=str(self.ca_file))
+            if self.cert_file is not None and self.key_file is not None:
+                context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        except (ssl.SSLError, ValueError) as exc:
+            raise ValueError(f"cannot load the TLS files: {exc}") from None
+        return self
 
 
 TopicPrefix = Annotated[str, _wire_rule(validate_prefix)]

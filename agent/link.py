@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import __version__
 from agent.config import AgentConfig
+from agent.mqttclient import Client
 from protocol import Envelope, Topics, encode, format_ts
 
 log = logging.getLogger(__name__)
@@ -64,22 +64,11 @@ class Link:
         self.dropped = 0
         self.client = self._make_client()
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> Client:
         cfg = self.config.mqtt
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.config.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-            )
+        client = Client(self.config.client_id, clean_session=True)
+        client.login(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
+        client.use_tls(cfg.tls)
         client.max_inflight_messages_set(cfg.max_inflight)
         client.max_queued_messages_set(cfg.max_queued)
         client.reconnect_delay_set(min_delay=1, max_delay=60)
@@ -109,6 +98,7 @@ class Link:
             )
             return
         self._connected = True
+        self.client.connected()
         log.info("connected to broker %s:%s", self.config.mqtt.host, self.config.mqtt.port)
         # Read the will's seq here: a quick reconnect could register the next will before the loop runs.
         self._loop.call_soon_threadsafe(self._after_connect, self._will_seq)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from agent.configfile import ConfigError, TopicPrefix, load_yaml_model, parse_model
+from agent.configfile import ConfigError, TlsConfig, TopicPrefix, load_yaml_model, parse_model
 from protocol import DEFAULT_PREFIX
 
 
@@ -26,6 +26,7 @@ class MqttConfig(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     keepalive: int = Field(default=30, ge=5)
+    tls: TlsConfig | None = None
 
 
 class StoreConfig(BaseModel):

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.mqttclient import Client
 from collector.config import MqttConfig
 from collector.metrics import Metrics
 from collector.store import utcnow
@@ -173,16 +173,9 @@ class Subscriber:
         # Acks are only sent on the connection that delivered the message: after a reconnect the broker
         # delivers the unacknowledged ones again, and a packet id may then name another message.
         self._connection = 0
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=config.client_id,
-            clean_session=False,
-            protocol=paho.MQTTv311,
-            manual_ack=True,
-        )
-        if config.username is not None:
-            password = config.password.get_secret_value() if config.password is not None else None
-            self._client.username_pw_set(config.username, password)
+        self._client = Client(config.client_id, clean_session=False, manual_ack=True)
+        self._client.login(config.username, config.password.get_secret_value() if config.password else None)
+        self._client.use_tls(config.tls)
         self._client.reconnect_delay_set(1, 30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -212,6 +205,7 @@ class Subscriber:
             )
             return
         self._connection += 1
+        self._client.connected()
         log.info("connected to broker %s:%s", self._config.host, self._config.port)
         # Subscribe on every connect: with a persistent session it is harmless, and it covers a lost session.
         client.subscribe([(topic, 1) for topic in self._filters])

@@ -57,6 +57,7 @@ class Mosquitto:
     port: int
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    extra: str = ""  # more settings for the listener, e.g. certfile/keyfile for TLS
 
     def start(self) -> None:
         """Start on ``self.port``; on the first start, move to another free port if that one was taken."""
@@ -76,6 +77,7 @@ class Mosquitto:
             + f"\npersistence_location {self.workdir}/\n"
             # Started as root, Mosquitto would drop to the 'mosquitto' user and could not write workdir.
             + f"user {getpass.getuser()}\n"
+            + self.extra
         )
         with (self.workdir / "mosquitto.log").open("ab") as log:
             process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
