@@ -62,6 +62,9 @@ class Link:
         self._connected = False
         self._stopping = False
         self.dropped = 0
+        # Unacknowledged messages = sent - acknowledged; each counter has one writer (asyncio / paho thread).
+        self._sent = 0
+        self._acknowledged = 0
         self.client = self._make_client()
 
     def _make_client(self) -> Client:
@@ -70,11 +73,13 @@ class Link:
         client.login(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
         client.use_tls(cfg.tls)
         client.max_inflight_messages_set(cfg.max_inflight)
-        client.max_queued_messages_set(cfg.max_queued)
+        # paho's own cap would refuse a birth or a goodbye like telemetry; the cap is ours (_publish).
+        client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=60)
         client.on_pre_connect = self._register_will
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
+        client.on_publish = self._handle_acknowledged
         return client
 
     @property
@@ -135,7 +140,8 @@ class Link:
         }
 
     def publish_birth(self, will_seq: int) -> None:
-        self._publish(self.status_topic, self.sequencer.make("birth", self.birth_body(will_seq)), retain=True)
+        birth = self.sequencer.make("birth", self.birth_body(will_seq))
+        self._publish(self.status_topic, birth, retain=True, essential=True)
 
     def publish_state(self, body: dict[str, Any]) -> None:
         topic = self.topics.state(self.config.site, self.config.agent, body["device"])
@@ -152,17 +158,34 @@ class Link:
             self.topics.telemetry(self.config.site, self.config.agent), self.sequencer.make("telemetry", body)
         )
 
-    def _publish(self, topic: str, envelope: Envelope, retain: bool = False) -> mqtt.MQTTMessageInfo:
-        info = self.client.publish(topic, encode(envelope), qos=1, retain=retain)
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            # The broker has been unreachable for long enough to fill the queue; count what is lost.
+    @property
+    def unacknowledged(self) -> int:
+        return self._sent - self._acknowledged
+
+    def _handle_acknowledged(
+        self, _client: Any, _userdata: Any, _mid: int, _reason: Any, _props: Any
+    ) -> None:
+        self._acknowledged += 1
+
+    def _publish(
+        self, topic: str, envelope: Envelope, retain: bool = False, essential: bool = False
+    ) -> mqtt.MQTTMessageInfo | None:
+        """Queue a QoS 1 message; past ``max_queued`` unacknowledged ones, drop it unless it is ``essential``.
+
+        Births and deaths are essential: without them the collector would hold a live agent offline, or a
+        gone one online, and ticket wrongly. Everything else waits for the durable spool to be kept.
+        """
+        if not essential and self.unacknowledged >= self.config.mqtt.max_queued:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning(
-                    "outgoing queue full (%d messages): %d dropped so far",
-                    self.config.mqtt.max_queued,
+                    "outgoing queue full (%d messages unacknowledged): %d dropped so far",
+                    self.unacknowledged,
                     self.dropped,
                 )
+            return None
+        info = self.client.publish(topic, encode(envelope), qos=1, retain=retain)
+        self._sent += 1
         return info
 
     def start(self) -> None:
@@ -171,17 +194,28 @@ class Link:
         self.client.loop_start()
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Say goodbye (a retained ``shutdown`` death), disconnect cleanly and stop the network thread."""
+        """Say goodbye (a retained ``shutdown`` death), disconnect cleanly and stop the network thread.
+
+        If the goodbye is not acknowledged in time, the connection is dropped without a DISCONNECT, so the
+        broker publishes the will: a clean disconnect would cancel it and leave the agent online for ever.
+        """
         self._stopping = True
+        said_goodbye = False
         try:
             if self._connected:
                 death = self.sequencer.make("death", {"state": "offline", "reason": "shutdown"})
-                info = self._publish(self.status_topic, death, retain=True)
-                if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info = self._publish(self.status_topic, death, retain=True, essential=True)
+                if info is not None and info.rc == mqtt.MQTT_ERR_SUCCESS:
                     await asyncio.to_thread(info.wait_for_publish, timeout)
+                    said_goodbye = info.is_published()
         except (RuntimeError, ValueError) as exc:
-            # The connection went away meanwhile: the broker publishes the will instead of the goodbye.
             log.warning("could not say goodbye to the broker: %s", exc)
         finally:
-            self.client.disconnect()
-            await asyncio.to_thread(self.client.loop_stop)
+            if said_goodbye:
+                self.client.disconnect()
+                await asyncio.to_thread(self.client.loop_stop)
+            else:
+                await asyncio.to_thread(self.client.loop_stop)
+                sock = self.client.socket()
+                if sock is not None:
+                    sock.close()  # no DISCONNECT: the broker publishes the will

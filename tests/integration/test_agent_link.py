@@ -3,6 +3,7 @@
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +142,45 @@ def test_the_agent_reconnects_after_a_broker_restart_and_announces_itself_again(
     second = decode(listener.wait_for(later_birth, timeout=60).payload)
     assert second.boot == first.boot  # the same process, a new connection
     assert second.body["will_seq"] > first.seq  # a fresh will was registered for the new connection
+
+
+def test_after_an_outage_that_fills_the_queue_the_birth_still_goes_out(
+    mosquitto: Mosquitto, listener: Listener, tmp_path: Path
+) -> None:
+    # A MeetUp that is present, polled fast: telemetry every 0.1 s, at most 3 messages kept unacknowledged.
+    sysfs = tmp_path / "busy-sysfs"
+    for name, product in (("1-2", "0866"), ("1-3", "0867")):
+        (sysfs / name).mkdir(parents=True)
+        (sysfs / name / "idVendor").write_text("046d\n")
+        (sysfs / name / "idProduct").write_text(f"{product}\n")
+    config = {
+        "site": "test-site",
+        "agent": "room-2",
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "max_queued": 3},
+        "poll": {"interval": 0.1, "recheck_count": 0},
+        "devices": [
+            {"id": "meetup", "model": "meetup", "checks": [{"driver": "usb", "sysfs_root": str(sysfs)}]}
+        ],
+    }
+    (tmp_path / "busy.yaml").write_text(yaml.safe_dump(config))
+    with (tmp_path / "busy.log").open("wb") as log:
+        busy = subprocess.Popen(
+            [sys.executable, "-m", "agent", "--config", str(tmp_path / "busy.yaml")], stdout=log, stderr=log
+        )
+    try:
+        first = decode(listener.wait_for(lambda m: m.topic.endswith("room-2/status")).payload)
+        mosquitto.stop()
+        time.sleep(2)  # some 20 telemetry messages meet a full queue
+        mosquitto.start()
+
+        def later_birth(message: Received) -> bool:
+            if not message.topic.endswith("room-2/status"):
+                return False
+            envelope = decode(message.payload)
+            return envelope.kind == "birth" and envelope.seq > first.seq
+
+        second = decode(listener.wait_for(later_birth, timeout=60).payload)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert second.body["dropped"] > 0  # telemetry was dropped and counted, the birth was not
