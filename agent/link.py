@@ -141,7 +141,7 @@ class Link:
 
     def publish_birth(self, will_seq: int) -> None:
         birth = self.sequencer.make("birth", self.birth_body(will_seq))
-        self._publish(self.status_topic, birth, retain=True, essential=True)
+        self._publish(self.status_topic, birth, retain=True)
 
     def publish_state(self, body: dict[str, Any]) -> None:
         topic = self.topics.state(self.config.site, self.config.agent, body["device"])
@@ -167,15 +167,13 @@ class Link:
     ) -> None:
         self._acknowledged += 1
 
-    def _publish(
-        self, topic: str, envelope: Envelope, retain: bool = False, essential: bool = False
-    ) -> mqtt.MQTTMessageInfo | None:
-        """Queue a QoS 1 message; past ``max_queued`` unacknowledged ones, drop it unless it is ``essential``.
+    def _publish(self, topic: str, envelope: Envelope, retain: bool = False) -> mqtt.MQTTMessageInfo | None:
+        """Queue a QoS 1 message; past ``max_queued`` unacknowledged ones, telemetry is dropped and counted.
 
-        Births and deaths are essential: without them the collector would hold a live agent offline, or a
-        gone one online, and ticket wrongly. Everything else waits for the durable spool to be kept.
+        Births, deaths, states and events always go: without them the collector would hold a live agent
+        offline, a gone one online, or a dead device up, and ticket wrongly. They are few (one per change).
         """
-        if not essential and self.unacknowledged >= self.config.mqtt.max_queued:
+        if envelope.kind == "telemetry" and self.unacknowledged >= self.config.mqtt.max_queued:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning(
@@ -204,7 +202,7 @@ class Link:
         try:
             if self._connected:
                 death = self.sequencer.make("death", {"state": "offline", "reason": "shutdown"})
-                info = self._publish(self.status_topic, death, retain=True, essential=True)
+                info = self._publish(self.status_topic, death, retain=True)
                 if info is not None and info.rc == mqtt.MQTT_ERR_SUCCESS:
                     await asyncio.to_thread(info.wait_for_publish, timeout)
                     said_goodbye = info.is_published()
