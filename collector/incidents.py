@@ -2,10 +2,13 @@
 
 Ingest only records what agents say; this engine, run by the same single writer thread, then:
 
-1. marks ``recovered`` the ``open`` ticket of a device that is ``up`` again;
-2. closes a ``recovered`` ticket whose device has had no fault for ``reopen_window`` seconds, so the next
-   fault gets a new ticket with fresh deadlines;
-3. for a device ``down`` for at least ``confirm_window`` seconds, behind an online agent, in that agent's
+1. closes the ``open`` or ``recovered`` ticket of a device retired from its agent's inventory: nobody
+   watches it any more, so nothing would ever recover or close it;
+2. marks ``recovered`` the ``open`` ticket of a device that is ``up`` again;
+3. closes a ``recovered`` ticket whose device has had no fault for ``reopen_window`` seconds, so the next
+   fault gets a new ticket with fresh deadlines; not while the device is ``down`` again (not confirmed yet,
+   or its agent is offline): that fault may still reopen it;
+4. for a device ``down`` for at least ``confirm_window`` seconds, behind an online agent, in that agent's
    inventory (not retired): reopens its ``recovered`` ticket (entry ``down-again``) or, with no ticket still
    open, opens a Critical one whose first response is due ``critical_response_hours`` later (24x7, so plain
    addition). A device behind an offline agent gets no ticket: nothing is known about it.
@@ -19,15 +22,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, select
+from sqlalchemy import Connection, Engine, Row, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from collector import tickets
 from collector.metrics import Metrics
-from collector.store import CAUSE_DEVICE_DOWN, agents, devices, utcnow
+from collector.store import CAUSE_DEVICE_DOWN, OPEN_STATUSES, agents, devices, utcnow
 from collector.store import tickets as ticket_table
 
 log = logging.getLogger(__name__)
+
+#: The ``closed`` entry of a ticket whose device was retired.
+RETIRED_TEXT = "Device removed from the agent's inventory."
 
 
 @dataclass
@@ -66,6 +72,7 @@ class IncidentEngine:
         now = self._now()
         done = Evaluation()
         with self._engine.begin() as conn:
+            self._close_retired(conn, now, done)
             self._recover(conn, now, done)
             self._close(conn, now, done)
             candidates = conn.execute(self._candidates(now)).all()
@@ -74,21 +81,37 @@ class IncidentEngine:
         self.last = done
         return done.opened
 
-    # -- the three decisions ----------------------------------------------------------------------
+    # -- the decisions ----------------------------------------------------------------------------
+
+    def _close_retired(self, conn: Connection, now: datetime, done: Evaluation) -> None:
+        query = (
+            select(
+                ticket_table.c.id, ticket_table.c.number, devices.c.site, devices.c.agent, devices.c.device
+            )
+            .join(devices, _same_device())
+            .where(
+                ticket_table.c.status.in_(OPEN_STATUSES),
+                devices.c.retired_at.is_not(None),
+            )
+        )
+        for row in conn.execute(query).all():
+            tickets.close(conn, row.id)
+            tickets.add_entry(conn, row.id, now, "closed", RETIRED_TEXT)
+            done.closed.append(row.number)
+            log.info(
+                "ticket %s closed: device %s/%s/%s removed from the agent's inventory",
+                row.number,
+                row.site,
+                row.agent,
+                row.device,
+            )
 
     def _recover(self, conn: Connection, now: datetime, done: Evaluation) -> None:
         query = (
             select(
                 ticket_table.c.id, ticket_table.c.number, devices.c.site, devices.c.agent, devices.c.device
             )
-            .join(
-                devices,
-                and_(
-                    devices.c.site == ticket_table.c.site,
-                    devices.c.agent == ticket_table.c.agent,
-                    devices.c.device == ticket_table.c.device,
-                ),
-            )
+            .join(devices, _same_device())
             .where(
                 ticket_table.c.status == "open",
                 ticket_table.c.cause == CAUSE_DEVICE_DOWN,
@@ -105,10 +128,17 @@ class IncidentEngine:
 
     def _close(self, conn: Connection, now: datetime, done: Evaluation) -> None:
         table = ticket_table
-        query = select(table.c.id, table.c.number).where(
-            table.c.status == "recovered",
-            table.c.recovered_at.is_not(None),
-            table.c.recovered_at <= now - self._reopen,
+        query = (
+            select(table.c.id, table.c.number)
+            .outerjoin(devices, _same_device())
+            # A device down again, not confirmed yet (or behind an offline agent), keeps its ticket: if the
+            # fault is confirmed, the ticket is reopened rather than a new one opened.
+            .where(
+                table.c.status == "recovered",
+                table.c.recovered_at.is_not(None),
+                table.c.recovered_at <= now - self._reopen,
+                or_(devices.c.state.is_(None), devices.c.state != "down"),
+            )
         )
         hours = self._reopen.total_seconds() / 3600
         for row in conn.execute(query).all():
@@ -199,6 +229,14 @@ class IncidentEngine:
             name,
             down_since.isoformat(),
         )
+
+
+def _same_device() -> Any:
+    return and_(
+        devices.c.site == ticket_table.c.site,
+        devices.c.agent == ticket_table.c.agent,
+        devices.c.device == ticket_table.c.device,
+    )
 
 
 def _opened_text(device: Row[Any], down_since: datetime) -> str:

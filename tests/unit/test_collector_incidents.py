@@ -299,3 +299,75 @@ def test_database_refuses_a_second_open_ticket_for_the_same_cause(
             evidence=[],
             text="a second one",
         )
+
+
+@pytest.mark.parametrize("recovered_first", [False, True], ids=["open", "recovered"])
+def test_the_ticket_of_a_retired_device_is_closed(
+    ingest: Ingest,
+    incidents: IncidentEngine,
+    clock: Clock,
+    agent: FakeAgent,
+    engine: Engine,
+    recovered_first: bool,
+) -> None:
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW)
+    incidents.evaluate()
+    if recovered_first:
+        go(ingest, clock, agent.state("up", at=clock.advance(10)))
+        incidents.evaluate()
+    agent.devices = []  # removed from the agent's config; the agent reconnects
+    go(ingest, clock, agent.birth(at=clock.advance(10)))
+    closed_at = clock.advance(1)
+    incidents.evaluate()
+
+    [ticket] = all_tickets(engine)
+    assert ticket["status"] == "closed"
+    assert ticket["entries"][-1] == {
+        "at": closed_at,
+        "kind": "closed",
+        "text": "Device removed from the agent's inventory.",
+    }
+    assert incidents.last.closed == ["HZ-000001"]
+
+
+def test_a_recovered_ticket_is_not_closed_while_its_device_is_down_again_unconfirmed(
+    ingest: Ingest, engine: Engine, clock: Clock, agent: FakeAgent
+) -> None:
+    reopen_window = 3600.0
+    incidents = IncidentEngine(
+        engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=reopen_window, now=clock
+    )
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW)
+    incidents.evaluate()
+    go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    incidents.evaluate()
+    go(ingest, clock, agent.state("down", at=clock.advance(reopen_window - 10)))
+    clock.advance(20)  # the reopen window is over; the new fault is not confirmed yet
+    incidents.evaluate()
+    assert all_tickets(engine)[0]["status"] == "recovered"
+
+    clock.advance(WINDOW)
+    assert incidents.evaluate() == []
+    [ticket] = all_tickets(engine)
+    assert ticket["status"] == "open"
+    assert [entry["kind"] for entry in ticket["entries"]] == ["opened", "recovered", "down-again"]
+
+
+def test_a_recovered_ticket_is_not_closed_while_its_device_is_down_behind_an_offline_agent(
+    ingest: Ingest, engine: Engine, clock: Clock, agent: FakeAgent
+) -> None:
+    incidents = IncidentEngine(
+        engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=3600, now=clock
+    )
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW)
+    incidents.evaluate()
+    go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    incidents.evaluate()
+    go(ingest, clock, agent.state("down", at=clock.advance(100)))
+    go(ingest, clock, agent.will())
+    clock.advance(7200)
+    incidents.evaluate()
+    assert all_tickets(engine)[0]["status"] == "recovered"
