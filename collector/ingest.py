@@ -50,26 +50,30 @@ class Ingest:
         self._metrics = metrics
         self._topics = Topics(prefix)
 
-    def handle(self, topic: str, payload: bytes, received_at: datetime) -> None:
-        """Store one message received on ``topic`` at ``received_at``, or keep it as rejected."""
+    def handle(self, topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+        """Store one message received on ``topic`` at ``received_at``, or keep it as rejected.
+
+        ``retained``: the broker delivered a retained copy (at a subscribe), which it does again at every
+        new subscription: one already kept in ``rejected`` (same topic and payload) is not kept twice.
+        """
         try:
             parsed = self._topics.parse(topic)
         except ProtocolError as exc:
-            self._reject(topic, payload, REASON_TOPIC, str(exc), received_at)
+            self._reject(topic, payload, REASON_TOPIC, str(exc), received_at, retained=retained)
             return
         try:
             envelope = decode(payload)
             validate_body(envelope)
         except UnsupportedVersionError as exc:
-            self._reject(topic, payload, REASON_VERSION, str(exc), received_at)
+            self._reject(topic, payload, REASON_VERSION, str(exc), received_at, retained=retained)
             return
         except ProtocolError as exc:
-            self._reject(topic, payload, REASON_MALFORMED, str(exc), received_at)
+            self._reject(topic, payload, REASON_MALFORMED, str(exc), received_at, retained=retained)
             return
         try:
             validate_against_topic(envelope, parsed)
         except ProtocolError as exc:
-            self._reject(topic, payload, REASON_TOPIC, str(exc), received_at)
+            self._reject(topic, payload, REASON_TOPIC, str(exc), received_at, retained=retained)
             return
         self._apply(envelope, received_at)
         self._metrics.ingested.labels(kind=envelope.kind).inc()
@@ -78,9 +82,23 @@ class Ingest:
         """Keep a message that could not be stored after retrying as rejected, reason ``store-error``."""
         self._reject(topic, payload, REASON_STORE, error, received_at)
 
-    def _reject(self, topic: str, payload: bytes, reason: str, error: str, received_at: datetime) -> None:
+    def _reject(
+        self,
+        topic: str,
+        payload: bytes,
+        reason: str,
+        error: str,
+        received_at: datetime,
+        *,
+        retained: bool = False,
+    ) -> None:
         log.debug("rejected message on %s (%s): %s", topic, reason, error)
         with self._engine.begin() as conn:
+            if retained:
+                kept = select(rejected.c.id).where(rejected.c.topic == topic, rejected.c.payload == payload)
+                if conn.execute(kept.limit(1)).first() is not None:
+                    log.debug("retained message on %s already kept as rejected", topic)
+                    return
             conn.execute(
                 insert(rejected).values(
                     topic=topic, payload=payload, reason=reason, error=error, received_at=received_at
@@ -258,7 +276,12 @@ class Ingest:
         if row is None:
             # Not in an inventory yet. If the agent's current birth is already applied, it did not list the
             # device: keep the state, but as a retired device, which gets no ticket.
-            retired = received_at if agent_row is not None and agent_row.version is not None else None
+            # A state of a newer boot than the birth applied (its own birth has not arrived yet) says nothing
+            # about the inventory: the new birth decides.
+            current_birth = (
+                agent_row is not None and agent_row.version is not None and envelope.boot == agent_row.boot
+            )
+            retired = received_at if current_birth else None
             _insert_device(conn, site, agent, device, received_at, retired_at=retired)
             previous_state, previous_down_since = "unknown", None
         else:

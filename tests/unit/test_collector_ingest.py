@@ -315,3 +315,47 @@ def test_a_message_that_cannot_be_stored_is_kept_as_store_error(
     ingest.keep_unstorable(TOPIC, b"{}", "OperationalError: database is locked", T0)
     assert rejected_rows(engine) == [("store-error", "OperationalError: database is locked", b"{}")]
     assert sample(metrics, "hezo_messages_rejected_total", reason="store-error") == 1
+
+
+def test_a_state_for_a_device_the_current_birth_did_not_list_is_kept_retired(
+    ingest: Ingest, engine: Engine
+) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    ingest.handle(*agent.state("down", device="stray-cam"), T0)
+    stray = device_row(engine, "stray-cam")
+    assert (stray.state, stray.retired_at) == ("down", T0)
+
+
+def test_a_new_device_reported_by_a_restarted_agent_before_its_new_birth_is_not_retired(
+    ingest: Ingest, engine: Engine
+) -> None:
+    # The agent restarts with a device added to its config; retained messages arrive in any order across
+    # topics, so the new start's state of the new device may come before the new start's birth.
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    agent.restart()
+    agent.devices = [dict(RALLY_BAR), {**RALLY_BAR, "id": "new-cam"}]
+    birth = agent.birth()
+    ingest.handle(*agent.state("up", device="new-cam"), T0 + timedelta(seconds=5))
+    assert device_row(engine, "new-cam").retired_at is None
+    ingest.handle(*birth, T0 + timedelta(seconds=6))
+    row = device_row(engine, "new-cam")
+    assert (row.state, row.retired_at) == ("up", None)
+
+
+def test_a_retained_bad_message_delivered_again_is_kept_once(
+    ingest: Ingest, engine: Engine, metrics: Metrics
+) -> None:
+    # A broker sends retained messages again at every new subscription.
+    ingest.handle(TOPIC, b"{not json", T0, retained=True)
+    ingest.handle(TOPIC, b"{not json", T0 + timedelta(seconds=60), retained=True)
+    assert [row[0] for row in rejected_rows(engine)] == ["malformed"]
+    assert sample(metrics, "hezo_messages_rejected_total", reason="malformed") == 1
+
+
+def test_the_same_bad_payload_published_twice_is_kept_twice(ingest: Ingest, engine: Engine) -> None:
+    ingest.handle(TOPIC, b"{not json", T0, retained=True)
+    ingest.handle(TOPIC, b"{not json", T0)  # a new publish, not a retained copy
+    ingest.handle("hezo/v1/hq/other-pc/status", b"{not json", T0, retained=True)  # another topic
+    assert len(rejected_rows(engine)) == 3
