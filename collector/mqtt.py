@@ -5,17 +5,24 @@ it stores each message, then acknowledges it to the broker (paho's manual acks),
 has not stored yet is still the broker's to deliver again after a crash. The incident engine's evaluations go
 through the same queue, so ingest and ticket decisions never interleave. The session is persistent (fixed
 client id, clean session off), so QoS 1 messages wait in the broker while the collector restarts.
+
+The queue is bounded (``QUEUE_SIZE``): when it is full, paho's network thread waits in ``put`` until the
+writer takes a message, which holds back reading from the broker (backpressure; QoS 1 messages wait in the
+broker). This cannot deadlock with the acks: the writer never waits on the network thread, since paho's
+``ack()`` only appends to a deque and writes a wake-up byte to a non-blocking socket; and once the writer is
+stopping, ``put`` stops waiting and leaves the message unacknowledged, for the broker to deliver again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 
@@ -27,13 +34,23 @@ from protocol import Topics
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[str, bytes, datetime], None]
+
+class Handler(Protocol):
+    def __call__(
+        self, topic: str, payload: bytes, received_at: datetime, *, retained: bool = False
+    ) -> None: ...
+
+
 Keeper = Callable[[str, bytes, str, datetime], None]
 
-#: How often the writer tries to store one message before it keeps it as rejected (``store-error``).
+#: How often the writer tries to store one message before it tries to keep it as rejected (``store-error``).
 STORE_TRIES = 5
 FIRST_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 30.0
+#: Messages received and not yet written; past this paho's network thread waits (backpressure).
+QUEUE_SIZE = 10_000
+#: How often a ``put`` waiting on a full queue looks whether the writer is stopping.
+_PUT_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,7 @@ class Message:
     payload: bytes
     received_at: datetime
     ack: Callable[[], None] | None = None
+    retained: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,8 +80,13 @@ class Writer:
 
     A message whose storing raises (the database is down) is tried again after 1 s, doubling to 30 s; after
     ``STORE_TRIES`` failures it is handed to ``keep`` (stored as rejected with the error) and acknowledged.
-    ``wait(seconds)`` sleeps between tries and returns True when the writer is stopping, which leaves the
-    message unacknowledged for the broker to deliver again.
+    If keeping fails too, the writer goes on trying to store, then keep, the same message, every 30 s at
+    most, until one succeeds: it never skips a message, which would leave it unacknowledged, holding one of
+    the broker's in-flight slots until the next reconnect while later messages overtake it.
+
+    ``wait(seconds)`` sleeps between tries and returns True when the writer is stopping. Once stopping, the
+    first failure ends the writer: that message and everything after it stay unacknowledged, for the broker
+    to deliver again in the next session.
     """
 
     def __init__(
@@ -73,11 +96,12 @@ class Writer:
         *,
         metrics: Metrics | None = None,
         wait: Callable[[float], bool] | None = None,
+        maxsize: int = QUEUE_SIZE,
     ) -> None:
         self._handle = handle
         self._keep = keep
         self._metrics = metrics
-        self._queue: queue.Queue[object] = queue.Queue()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
         self._stopping = threading.Event()
         self._wait = wait if wait is not None else self._stopping.wait
         self._thread = threading.Thread(target=self._run, name="hezo-collector-writer", daemon=True)
@@ -85,73 +109,129 @@ class Writer:
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        """True while the writer thread runs."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
-        """Write what is queued (without retrying failures), then end the thread."""
+        """Write what is queued (stopping at the first failure, without retrying), then end the thread."""
         self._stopping.set()
-        self._queue.put(_STOP)
+        # Wakes a writer waiting on an empty queue; with a full one, the writer drains it and ends when empty.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_STOP)
         if self._thread.is_alive():
             self._thread.join()
 
     def put(self, item: Message | Job) -> None:
-        if isinstance(item, Message) and self._metrics is not None:
-            self._metrics.queue_depth.inc()
-        self._queue.put(item)
+        """Queue ``item``, waiting while the queue is full; once stopping, drop it (the broker keeps it)."""
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=_PUT_POLL)
+            except queue.Full:
+                continue
+            if isinstance(item, Message) and self._metrics is not None:
+                self._metrics.queue_depth.inc()
+            return
+        log.debug("stopping: not queued, the broker keeps it: %s", item)
+
+    def _next(self) -> object:
+        if not self._stopping.is_set():
+            return self._queue.get()
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return _STOP
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._next()
             if item is _STOP:
                 return
             assert isinstance(item, Message | Job)
-            self.process(item)
+            try:
+                done = self.process(item)
+            except Exception:
+                log.exception("the writer failed on %s; going on", item)
+                continue
+            if not done and self._stopping.is_set():
+                self._forget_queued()
+                return
 
-    def process(self, item: Message | Job) -> None:
-        """Do one item now, on the calling thread (the writer thread, or a test)."""
+    def _forget_queued(self) -> None:
+        """Stopping after a failure: leave the rest unacknowledged, with the broker."""
+        left = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Message):
+                left += 1
+                if self._metrics is not None:
+                    self._metrics.queue_depth.dec()
+        log.warning("stopping: %d more queued messages stay with the broker", left)
+
+    def process(self, item: Message | Job) -> bool:
+        """Do one item now, on the calling thread (the writer thread, or a test); False if not done."""
         if isinstance(item, Job):
+            if self._stopping.is_set():
+                return True  # the next start evaluates again
             try:
                 item.run()
             except Exception:
                 # A database hiccup must not end ticketing; the next round tries again.
                 log.exception("%s failed", item.name)
-            return
+            return True
         try:
-            if self._store(item) and item.ack is not None:
-                item.ack()
+            stored = self._store(item)
+            if stored and item.ack is not None:
+                try:
+                    item.ack()
+                except Exception:
+                    # Stored: at worst the broker delivers it again, and the order keys make that harmless.
+                    log.exception("could not acknowledge the message on %s", item.topic)
+            return stored
         finally:
             if self._metrics is not None:
                 self._metrics.queue_depth.dec()
 
     def _store(self, message: Message) -> bool:
-        """Store ``message``; True when it is safe to acknowledge."""
+        """Store ``message``, or keep it as rejected; True when it is safe to acknowledge.
+
+        False only when the writer is stopping: the message then stays with the broker.
+        """
         delay = FIRST_RETRY_DELAY
-        error = ""
-        for attempt in range(1, STORE_TRIES + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                self._handle(message.topic, message.payload, message.received_at)
+                self._handle(message.topic, message.payload, message.received_at, retained=message.retained)
             except Exception as exc:  # noqa: BLE001 - whatever the store raised, retry, then keep the message
                 error = f"{type(exc).__name__}: {exc}"
                 if self._metrics is not None:
                     self._metrics.store_errors.inc()
-                log.warning(
-                    "could not store the message on %s (try %d of %d): %s",
-                    message.topic,
-                    attempt,
-                    STORE_TRIES,
-                    error,
-                )
+                log.warning("could not store the message on %s (try %d): %s", message.topic, attempt, error)
             else:
                 return True
-            if attempt < STORE_TRIES:
-                if self._wait(delay):
-                    log.warning("stopping: the message on %s stays with the broker", message.topic)
-                    return False
-                delay = min(delay * 2, MAX_RETRY_DELAY)
+            if attempt >= STORE_TRIES and self._kept(message, error, attempt):
+                return True
+            if self._stopping.is_set() or self._wait(delay):
+                log.warning("stopping: the message on %s stays with the broker", message.topic)
+                return False
+            delay = min(delay * 2, MAX_RETRY_DELAY)
+
+    def _kept(self, message: Message, error: str, attempt: int) -> bool:
         try:
             self._keep(message.topic, message.payload, error, message.received_at)
-        except Exception:
-            log.exception("could not keep the unstorable message on %s; the broker keeps it", message.topic)
+        except Exception as exc:  # noqa: BLE001 - the database is down: try the same message again later
+            log.error(  # noqa: TRY400 - the error text says it all, every 30 s
+                "could not keep the unstorable message on %s either (%s: %s); trying it again",
+                message.topic,
+                type(exc).__name__,
+                exc,
+            )
             return False
-        log.error("gave up storing the message on %s after %d tries: %s", message.topic, STORE_TRIES, error)
+        log.error("gave up storing the message on %s after %d tries: %s", message.topic, attempt, error)
         return True
 
 
@@ -171,8 +251,12 @@ class Subscriber:
         self._filters = Topics(config.prefix).collector_filters()
         self._subscribed = threading.Event()
         # Acks are only sent on the connection that delivered the message: after a reconnect the broker
-        # delivers the unacknowledged ones again, and a packet id may then name another message.
+        # delivers the unacknowledged ones again, and a packet id may then name another message. The counter
+        # changes on every connect and disconnect (paho's thread); the writer checks it and queues the ack
+        # under the same lock, so no ack of an earlier connection can slip out on a new one.
+        self._lock = threading.Lock()
         self._connection = 0
+        self._connected = False
         self._client = Client(config.client_id, clean_session=False, manual_ack=True)
         self._client.login(config.username, config.password.get_secret_value() if config.password else None)
         self._client.use_tls(config.tls)
@@ -188,8 +272,13 @@ class Subscriber:
         self._client.loop_start()
 
     def wait_subscribed(self, timeout: float) -> bool:
-        """Block until the broker has acknowledged the subscriptions; False on timeout."""
+        """Block until connected with the subscriptions in place; False on timeout."""
         return self._subscribed.wait(timeout)
+
+    def connected(self) -> bool:
+        """True while connected to the broker."""
+        with self._lock:
+            return self._connected
 
     def stop(self) -> None:
         """Disconnect (the session, with every unacknowledged message, stays on the broker)."""
@@ -198,17 +287,28 @@ class Subscriber:
 
     # -- paho callbacks, on paho's network thread -------------------------------------------------
 
-    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             log.warning(
                 "broker %s:%s refused the connection: %s", self._config.host, self._config.port, reason
             )
             return
-        self._connection += 1
+        with self._lock:
+            self._connection += 1
+            self._connected = True
         self._client.connected()
-        log.info("connected to broker %s:%s", self._config.host, self._config.port)
-        # Subscribe on every connect: with a persistent session it is harmless, and it covers a lost session.
-        client.subscribe([(topic, 1) for topic in self._filters])
+        log.info(
+            "connected to broker %s:%s (%s session)",
+            self._config.host,
+            self._config.port,
+            "resumed" if flags.session_present else "new",
+        )
+        if flags.session_present:
+            # The broker kept the subscriptions. Subscribing again would make it send every retained message
+            # again, at every reconnect.
+            self._subscribed.set()
+        else:
+            client.subscribe([(topic, 1) for topic in self._filters])
 
     def _on_subscribe(
         self, _client: paho.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
@@ -221,6 +321,9 @@ class Subscriber:
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
+        with self._lock:
+            self._connection += 1  # acks of the lost connection must not go out on the next one
+            self._connected = False
         self._subscribed.clear()
         if reason.is_failure:
             log.warning("lost the broker connection (%s); reconnecting", reason)
@@ -228,14 +331,20 @@ class Subscriber:
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         ack = None
         if message.qos > 0:
-            ack = self._acker(message.mid, message.qos, self._connection)
-        self._writer.put(Message(message.topic, bytes(message.payload), self._now(), ack))
+            with self._lock:
+                connection = self._connection
+            ack = self._acker(message.mid, message.qos, connection)
+        # Outside the lock: put may wait for room in the queue, and the writer needs the lock to ack.
+        self._writer.put(
+            Message(message.topic, bytes(message.payload), self._now(), ack, retained=bool(message.retain))
+        )
 
     def _acker(self, mid: int, qos: int, connection: int) -> Callable[[], None]:
         def ack() -> None:
             # paho's ack() only queues the packet for its network thread (a thread-safe deque append and a
-            # wake-up), so the writer thread may call it.
-            if connection == self._connection:
-                self._client.ack(mid, qos)
+            # wake-up byte on a non-blocking socket), so the writer thread may call it, and it never waits.
+            with self._lock:
+                if connection == self._connection:
+                    self._client.ack(mid, qos)
 
         return ack

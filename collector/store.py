@@ -179,11 +179,17 @@ ticket_entries = Table(
 )
 
 
+#: How long one SQLite statement waits for another process's write lock before it fails. Short on purpose:
+#: the writer retries a failed store itself (with backoff), so a locked database costs one message at most
+#: ``STORE_TRIES`` times this plus the retry delays before it is kept, and a stop waits for it once at most.
+SQLITE_BUSY_TIMEOUT_MS = 2000
+
+
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the web page read while the ingest worker writes; the timeout rides out short write locks.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

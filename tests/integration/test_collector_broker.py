@@ -21,7 +21,7 @@ from sqlalchemy import select
 from collector import tickets
 from collector.config import CollectorConfig
 from collector.service import CollectorService
-from collector.store import agents, devices, rejected
+from collector.store import agents, devices, events, rejected
 from tests.support.collector import FakeAgent
 from tests.support.mosquitto import ROOT, Mosquitto, free_port, wait_port
 
@@ -213,3 +213,83 @@ def test_a_message_received_but_not_stored_survives_a_sigkill(
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
     assert second.returncode == 0
+
+
+def ingested(service: CollectorService, kind: str) -> float:
+    value = service.metrics.registry.get_sample_value("hezo_messages_ingested_total", {"kind": kind})
+    return value or 0.0
+
+
+def restart_broker(mosquitto: Mosquitto, service: CollectorService, publisher: Publisher) -> None:
+    mosquitto.stop()
+    wait_until("the collector to see the broker gone", lambda: not service.subscriber.connected())
+    mosquitto.start()
+    assert service.subscriber.wait_subscribed(20)
+    wait_until("the publisher to reconnect", publisher.client.is_connected)
+
+
+def test_messages_unacknowledged_across_a_broker_restart_are_each_stored_once(
+    mosquitto: Mosquitto, tmp_path: Path, service: CollectorService, publisher: Publisher
+) -> None:
+    agent = FakeAgent()
+    sent = 30
+    # The database is busy: the collector receives the events but can neither store nor acknowledge them.
+    lock = sqlite3.connect(tmp_path / "collector.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        for _ in range(sent):
+            publisher.send(*agent.event(at=datetime.now(UTC)))  # not retained: only the session has them
+        wait_until(
+            "the collector holds unacknowledged messages",
+            lambda: (service.metrics.registry.get_sample_value("hezo_ingest_queue_depth") or 0) >= 1,
+        )
+        restart_broker(mosquitto, service, publisher)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+
+    def stored_seqs() -> list[int]:
+        with service.engine.connect() as conn:
+            return list(conn.execute(select(events.c.seq).order_by(events.c.seq)).scalars())
+
+    wait_until("every event stored", lambda: len(stored_seqs()) == sent, timeout=60)
+    assert stored_seqs() == list(range(1, sent + 1))
+    with service.engine.connect() as conn:
+        assert conn.execute(select(rejected)).all() == []
+
+    # Every one was acknowledged: a new collector on the same session gets nothing of them again.
+    service.stop()
+    second = CollectorService(make_config(mosquitto, tmp_path))
+    second.start()
+    try:
+        assert second.subscriber.wait_subscribed(10)
+        publisher.send(*agent.event(at=datetime.now(UTC)))
+        wait_until("the next event", lambda: ingested(second, "event") >= 1)
+        assert ingested(second, "event") == 1
+    finally:
+        second.stop()
+
+
+def test_a_reconnect_does_not_make_the_broker_send_retained_messages_again(
+    mosquitto: Mosquitto, service: CollectorService, publisher: Publisher
+) -> None:
+    agent = FakeAgent()
+
+    def events_stored() -> int:
+        with service.engine.connect() as conn:
+            return len(conn.execute(select(events.c.id)).all())
+
+    publisher.send(*agent.birth(at=datetime.now(UTC)), retain=True)
+    publisher.send(agent.topics.event(agent.site, agent.agent), b'{"v": 1, "oops"', retain=True)
+    # One more round trip, so that the broker has the acks of both before it stops (else it would rightly
+    # deliver them again: QoS 1 is at least once).
+    publisher.send(*agent.event(at=datetime.now(UTC)))
+    wait_until("the messages before the restart", lambda: events_stored() == 1)
+
+    restart_broker(mosquitto, service, publisher)
+    publisher.send(*agent.event(at=datetime.now(UTC)))
+    wait_until("the event sent after the reconnect", lambda: events_stored() == 2)
+
+    assert ingested(service, "birth") == 1
+    with service.engine.connect() as conn:
+        assert len(conn.execute(select(rejected)).all()) == 1

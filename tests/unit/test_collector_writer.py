@@ -22,7 +22,7 @@ class Store:
         self.stored: list[str] = []
         self.kept: list[tuple[str, str]] = []
 
-    def handle(self, topic: str, _payload: bytes, _received_at: datetime) -> None:
+    def handle(self, topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
         if self.failures:
             self.failures -= 1
             raise OperationalError("INSERT ...", {}, Exception("database is locked"))
@@ -40,7 +40,7 @@ def test_a_message_is_acknowledged_after_it_is_stored() -> None:
     events: list[str] = []
     store = Store()
 
-    def handle(topic: str, payload: bytes, received_at: datetime) -> None:
+    def handle(topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
         events.append("stored")
         store.handle(topic, payload, received_at)
 
@@ -64,7 +64,7 @@ def test_after_five_failures_the_message_is_kept_as_store_error_and_acknowledged
     waits: list[float] = []
     acks: list[int] = []
 
-    def broken(_topic: str, _payload: bytes, _received_at: datetime) -> None:
+    def broken(_topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
         raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
 
     metrics = Metrics()
@@ -93,7 +93,7 @@ def test_messages_and_jobs_run_one_at_a_time_on_one_thread_in_queue_order() -> N
     order: list[tuple[str, int]] = []
     done = threading.Event()
 
-    def handle(topic: str, _payload: bytes, _received_at: datetime) -> None:
+    def handle(topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
         order.append((topic, threading.get_ident()))
 
     writer = Writer(handle, Store().keep)
@@ -109,3 +109,125 @@ def test_messages_and_jobs_run_one_at_a_time_on_one_thread_in_queue_order() -> N
     assert [name for name, _ in order] == ["first", "evaluate", "second"]
     assert len({thread for _, thread in order}) == 1
     assert order[0][1] != threading.get_ident()
+
+
+def down(*_args: object, **_kwargs: object) -> None:
+    raise OperationalError("INSERT ...", {}, Exception("unable to open database file"))
+
+
+def test_when_keeping_fails_too_the_same_message_is_tried_again_until_kept() -> None:
+    # The database is down: neither storing nor keeping works, for a while. The message must not be skipped
+    # (unacknowledged, it would hold a broker in-flight slot until the next reconnect).
+    kept: list[str] = []
+    keep_failures = [2]
+
+    def keep(topic: str, _payload: bytes, _error: str, _received_at: datetime) -> None:
+        if keep_failures[0]:
+            keep_failures[0] -= 1
+            down()
+        kept.append(topic)
+
+    waits: list[float] = []
+    acks: list[int] = []
+    writer = Writer(down, keep, wait=lambda s: bool(waits.append(s)))
+    writer.process(Message("t", b"{}", T0, ack=lambda: acks.append(1)))
+    assert (kept, acks) == (["t"], [1])
+    assert waits == [1, 2, 4, 8, 16, 30]  # the backoff goes on, capped at 30 s
+
+
+def test_a_store_that_works_again_after_keeping_failed_stores_the_message() -> None:
+    store, acks = Store(failures=7), []
+
+    def keep(*_args: object) -> None:
+        down()
+
+    writer = Writer(store.handle, keep, wait=lambda _: False)
+    writer.process(Message("t", b"{}", T0, ack=lambda: acks.append(1)))
+    assert (store.stored, acks) == (["t"], [1])
+
+
+def test_a_failure_while_stopping_ends_the_writer_and_leaves_the_rest_with_the_broker() -> None:
+    tried: list[str] = []
+    acks: list[str] = []
+    metrics = Metrics()
+
+    def handle(topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
+        tried.append(topic)
+        down()
+
+    writer = Writer(handle, Store().keep, metrics=metrics)
+    for topic in ("first", "second", "third"):
+        writer.put(Message(topic, b"{}", T0, ack=lambda topic=topic: acks.append(topic)))
+    writer.start()
+    writer.stop()  # the database is locked: one failed store, then the writer ends
+
+    assert not writer.alive()
+    assert tried == ["first"]
+    assert acks == []
+    assert sample(metrics, "hezo_ingest_queue_depth") == 0
+
+
+def test_an_ack_that_raises_does_not_end_the_writer() -> None:
+    store = Store()
+    done = threading.Event()
+
+    def broken_ack() -> None:
+        raise RuntimeError("the client is gone")
+
+    writer = Writer(store.handle, store.keep)
+    writer.put(Message("first", b"{}", T0, ack=broken_ack))
+    writer.put(Message("second", b"{}", T0))
+    writer.put(Job(done.set, "done"))
+    writer.start()
+    try:
+        assert done.wait(10), "the writer died on the failed ack"
+        assert writer.alive()
+    finally:
+        writer.stop()
+    assert store.stored == ["first", "second"]
+
+
+def test_the_queue_is_bounded_so_a_flood_waits_for_the_writer() -> None:
+    flooded = threading.Event()
+    depths: list[int] = []
+    metrics = Metrics()
+
+    def handle(_topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
+        # Unbounded, the whole flood would be queued before the first message is written.
+        if not depths:
+            flooded.wait(0.5)
+        depths.append(int(sample(metrics, "hezo_ingest_queue_depth")))
+
+    writer = Writer(handle, Store().keep, metrics=metrics, maxsize=3)
+    writer.start()
+    try:
+
+        def flood() -> None:
+            for number in range(20):
+                writer.put(Message(f"m{number}", b"{}", T0))
+            flooded.set()
+
+        producer = threading.Thread(target=flood)
+        producer.start()
+        producer.join(30)
+        assert not producer.is_alive()
+    finally:
+        writer.stop()
+    assert len(depths) == 20
+    assert max(depths) <= 3 + 1  # the queue, and the message being written
+
+
+def test_a_put_on_a_full_queue_gives_up_once_the_writer_has_stopped() -> None:
+    # paho's network thread waits in put() while the queue is full. A writer that stopped (on a failure, say)
+    # takes nothing any more: put must not wait for ever, since the subscriber's stop joins that thread.
+    writer = Writer(down, Store().keep, maxsize=1)
+    writer.put(Message("first", b"{}", T0))
+    writer.start()
+    writer.stop()
+    producer = threading.Thread(
+        target=lambda: [writer.put(Message(f"late-{n}", b"{}", T0)) for n in range(3)], daemon=True
+    )
+    producer.start()
+    producer.join(10)
+    assert not producer.is_alive(), "put waits for ever on a writer that has stopped"
+    assert not writer.alive()
