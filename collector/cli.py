@@ -125,7 +125,7 @@ def _serve(config: CollectorConfig) -> int:
     except STORE_ERRORS as exc:
         return _cannot_open(shown_url(config.store.url), exc)
     try:
-        app = create_app(service.engine, service.metrics.registry)
+        app = create_app(service.engine, service.metrics.registry, health=service.health)
         server = _WebServer(
             uvicorn.Config(app, host=config.web.host, port=config.web.port, log_config=None, access_log=False)
         )

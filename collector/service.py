@@ -67,6 +67,14 @@ class CollectorService:
         self.subscriber.stop()
         self.engine.dispose()
 
+    def health(self) -> str | None:
+        """None when the writer thread runs and the broker connection is up; else what is wrong."""
+        if not self.writer.alive():
+            return "the writer thread is not running: nothing is stored or acknowledged"
+        if not self.subscriber.connected():
+            return f"not connected to the broker {self.config.mqtt.host}:{self.config.mqtt.port}"
+        return None
+
     def _evaluate(self) -> None:
         self._evaluation_queued.clear()
         self.incidents.evaluate()

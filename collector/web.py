@@ -5,6 +5,7 @@ Every datetime in JSON is RFC 3339 UTC (``2026-11-24T21:50:02.114Z``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from collector import queries, tickets
 
@@ -27,8 +29,17 @@ def _local(value: Any) -> str:
     return str(value.strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
-def create_app(engine: Engine, registry: CollectorRegistry | None = None) -> FastAPI:
-    """The web application over ``engine``; ``/metrics`` exposes ``registry`` (an empty one if None)."""
+def create_app(
+    engine: Engine,
+    registry: CollectorRegistry | None = None,
+    *,
+    health: Callable[[], str | None] | None = None,
+) -> FastAPI:
+    """The web application over ``engine``; ``/metrics`` exposes ``registry`` (an empty one if None).
+
+    ``health`` tells ``/healthz`` what else is wrong (None: nothing), such as a dead writer thread or a lost
+    broker connection; without it, ``/healthz`` checks the database only.
+    """
     app = FastAPI(title="hezo collector", version="0.1.0")
     metrics_registry = registry if registry is not None else CollectorRegistry()
     templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -77,8 +88,15 @@ def create_app(engine: Engine, registry: CollectorRegistry | None = None) -> Fas
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            reason = f"the database does not answer: {type(exc).__name__}"
+            return JSONResponse({"status": "unhealthy", "reason": reason}, status_code=503)
+        problem = health() if health is not None else None
+        if problem is not None:
+            return JSONResponse({"status": "unhealthy", "reason": problem}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     @app.get("/metrics", include_in_schema=False)

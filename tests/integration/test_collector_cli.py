@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,7 +104,13 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, mosquitto: M
         line = process.stdout.readline()
         assert line.strip() == f"hezo-collector: web page at http://127.0.0.1:{port}/"
         wait_port("127.0.0.1", port)
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
+        # Healthy once connected to the broker; until then /healthz says why not.
+        deadline = time.monotonic() + 20
+        while (health := httpx.get(f"http://127.0.0.1:{port}/healthz")).status_code != 200:
+            assert health.json()["reason"] == f"not connected to the broker {mosquitto.host}:{mosquitto.port}"
+            assert time.monotonic() < deadline, health.text
+            time.sleep(0.05)
+        assert health.json() == {"status": "ok"}
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)

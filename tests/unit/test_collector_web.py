@@ -1,13 +1,18 @@
 """The web page and the JSON API show agents, devices, tickets and rejected messages."""
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine
 
+from collector.config import CollectorConfig
 from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
 from collector.metrics import Metrics
+from collector.service import CollectorService
 from collector.web import create_app
 from tests.support.collector import RALLY_BAR, T0, AppClient, Clock, FakeAgent
+from tests.support.mosquitto import free_port
 
 
 @pytest.fixture
@@ -139,3 +144,36 @@ def test_text_from_agents_is_escaped_on_the_page(engine: Engine, metrics: Metric
     page = AppClient(create_app(engine, metrics.registry)).get("/").text
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_healthz_is_503_with_the_reason_when_the_collector_is_not_working(engine: Engine) -> None:
+    problem: list[str] = ["the writer thread is not running: nothing is stored or acknowledged"]
+    client = AppClient(create_app(engine, health=lambda: problem[0] if problem else None))
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unhealthy",
+        "reason": "the writer thread is not running: nothing is stored or acknowledged",
+    }
+    problem.clear()
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_service_health_names_a_dead_writer_and_a_lost_broker(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    config = CollectorConfig.model_validate(
+        {
+            "mqtt": {"host": "127.0.0.1", "port": port},
+            "store": {"url": f"sqlite:///{tmp_path / 'collector.db'}"},
+        }
+    )
+    service = CollectorService(config)
+    service.start()
+    try:
+        assert service.health() == f"not connected to the broker 127.0.0.1:{port}"
+        service.writer.stop()
+        assert service.health() == "the writer thread is not running: nothing is stored or acknowledged"
+        client = AppClient(create_app(service.engine, health=service.health))
+        assert client.get("/healthz").status_code == 503
+    finally:
+        service.stop()
