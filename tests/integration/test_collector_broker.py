@@ -6,9 +6,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,20 +23,9 @@ from collector.service import CollectorService
 from collector.store import agents, devices, events, rejected
 from tests.support.collector import FakeAgent
 from tests.support.mosquitto import ROOT, Mosquitto, free_port, wait_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Publisher:
@@ -92,7 +80,7 @@ def test_down_device_published_by_an_agent_gets_a_ticket(
         with service.engine.connect() as conn:
             return tickets.list_tickets(conn)
 
-    [opened] = wait_until("a ticket", ticket)
+    [opened] = eventually("a ticket", ticket)
     assert (opened["device"], opened["serial"], opened["contract"]) == (
         "rally-bar-1",
         "2034FH1002R2",
@@ -112,7 +100,7 @@ def test_malformed_payload_is_kept_and_the_subscriber_keeps_going(
         with service.engine.connect() as conn:
             return bool(conn.execute(select(agents.c.online)).scalar_one_or_none())
 
-    wait_until("the agent to come online after the bad message", online)
+    eventually("the agent to come online after the bad message", online)
     with service.engine.connect() as conn:
         [row] = conn.execute(select(rejected)).all()
     assert row.topic == "hezo/v1/hq/room-101-pc/event"
@@ -140,7 +128,7 @@ def test_messages_sent_while_the_collector_is_down_arrive_after_restart(
             with second.engine.connect() as conn:
                 return conn.execute(select(devices.c.state)).scalar_one_or_none()
 
-        assert wait_until("the queued state", device_state) == "up"
+        assert eventually("the queued state", device_state) == "up"
     finally:
         second.stop()
 
@@ -179,7 +167,7 @@ def test_a_message_received_but_not_stored_survives_a_sigkill(
     try:
         wait_port("127.0.0.1", port, timeout=30)
         publisher.send(*agent.birth(at=datetime.now(UTC)))
-        wait_until("the collector stores the birth", lambda: json.loads(get(port, "/api/agents")))
+        eventually("the collector stores the birth", lambda: json.loads(get(port, "/api/agents")))
 
         # The database is busy: the collector receives the next message but cannot store it yet.
         lock = sqlite3.connect(database, isolation_level=None)
@@ -188,7 +176,7 @@ def test_a_message_received_but_not_stored_survives_a_sigkill(
             publisher.send(
                 *agent.state("down", at=datetime.now(UTC))
             )  # not retained: only the session has it
-            wait_until(
+            eventually(
                 "the collector holds the message",
                 lambda: "hezo_ingest_queue_depth 1.0" in get(port, "/metrics"),
             )
@@ -205,7 +193,7 @@ def test_a_message_received_but_not_stored_survives_a_sigkill(
     second = serve(config, tmp_path)
     try:
         wait_port("127.0.0.1", port, timeout=30)
-        wait_until(
+        eventually(
             "the state the killed collector had received but not stored",
             lambda: json.loads(get(port, "/api/devices"))[0]["state"] == "down",
         )
@@ -222,10 +210,10 @@ def ingested(service: CollectorService, kind: str) -> float:
 
 def restart_broker(mosquitto: Mosquitto, service: CollectorService, publisher: Publisher) -> None:
     mosquitto.stop()
-    wait_until("the collector to see the broker gone", lambda: not service.subscriber.connected())
+    eventually("the collector to see the broker gone", lambda: not service.subscriber.connected())
     mosquitto.start()
     assert service.subscriber.wait_subscribed(20)
-    wait_until("the publisher to reconnect", publisher.client.is_connected)
+    eventually("the publisher to reconnect", publisher.client.is_connected)
 
 
 def test_messages_unacknowledged_across_a_broker_restart_are_each_stored_once(
@@ -239,7 +227,7 @@ def test_messages_unacknowledged_across_a_broker_restart_are_each_stored_once(
     try:
         for _ in range(sent):
             publisher.send(*agent.event(at=datetime.now(UTC)))  # not retained: only the session has them
-        wait_until(
+        eventually(
             "the collector holds unacknowledged messages",
             lambda: (service.metrics.registry.get_sample_value("hezo_ingest_queue_depth") or 0) >= 1,
         )
@@ -252,7 +240,7 @@ def test_messages_unacknowledged_across_a_broker_restart_are_each_stored_once(
         with service.engine.connect() as conn:
             return list(conn.execute(select(events.c.seq).order_by(events.c.seq)).scalars())
 
-    wait_until("every event stored", lambda: len(stored_seqs()) == sent, timeout=60)
+    eventually("every event stored", lambda: len(stored_seqs()) == sent, timeout=60)
     assert stored_seqs() == list(range(1, sent + 1))
     with service.engine.connect() as conn:
         assert conn.execute(select(rejected)).all() == []
@@ -264,7 +252,7 @@ def test_messages_unacknowledged_across_a_broker_restart_are_each_stored_once(
     try:
         assert second.subscriber.wait_subscribed(10)
         publisher.send(*agent.event(at=datetime.now(UTC)))
-        wait_until("the next event", lambda: ingested(second, "event") >= 1)
+        eventually("the next event", lambda: ingested(second, "event") >= 1)
         assert ingested(second, "event") == 1
     finally:
         second.stop()
@@ -284,11 +272,11 @@ def test_a_reconnect_does_not_make_the_broker_send_retained_messages_again(
     # One more round trip, so that the broker has the acks of both before it stops (else it would rightly
     # deliver them again: QoS 1 is at least once).
     publisher.send(*agent.event(at=datetime.now(UTC)))
-    wait_until("the messages before the restart", lambda: events_stored() == 1)
+    eventually("the messages before the restart", lambda: events_stored() == 1)
 
     restart_broker(mosquitto, service, publisher)
     publisher.send(*agent.event(at=datetime.now(UTC)))
-    wait_until("the event sent after the reconnect", lambda: events_stored() == 2)
+    eventually("the event sent after the reconnect", lambda: events_stored() == 2)
 
     assert ingested(service, "birth") == 1
     with service.engine.connect() as conn:

@@ -20,8 +20,8 @@ from tests.support.room import (
     RECHECK_COUNT,
     RECHECK_DELAY,
     Room,
-    eventually,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import yaml
 
 from simulator.certs import write_self_signed
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
-from tests.support.room import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -4,18 +4,15 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from simulator.agentconfig import agent_config_for, read_site
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
-
-T = TypeVar("T")
+from tests.support.waiting import eventually
 
 POLL_INTERVAL = 1.0
 RECHECK_COUNT = 1
@@ -23,18 +20,6 @@ RECHECK_DELAY = 0.5
 CONFIRM_WINDOW = 3.0
 EVALUATE_EVERY = 0.25
 CONTRACT = "HZ-TEST-0042"
-
-
-def eventually(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.1) -> T:
-    """Poll ``probe`` until it returns something other than None (or False); fail saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(every)
 
 
 class Room:

@@ -43,6 +43,21 @@ def all_tickets(engine: Engine) -> list[dict[str, Any]]:
         return tickets.list_tickets(conn)
 
 
+def hour_reopen_window(engine: Engine, clock: Clock) -> IncidentEngine:
+    return IncidentEngine(
+        engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=3600, now=clock
+    )
+
+
+def recovered_ticket(ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent) -> None:
+    """The device goes down, its ticket opens after the confirm window, and it comes back 10 s later."""
+    go(ingest, clock, agent.state("down", at=clock()))
+    clock.advance(WINDOW)
+    incidents.evaluate()
+    go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    incidents.evaluate()
+
+
 def go(ingest: Ingest, clock: Clock, message: tuple[str, bytes]) -> None:
     ingest.handle(*message, clock())
 
@@ -105,11 +120,7 @@ def test_device_coming_back_marks_the_ticket_recovered(
 def test_one_ticket_per_device_across_down_up_down(
     ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
 ) -> None:
-    go(ingest, clock, agent.state("down", at=clock()))
-    clock.advance(WINDOW)
-    incidents.evaluate()
-    go(ingest, clock, agent.state("up", at=clock.advance(10)))
-    incidents.evaluate()
+    recovered_ticket(ingest, incidents, clock, agent)
     go(ingest, clock, agent.state("down", at=clock.advance(10)))
     clock.advance(WINDOW * 2)
     assert incidents.evaluate() == []
@@ -123,11 +134,7 @@ def test_one_ticket_per_device_across_down_up_down(
 def test_a_recovered_ticket_reopens_only_after_the_confirm_window(
     ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
 ) -> None:
-    go(ingest, clock, agent.state("down", at=clock()))
-    clock.advance(WINDOW)
-    incidents.evaluate()
-    go(ingest, clock, agent.state("up", at=clock.advance(10)))
-    incidents.evaluate()
+    recovered_ticket(ingest, incidents, clock, agent)
 
     go(ingest, clock, agent.state("down", at=clock.advance(10)))  # a blip: back up within the window
     clock.advance(WINDOW - 1)
@@ -149,11 +156,7 @@ def test_a_fault_long_after_recovery_opens_a_new_ticket_with_fresh_deadlines(
     incidents = IncidentEngine(
         engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=reopen_window, now=clock
     )
-    go(ingest, clock, agent.state("down", at=clock()))
-    clock.advance(WINDOW)
-    incidents.evaluate()
-    go(ingest, clock, agent.state("up", at=clock.advance(10)))
-    incidents.evaluate()
+    recovered_ticket(ingest, incidents, clock, agent)
 
     clock.advance(reopen_window)
     incidents.evaluate()
@@ -174,14 +177,8 @@ def test_a_fault_long_after_recovery_opens_a_new_ticket_with_fresh_deadlines(
 def test_a_fault_within_the_reopen_window_reopens_the_recovered_ticket(
     ingest: Ingest, engine: Engine, clock: Clock, agent: FakeAgent
 ) -> None:
-    incidents = IncidentEngine(
-        engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=3600, now=clock
-    )
-    go(ingest, clock, agent.state("down", at=clock()))
-    clock.advance(WINDOW)
-    incidents.evaluate()
-    go(ingest, clock, agent.state("up", at=clock.advance(10)))
-    incidents.evaluate()
+    incidents = hour_reopen_window(engine, clock)
+    recovered_ticket(ingest, incidents, clock, agent)
     go(ingest, clock, agent.state("down", at=clock.advance(3000)))
     clock.advance(WINDOW)
     incidents.evaluate()
@@ -338,11 +335,7 @@ def test_a_recovered_ticket_is_not_closed_while_its_device_is_down_again_unconfi
     incidents = IncidentEngine(
         engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=reopen_window, now=clock
     )
-    go(ingest, clock, agent.state("down", at=clock()))
-    clock.advance(WINDOW)
-    incidents.evaluate()
-    go(ingest, clock, agent.state("up", at=clock.advance(10)))
-    incidents.evaluate()
+    recovered_ticket(ingest, incidents, clock, agent)
     go(ingest, clock, agent.state("down", at=clock.advance(reopen_window - 10)))
     clock.advance(20)  # the reopen window is over; the new fault is not confirmed yet
     incidents.evaluate()
@@ -358,14 +351,8 @@ def test_a_recovered_ticket_is_not_closed_while_its_device_is_down_again_unconfi
 def test_a_recovered_ticket_is_not_closed_while_its_device_is_down_behind_an_offline_agent(
     ingest: Ingest, engine: Engine, clock: Clock, agent: FakeAgent
 ) -> None:
-    incidents = IncidentEngine(
-        engine, confirm_window=WINDOW, critical_response_hours=1, reopen_window=3600, now=clock
-    )
-    go(ingest, clock, agent.state("down", at=clock()))
-    clock.advance(WINDOW)
-    incidents.evaluate()
-    go(ingest, clock, agent.state("up", at=clock.advance(10)))
-    incidents.evaluate()
+    incidents = hour_reopen_window(engine, clock)
+    recovered_ticket(ingest, incidents, clock, agent)
     go(ingest, clock, agent.state("down", at=clock.advance(100)))
     go(ingest, clock, agent.will())
     clock.advance(7200)
