@@ -173,8 +173,21 @@ def watch_tickets(web_port: int, demo: Demo) -> None:
         time.sleep(1.0)
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+class _FirstInterrupt:
+    """Turns the first SIGINT or SIGTERM into KeyboardInterrupt and ignores the rest.
+
+    A terminal's Ctrl-C reaches every process of the group, and impatient hands press it twice: the
+    components stop on their own signal, and the demo's clean-up must not be cut short by a second one,
+    or it would leave them running.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, _signum: int, _frame: object) -> None:
+        if not self.seen:
+            self.seen = True
+            raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     (data / "logs").mkdir(parents=True)
     marker.touch()
     demo = Demo(data, broker=args.broker, web_port=args.web_port, confirm_window=args.confirm_window)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt = _FirstInterrupt()
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     print(f"hezo demo: starting (logs in {data / 'logs'})")
     try:
         _, broker_port = demo.start_broker()

@@ -3,6 +3,7 @@
 Run with both brokers it can use: Mosquitto, and the embedded amqtt broker for machines without Mosquitto.
 """
 
+import os
 import queue
 import re
 import signal
@@ -43,6 +44,14 @@ class Output:
                 return match
 
 
+def drain(output: "Output") -> list[str]:
+    output.reader.join(timeout=10)
+    lines = []
+    while not output.lines.empty():
+        lines.append(output.lines.get_nowait())
+    return lines
+
+
 @pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
 def test_the_demo_shows_a_ticket_when_the_plug_is_pulled_and_stops_cleanly(
     broker: str, tmp_path: Path
@@ -59,7 +68,14 @@ def test_the_demo_shows_a_ticket_when_the_plug_is_pulled_and_stops_cleanly(
         "--web-port",
         "0",
     ]
-    demo = subprocess.Popen([*argv, "--confirm-window", "2"], stdout=subprocess.PIPE, text=True)
+    # A session of its own, like a terminal's job, so Ctrl-C can go to the whole group as a terminal sends it.
+    demo = subprocess.Popen(
+        [*argv, "--confirm-window", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output = Output(demo)
     try:
         broker_port = int(output.wait_for(r"broker .* on mqtt://127\.0\.0\.1:(\d+)", timeout=60).group(1))
@@ -88,8 +104,11 @@ def test_the_demo_shows_a_ticket_when_the_plug_is_pulled_and_stops_cleanly(
         assert "2034FH1002R2" in html
         assert "HZ-2026-0042" in html
 
-        demo.send_signal(signal.SIGINT)
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C: every process of the group gets it...
+        output.wait_for(r"hezo demo: stopping", timeout=30)
+        os.killpg(demo.pid, signal.SIGINT)  # ...and an impatient second one while it cleans up
         assert demo.wait(timeout=60) == 0
+        assert "Traceback" not in "".join(output.seen) + "".join(drain(output))
         assert not listening("127.0.0.1", web_port)
         assert not listening("127.0.0.1", broker_port)
     finally:
