@@ -84,15 +84,9 @@ class IncidentEngine:
     # -- the decisions ----------------------------------------------------------------------------
 
     def _close_retired(self, conn: Connection, now: datetime, done: Evaluation) -> None:
-        query = (
-            select(
-                ticket_table.c.id, ticket_table.c.number, devices.c.site, devices.c.agent, devices.c.device
-            )
-            .join(devices, _same_device())
-            .where(
-                ticket_table.c.status.in_(OPEN_STATUSES),
-                devices.c.retired_at.is_not(None),
-            )
+        query = _tickets_with_devices(
+            ticket_table.c.status.in_(OPEN_STATUSES),
+            devices.c.retired_at.is_not(None),
         )
         for row in conn.execute(query).all():
             tickets.close(conn, row.id)
@@ -107,16 +101,10 @@ class IncidentEngine:
             )
 
     def _recover(self, conn: Connection, now: datetime, done: Evaluation) -> None:
-        query = (
-            select(
-                ticket_table.c.id, ticket_table.c.number, devices.c.site, devices.c.agent, devices.c.device
-            )
-            .join(devices, _same_device())
-            .where(
-                ticket_table.c.status == "open",
-                ticket_table.c.cause == CAUSE_DEVICE_DOWN,
-                devices.c.state == "up",
-            )
+        query = _tickets_with_devices(
+            ticket_table.c.status == "open",
+            ticket_table.c.cause == CAUSE_DEVICE_DOWN,
+            devices.c.state == "up",
         )
         for row in conn.execute(query).all():
             tickets.set_status(conn, row.id, "recovered", recovered_at=now)
@@ -229,6 +217,12 @@ class IncidentEngine:
             name,
             down_since.isoformat(),
         )
+
+
+def _tickets_with_devices(*conditions: Any) -> Any:
+    """Tickets (id, number) with their device's key, where ``conditions`` hold for ticket and device."""
+    columns = (ticket_table.c.id, ticket_table.c.number, devices.c.site, devices.c.agent, devices.c.device)
+    return select(*columns).join(devices, _same_device()).where(*conditions)
 
 
 def _same_device() -> Any:
