@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from agent.catalog import MODELS
-from agent.configfile import AgentId, DeviceId, SiteId, TlsConfig, TopicPrefix, load_yaml_model, parse_model
+from agent.configfile import AgentId, DeviceId, SiteId, TlsConfig, TopicPrefix, load_yaml_model
 from agent.drivers import DRIVERS
 from agent.drivers.usb import UsbOptions
 from protocol import DEFAULT_PREFIX
@@ -120,8 +120,3 @@ class AgentConfig(Strict):
 def load_config(path: str | Path) -> AgentConfig:
     """Load and validate an agent config file, or raise ``ConfigError`` saying what to fix."""
     return load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
-
-
-def parse_config(source: str, data: Any) -> AgentConfig:
-    """Validate an already-parsed config (a dict); ``source`` names it in errors."""
-    return parse_model(source, data, AgentConfig, tags=DRIVERS.keys())

@@ -27,17 +27,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def run(config_path: str) -> None:
     """Run until SIGINT or SIGTERM, then publish a clean goodbye."""
-    from agent.catalog import model
     from agent.config import load_config
-    from agent.drivers import build_probe
     from agent.link import Link
     from agent.poller import Device, Poller
     from agent.sdnotify import feed_watchdog, notify
 
     config = load_config(config_path)
-    devices = [
-        Device(d.id, [build_probe(options, model(d.model)) for options in d.checks]) for d in config.devices
-    ]
+    devices = [Device.from_config(d) for d in config.devices]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -70,14 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.check_config:
-            from agent.catalog import model
             from agent.config import load_config
-            from agent.drivers import build_probe
+            from agent.poller import Device
 
             config = load_config(args.config)
             for device in config.devices:  # building the probes is part of the check: nothing is left to fail
-                for options in device.checks:
-                    build_probe(options, model(device.model))
+                Device.from_config(device)
             summary = f"site {config.site}, agent {config.agent}, {len(config.devices)} device(s)"
             print(f"{args.config}: OK: {summary}")
             return 0

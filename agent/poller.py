@@ -9,7 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.config import PollConfig
+from agent.catalog import model
+from agent.config import DeviceConfig, PollConfig
+from agent.drivers import build_probe
 from agent.drivers.base import CheckResult, Probe
 from agent.state import DeviceState, Transition
 from protocol import format_ts
@@ -27,6 +29,11 @@ class Device:
 
     def __post_init__(self) -> None:
         self.state = DeviceState(self.id)
+
+    @classmethod
+    def from_config(cls, config: DeviceConfig) -> "Device":
+        """The device with one probe per configured check; building them is where a bad check shows."""
+        return cls(config.id, [build_probe(options, model(config.model)) for options in config.checks])
 
 
 class Reporter(Protocol):

@@ -21,7 +21,6 @@ class Transition:
     before: str
     after: str
     reason: str
-    checks: list[CheckResult]
 
 
 def judge(results: list[CheckResult]) -> tuple[str, str]:
@@ -59,7 +58,7 @@ class DeviceState:
             log.info("device %s is up (was %s)", self.device, before)
         else:
             log.info("device %s is %s: %s", self.device, state, reason)
-        return Transition(self.device, before, state, reason, results)
+        return Transition(self.device, before, state, reason)
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -7,9 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from agent.catalog import model
 from agent.config import AgentConfig
-from agent.drivers import build_probe
 from agent.poller import Device, Poller
 
 
@@ -39,7 +37,7 @@ class _Discard:
 async def run_service_tests(config: AgentConfig, only: set[str] | None = None) -> list[DeviceReport]:
     """Check every configured device (or those in ``only``) once, concurrently."""
     chosen = [d for d in config.devices if only is None or d.id in only]
-    devices = [Device(d.id, [build_probe(options, model(d.model)) for options in d.checks]) for d in chosen]
+    devices = [Device.from_config(d) for d in chosen]
     poller = Poller(devices, config.poll, _Discard())
     await asyncio.gather(*(poller.poll_device(device) for device in devices))
     return [
