@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent.catalog import model
+from agent.changes import ChangeWatch
 from agent.config import DeviceConfig, PollConfig
 from agent.drivers import build_probe
 from agent.drivers.base import CheckResult, Probe
@@ -26,9 +27,11 @@ class Device:
     id: str
     probes: list[Probe]
     state: DeviceState = field(init=False)
+    changes: ChangeWatch = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = DeviceState(self.id)
+        self.changes = ChangeWatch(self.id)
 
     @classmethod
     def from_config(cls, config: DeviceConfig) -> "Device":
@@ -92,6 +95,8 @@ class Poller:
                     "checks": [r.to_wire() for r in results],
                 }
             )
+        for event in device.changes.events(results):
+            self.reporter.publish_event(event)
         samples = [
             {"device": device.id, "metric": name, "value": value, "ts": format_ts(r.ts)}
             for r in results

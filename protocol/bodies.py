@@ -15,7 +15,9 @@ from protocol.topics import Topic, TopicKind
 
 DEVICE_STATES = ("up", "degraded", "down", "unknown")
 DEATH_REASONS = ("connection-lost", "shutdown")
-EVENT_TYPES = ("state-changed",)
+EVENT_TYPES = ("state-changed", "reboot", "firmware-changed")
+#: How many facts (firmware version, ...) one check result may carry.
+MAX_FACTS = 32
 
 # Longest strings accepted, so that a value always fits its column in the collector's store.
 SHORT, MEDIUM, NAME, LONG = 64, 128, 255, 4096
@@ -107,6 +109,14 @@ def check_result(doc: object, path: str) -> None:
     duration = item.get("duration_ms")
     if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
         raise _fail(f"{path}.duration_ms", "a number or null", duration)
+    if "facts" in item:
+        facts = _object(item["facts"], f"{path}.facts")
+        if len(facts) > MAX_FACTS:
+            raise _fail(f"{path}.facts", f"at most {MAX_FACTS} entries", f"{len(facts)} entries")
+        for name in facts:
+            if len(name) > SHORT:
+                raise _fail(f"{path}.facts", f"names of at most {SHORT} characters", name)
+            _str(facts, f"{path}.facts", name, MEDIUM)
 
 
 def _checks(body: dict[str, Any]) -> None:
@@ -144,10 +154,11 @@ def _state(body: dict[str, Any]) -> None:
 
 
 def _event(body: dict[str, Any]) -> None:
-    _choice(body, "body", "type", EVENT_TYPES)
+    kind = _choice(body, "body", "type", EVENT_TYPES)
     _id(body, "body", "device", "device")
-    _choice(body, "body", "from", DEVICE_STATES)
-    _choice(body, "body", "to", DEVICE_STATES)
+    if kind == "state-changed":
+        _choice(body, "body", "from", DEVICE_STATES)
+        _choice(body, "body", "to", DEVICE_STATES)
     _str(body, "body", "reason", LONG)
     _checks(body)
 

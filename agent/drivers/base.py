@@ -13,7 +13,10 @@ class CheckResult:
     """The outcome of one check of one device: a dead target is a result with ``ok=False``, not an exception.
 
     ``ok`` says the device answered; ``degraded`` says it answered but a part of it is missing
-    (the camera is there, the speakerphone is not).
+    (the camera is there, the speakerphone is not). ``metrics`` are numbers sent as telemetry;
+    a metric named ``uptime_s`` (seconds since the device or its switch port last started) lets the
+    poller see reboots. ``facts`` are short strings published with the state, such as ``firmware``,
+    whose change the poller reports as an event.
     """
 
     driver: str
@@ -24,6 +27,7 @@ class CheckResult:
     duration_ms: float | None = None
     degraded: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -36,6 +40,8 @@ class CheckResult:
         }
         if self.degraded:
             doc["degraded"] = True
+        if self.facts:
+            doc["facts"] = dict(self.facts)
         return doc
 
 

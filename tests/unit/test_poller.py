@@ -124,3 +124,51 @@ def test_run_stops_when_asked() -> None:
 
     asyncio.run(main())
     assert device.state.state == "up"
+
+
+class ReadingProbe:
+    """Reports scripted (uptime, firmware) readings, one per poll."""
+
+    driver = "reading"
+    target = "switch-port-7"
+
+    def __init__(self, readings: list[tuple[float, str]]) -> None:
+        self.readings = readings
+        self.calls = 0
+
+    async def poll(self) -> CheckResult:
+        uptime, firmware = self.readings[min(self.calls, len(self.readings) - 1)]
+        self.calls += 1
+        return CheckResult(
+            self.driver, self.target, True, "ok", metrics={"uptime_s": uptime}, facts={"firmware": firmware}
+        )
+
+
+def _rounds(probe: ReadingProbe, rounds: int) -> Recorder:
+    recorder = Recorder()
+    device = Device("tap-ip", [probe])
+    run = poller([device], recorder)
+    for _ in range(rounds):
+        asyncio.run(run.poll_device(device))
+    return recorder
+
+
+def test_an_uptime_that_goes_back_is_reported_once_as_a_reboot() -> None:
+    recorder = _rounds(ReadingProbe([(1000, "1.0"), (1030, "1.0"), (12, "1.0"), (42, "1.0")]), 4)
+    reboots = [e for e in recorder.events if e["type"] == "reboot"]
+    assert len(reboots) == 1
+    assert reboots[0]["device"] == "tap-ip"
+    assert "1030 s -> 12 s" in reboots[0]["reason"]
+
+
+def test_a_growing_uptime_and_the_same_firmware_report_nothing_but_the_first_state() -> None:
+    recorder = _rounds(ReadingProbe([(10, "1.0"), (40, "1.0"), (70, "1.0")]), 3)
+    assert [e["type"] for e in recorder.events] == ["state-changed"]
+
+
+def test_a_new_firmware_version_is_reported_with_both_versions() -> None:
+    recorder = _rounds(ReadingProbe([(10, "1.0"), (40, "1.1")]), 2)
+    changed = [e for e in recorder.events if e["type"] == "firmware-changed"]
+    assert len(changed) == 1
+    assert "1.0 -> 1.1" in changed[0]["reason"]
+    assert changed[0]["checks"][0]["facts"] == {"firmware": "1.1"}

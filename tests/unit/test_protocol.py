@@ -194,3 +194,21 @@ def test_a_string_longer_than_its_column_is_refused_with_its_path() -> None:
     with pytest.raises(MalformedMessageError) as caught:
         validate_body(state_envelope(reason="x" * 5000))
     assert str(caught.value) == "body.reason: longer than 4096 characters (5000)"
+
+
+def event_envelope(**body: object) -> Envelope:
+    return Envelope("acme", "room-1", "b00t", 8, TS, "event", body)
+
+
+def test_a_reboot_event_needs_no_states_but_a_state_change_does() -> None:
+    validate_body(event_envelope(type="reboot", device="tap-ip", reason="uptime 90 s -> 3 s", checks=[]))
+    with pytest.raises(MalformedMessageError, match=r"body\.from: missing"):
+        validate_body(event_envelope(type="state-changed", device="tap-ip", reason="", checks=[]))
+
+
+def test_check_facts_must_be_short_strings() -> None:
+    check = {"driver": "sync", "target": "x", "ok": True, "detail": "", "ts": TS, "duration_ms": 1}
+    validate_body(state_envelope(checks=[{**check, "facts": {"firmware": "1.12.3"}}]))
+    with pytest.raises(MalformedMessageError) as caught:
+        validate_body(state_envelope(checks=[{**check, "facts": {"firmware": 112}}]))
+    assert str(caught.value) == "body.checks[0].facts.firmware: expected a string, got 112"
