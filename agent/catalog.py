@@ -5,7 +5,7 @@ USB ids are not published (Rally Camera, Rally Ultra, Swytch, Tap IP) have no fu
 for them must list its ``functions`` in the config.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 LOGITECH = "046d"
 
@@ -29,6 +29,7 @@ class Model:
     id: str
     name: str
     usb: tuple[UsbFunction, ...] = ()
+    sync_names: tuple[str, ...] = ()  # product names Logitech Sync reports; empty: not checked
 
 
 def _f(product: str, role: str, *, required: bool = True, vendor: str = LOGITECH) -> UsbFunction:
@@ -71,6 +72,18 @@ MODELS: dict[str, Model] = {
         Model("swytch", "Swytch"),
     )
 }
+
+
+# The ``name`` Logitech Sync gives each product (the Sync Cloud API's examples: "Rally", "Rally Bar", "Tap",
+# "Tap IP"). Models not listed here are not checked against Sync's name.
+SYNC_NAMES: dict[str, tuple[str, ...]] = {
+    "rally": ("Rally",),
+    "rally-bar": ("Rally Bar",),
+    "tap": ("Tap",),
+    "tap-ip": ("Tap IP",),
+}
+for _id, _names in SYNC_NAMES.items():
+    MODELS[_id] = replace(MODELS[_id], sync_names=_names)
 
 
 def model(model_id: str) -> Model:

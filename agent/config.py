@@ -20,6 +20,7 @@ from pydantic import (
 from agent.catalog import MODELS
 from agent.configfile import AgentId, DeviceId, SiteId, TlsConfig, TopicPrefix, load_yaml_model
 from agent.drivers import DRIVERS
+from agent.drivers.sync import SyncAccountConfig, SyncOptions
 from agent.drivers.usb import UsbOptions
 from protocol import DEFAULT_PREFIX
 
@@ -95,6 +96,7 @@ class AgentConfig(Strict):
     contract: str | None = Field(None, description="default service contract number of the devices")
     mqtt: MqttConfig = MqttConfig()
     poll: PollConfig = PollConfig()
+    sync: SyncAccountConfig | None = Field(None, description="the Logitech Sync account of sync checks")
     devices: list[DeviceConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -104,6 +106,21 @@ class AgentConfig(Strict):
             if device.id in seen:
                 raise ValueError(f"device id {device.id!r} appears more than once")
             seen.add(device.id)
+        return self
+
+    @model_validator(mode="after")
+    def _sync_checks_have_account(self) -> "AgentConfig":
+        for index, device in enumerate(self.devices):
+            for number, check in enumerate(device.checks):
+                if not isinstance(check, SyncOptions):
+                    continue
+                where = f"devices[{index}].checks[{number}]"
+                if self.sync is None:
+                    raise ValueError(
+                        f"{where}: a sync check needs the sync: section (org_id, cert_file, ...)"
+                    )
+                if check.serial is None and check.device_id is None and device.serial is None:
+                    raise ValueError(f"{where}: give serial or device_id, or the device's serial")
         return self
 
     def contract_of(self, device: DeviceConfig) -> str | None:

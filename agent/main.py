@@ -28,12 +28,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def run(config_path: str) -> None:
     """Run until SIGINT or SIGTERM, then publish a clean goodbye."""
     from agent.config import load_config
+    from agent.drivers import SharedResources
     from agent.link import Link
     from agent.poller import Device, Poller
     from agent.sdnotify import feed_watchdog, notify
 
     config = load_config(config_path)
-    devices = [Device.from_config(d) for d in config.devices]
+    shared = SharedResources(config.sync, config.poll.interval)
+    devices = [Device.from_config(d, shared) for d in config.devices]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -58,6 +60,7 @@ async def run(config_path: str) -> None:
         stop.set()
         await watchdog
         await link.stop()
+        shared.close()
         log.info("agent stopped")
 
 
@@ -67,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.check_config:
             from agent.config import load_config
+            from agent.drivers import SharedResources
             from agent.poller import Device
 
             config = load_config(args.config)
+            shared = SharedResources(config.sync, config.poll.interval)
             for device in config.devices:  # building the probes is part of the check: nothing is left to fail
-                Device.from_config(device)
+                Device.from_config(device, shared)
             summary = f"site {config.site}, agent {config.agent}, {len(config.devices)} device(s)"
             print(f"{args.config}: OK: {summary}")
             return 0

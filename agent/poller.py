@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from agent.catalog import model
 from agent.changes import ChangeWatch
 from agent.config import DeviceConfig, PollConfig
-from agent.drivers import build_probe
+from agent.drivers import ProbeContext, SharedResources, build_probe
 from agent.drivers.base import CheckResult, Probe
 from agent.state import DeviceState, Transition
 from protocol import format_ts
@@ -34,9 +34,15 @@ class Device:
         self.changes = ChangeWatch(self.id)
 
     @classmethod
-    def from_config(cls, config: DeviceConfig) -> "Device":
-        """The device with one probe per configured check; building them is where a bad check shows."""
-        return cls(config.id, [build_probe(options, model(config.model)) for options in config.checks])
+    def from_config(cls, config: DeviceConfig, shared: SharedResources | None = None) -> "Device":
+        """The device with one probe per configured check; building them is where a bad check shows.
+
+        ``shared`` holds what the probes of all devices share (the Sync client): give every device the same.
+        """
+        context = ProbeContext(config.id, config.serial, shared or SharedResources())
+        return cls(
+            config.id, [build_probe(options, model(config.model), context) for options in config.checks]
+        )
 
 
 class Reporter(Protocol):

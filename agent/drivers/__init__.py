@@ -1,7 +1,9 @@
 """The driver registry: one module per way of observing a device, each behind the same small interface.
 
 A driver is an options model (validated at start-up, without I/O) and a ``build`` that turns options into a
-``Probe`` whose ``async poll()`` checks one device and never raises for a dead one.
+``Probe`` whose ``async poll()`` checks one device and never raises for a dead one. A driver that needs more
+than its options (the device's serial, a client shared by every device) gives ``build_in_context`` instead,
+which also receives a ``ProbeContext``.
 """
 
 from collections.abc import Callable
@@ -11,15 +13,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.catalog import Model
-from agent.drivers import https, usb
+from agent.drivers import https, sync, usb
 from agent.drivers.base import CheckResult, Probe
+from agent.drivers.context import ProbeContext, SharedResources
 
 
 @dataclass(frozen=True)
 class DriverSpec:
     name: str
     options: type[BaseModel]
-    build: Callable[[Any, Model], Probe]
+    build: Callable[[Any, Model], Probe] | None
+    build_in_context: Callable[[Any, Model, ProbeContext], Probe] | None = None
 
 
 DRIVERS: dict[str, DriverSpec] = {
@@ -27,13 +31,28 @@ DRIVERS: dict[str, DriverSpec] = {
     "usb": DriverSpec(
         "usb", usb.UsbOptions, lambda options, model: usb.build(options, model.usb, model.name)
     ),
+    "sync": DriverSpec("sync", sync.SyncOptions, None, sync.build),
 }
 
 
-def build_probe(options: BaseModel, model: Model) -> Probe:
-    """The probe for one configured check of a device of ``model``."""
+def build_probe(options: BaseModel, model: Model, context: ProbeContext | None = None) -> Probe:
+    """The probe for one configured check of a device of ``model``; ``context`` for drivers that need it."""
     name = getattr(options, "driver")  # noqa: B009  (every options model has a ``driver`` tag)
-    return DRIVERS[name].build(options, model)
+    spec = DRIVERS[name]
+    if spec.build_in_context is not None:
+        if context is None:
+            raise ValueError(f"the {name} driver needs a ProbeContext")
+        return spec.build_in_context(options, model, context)
+    assert spec.build is not None, f"driver {name} has no build"
+    return spec.build(options, model)
 
 
-__all__ = ["DRIVERS", "CheckResult", "DriverSpec", "Probe", "build_probe"]
+__all__ = [
+    "DRIVERS",
+    "CheckResult",
+    "DriverSpec",
+    "Probe",
+    "ProbeContext",
+    "SharedResources",
+    "build_probe",
+]
