@@ -27,6 +27,8 @@ def agent_config_for(
     """A config dict for ``hezo-agent`` that watches every simulated device the way a real room would."""
     devices = []
     for device in site_doc["devices"]:
+        if device.get("service"):
+            continue  # the Sync Cloud API is where devices are seen from, not a device
         entry: dict[str, Any] = {
             "id": device["id"],
             "model": device["model"],
@@ -38,17 +40,22 @@ def agent_config_for(
             entry["checks"] = [
                 {"driver": "https", "url": device["https_url"], "ca_file": device["cert_file"], "timeout": 3}
             ]
+        elif "sync_device_id" in device:
+            entry["checks"] = [{"driver": "sync"}]  # matched by the device's serial
         else:
             entry["checks"] = [
                 {"driver": "usb", "sysfs_root": site_doc["sysfs_root"], "serial": device["serial"]}
             ]
         devices.append(entry)
-    return {
+    config: dict[str, Any] = {
         "site": site,
         "agent": agent,
         "room": room,
         "contract": contract,
         "mqtt": {"host": broker_host, "port": broker_port, "keepalive": 10},
         "poll": {"interval": interval, "recheck_count": recheck_count, "recheck_delay": recheck_delay},
-        "devices": devices,
     }
+    if "sync_api" in site_doc:
+        config["sync"] = dict(site_doc["sync_api"])
+    config["devices"] = devices
+    return config

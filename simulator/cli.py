@@ -49,16 +49,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--control-port", type=int, default=0, help="control endpoint port (default: a free one)"
     )
+    run.add_argument(
+        "--sync-port", type=int, default=0, help="fake Sync Cloud API port (default: a free one)"
+    )
 
     power = commands.add_parser("power", help="power a device on or off")
     power.add_argument("device", help="device id, e.g. rally-bar or meetup")
     power.add_argument("state", choices=("on", "off"))
     _add_target(power)
 
-    fault = commands.add_parser("fault", help="inject a fault (slow, audio-lost) or restore")
-    fault.add_argument("device", help="device id, e.g. rally-bar or meetup")
+    fault = commands.add_parser(
+        "fault",
+        help="inject a fault (slow, audio-lost, offline, mic-pod-lost, health-warning, firmware-changed, "
+        "unstable) or restore",
+    )
+    fault.add_argument("device", help="device id, e.g. rally-bar, meetup, rally or sync-api")
     fault.add_argument("name", help="fault name, or restore")
-    fault.add_argument("--seconds", type=float, help="delay for the slow fault (default 5)")
+    fault.add_argument(
+        "--seconds", type=float, help="delay for the slow (default 5) and unstable (default 2) faults"
+    )
     _add_target(fault)
 
     status = commands.add_parser("status", help="show the devices, their power and faults")
@@ -76,7 +85,9 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    site = SimulatedSite(args.state_dir, args.host, args.https_port, args.control_port)
+    site = SimulatedSite(
+        args.state_dir, args.host, args.https_port, args.control_port, sync_port=args.sync_port
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

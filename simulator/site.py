@@ -1,4 +1,5 @@
-"""A simulated meeting room: a Rally Bar on the network and a MeetUp on USB, with power and faults.
+"""A simulated meeting room: a Rally Bar on the network, a MeetUp on USB and a Rally system that Logitech Sync
+reports (through a fake Sync Cloud API), with power and faults.
 
 ``SimulatedSite.start()`` brings both devices up, starts the control endpoint and writes
 ``<state_dir>/site.json`` last, so a reader that finds the file finds a site that is up.
@@ -16,6 +17,7 @@ from simulator.control import ControlServer
 from simulator.errors import SimulatorError, UnknownDeviceError, UnknownFaultError
 from simulator.net import loopback_family
 from simulator.rallybar import RallyBarAdmin
+from simulator.syncapi import SYNC_FAULTS, SyncCloudApi, demo_org
 from simulator.usbtree import MEETUP_SERIAL, UsbTree, meetup_devices
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ RESTORE = "restore"
 # The example serial number of fwupd's Rally Bar lsusb capture.
 RALLY_BAR_SERIAL = "2034FH1002R2"
 SLOW_DEFAULT_SECONDS = 5.0
+RALLY_SERIAL = "2210FDZ2AB78"
 
 
 class _Device(Protocol):
@@ -134,8 +137,88 @@ class _MeetUp:
         }
 
 
+class _SyncRally:
+    """A Rally system known only through Sync. Power off makes it ``Offline`` there; faults are Sync's view:
+    ``offline``, ``mic-pod-lost`` (1 of 2 mic pods), ``health-warning``, ``firmware-changed``."""
+
+    id = "rally"
+    faults = (*SYNC_FAULTS, RESTORE)
+
+    def __init__(self, api: SyncCloudApi) -> None:
+        device = api.device(sim_id=self.id)
+        if device is None:
+            raise SimulatorError("the fake Sync organisation has no Rally system")
+        self.api = api
+        self.sync = device
+
+    @property
+    def powered(self) -> bool:
+        return self.sync.powered
+
+    def power(self, on: bool) -> None:
+        self.sync.set_powered(on)
+
+    def fault(self, name: str, seconds: float | None) -> None:
+        if name == RESTORE:
+            self.sync.restore()
+        else:
+            self.sync.fault(name)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": "rally",
+            "serial": self.sync.serial,
+            "name": "Rally system",
+            "sync_device_id": self.sync.id,
+            "powered": self.powered,
+            "faults": sorted(self.sync.faults),
+        }
+
+
+class _SyncService:
+    """The (fake) Sync Cloud API itself: power off refuses connections; ``unstable`` answers every other
+    request 503 and the others after ``seconds`` (default 2)."""
+
+    id = "sync-api"
+    faults = ("unstable", RESTORE)
+
+    def __init__(self, api: SyncCloudApi) -> None:
+        self.api = api
+
+    @property
+    def powered(self) -> bool:
+        return self.api.powered
+
+    def power(self, on: bool) -> None:
+        if on:
+            self.api.power_on()
+        else:
+            self.api.power_off()
+
+    def fault(self, name: str, seconds: float | None) -> None:
+        if name == "unstable":
+            self.api.unstable_seconds = 2.0 if seconds is None else seconds
+        else:
+            self.api.unstable_seconds = None
+
+    def describe(self) -> dict[str, Any]:
+        unstable = self.api.unstable_seconds
+        return {
+            "id": self.id,
+            "model": "sync-cloud-api",
+            "serial": self.api.org_id,
+            "name": "Logitech Sync Cloud API",
+            "service": True,
+            "base_url": self.api.base_url,
+            "powered": self.powered,
+            "faults": [] if unstable is None else [f"unstable:{unstable:g}"],
+        }
+
+
 class SimulatedSite:
-    """One room: ``rally-bar`` (HTTPS admin page) and ``meetup`` (USB, in a fake sysfs tree).
+    """One room: ``rally-bar`` (HTTPS admin page), ``meetup`` (USB, in a fake sysfs tree) and ``rally`` (seen
+    through Logitech Sync), and ``sync-api``, the fake Sync Cloud API that also lists the Rally Bar.
 
     Both ``host`` addresses must be loopback; port 0 picks a free port. Faults survive a power cycle
     until ``restore``.
@@ -148,6 +231,9 @@ class SimulatedSite:
         https_port: int = 0,
         control_port: int = 0,
         meetup_serial: str = MEETUP_SERIAL,
+        *,
+        sync_port: int = 0,
+        room: str = "Room 101",
     ) -> None:
         loopback_family(host)  # refuse a non-loopback host before anything listens
         self.state_dir = state_dir.resolve()
@@ -156,7 +242,16 @@ class SimulatedSite:
         self._control = ControlServer(self, host, control_port)
         rally_bar = _RallyBar(RallyBarAdmin(self.state_dir, host, https_port))
         meetup = _MeetUp(UsbTree(self.sysfs_root), meetup_serial)
-        self._devices: dict[str, _Device] = {rally_bar.id: rally_bar, meetup.id: meetup}
+        self.sync_api = SyncCloudApi(
+            self.state_dir, demo_org(room, RALLY_SERIAL, RALLY_BAR_SERIAL), host, sync_port
+        )
+        rally, sync_service = _SyncRally(self.sync_api), _SyncService(self.sync_api)
+        self._devices: dict[str, _Device] = {
+            rally_bar.id: rally_bar,
+            meetup.id: meetup,
+            rally.id: rally,
+            sync_service.id: sync_service,
+        }
         self._lock = threading.RLock()
         self._started = False
 
@@ -200,6 +295,9 @@ class SimulatedSite:
         with self._lock:
             device = self._device(device_id)
             device.power(on)
+            twin = self.sync_api.device(sim_id=device_id)
+            if twin is not None:
+                twin.set_powered(on)  # Sync sees a device that loses power go Offline
             self._write_site_file()
             return device.describe()
 
@@ -229,10 +327,11 @@ class SimulatedSite:
         return self._device(device_id).faults
 
     def status(self) -> dict[str, Any]:
-        """What ``site.json`` holds: control URL, sysfs root and the devices."""
+        """What ``site.json`` holds: control URL, sysfs root, the Sync account and the devices."""
         return {
             "control_url": self.control_url,
             "sysfs_root": str(self.sysfs_root),
+            "sync_api": self.sync_api.account(),
             "devices": self.devices(),
         }
 

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Only what the checks read: devices with their details (name, version, serial, peripherals) and status.
-PROJECTION = "place.device,place.device.info,place.device.status"
+#: Only what the checks read: the place's name, its devices' details (name, version, serial, peripherals)
+#: and their status.
+PROJECTION = "place.info,place.device,place.device.info,place.device.status"
 #: A guard against a server that never stops handing out continuations.
 MAX_PAGES = 1000
 MAX_BACKOFF_S = 60.0
@@ -110,8 +111,8 @@ def parse_devices(doc: Any) -> Iterator[SyncDevice]:
             )
 
 
-def _ssl_reason(exc: BaseException) -> str | None:
-    """The OpenSSL reason buried in a requests/urllib3 exception chain, if any."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions a requests/urllib3 error wraps, however deep (causes, contexts, arguments)."""
     seen: set[int] = set()
     stack: list[Any] = [exc]
     while stack:
@@ -119,10 +120,24 @@ def _ssl_reason(exc: BaseException) -> str | None:
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
+        yield item
+        stack.extend([item.__cause__, item.__context__, *item.args, getattr(item, "reason", None)])
+
+
+def _ssl_reason(exc: BaseException) -> str | None:
+    """The OpenSSL reason buried in a requests/urllib3 exception chain, if any."""
+    for item in _chain(exc):
         if isinstance(item, ssl.SSLError):
             return str(item.reason or item)
-        stack.extend([item.__cause__, item.__context__, *item.args, getattr(item, "reason", None)])
     return None
+
+
+def _os_reason(exc: BaseException) -> str:
+    """``connection refused``, ``no route to host``...: the system's words for a failed connection."""
+    for item in _chain(exc):
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror.lower()
+    return _short(exc)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -243,9 +258,6 @@ class SyncClient:
         session = requests.Session()
         session.headers["User-Agent"] = "hezo-agent"
         session.headers["Accept"] = "application/json"
-        if self.account.cert_file is not None and self.account.key_file is not None:
-            session.cert = (str(self.account.cert_file), str(self.account.key_file))
-        session.verify = str(self.account.ca_file) if self.account.ca_file is not None else True
         return session
 
     def _get(self, params: dict[str, str | int]) -> dict[str, Any]:
@@ -284,7 +296,14 @@ class SyncClient:
             self._session = self._new_session()
         self.requests_sent += 1
         try:
-            return self._session.get(self.url, params=params, timeout=self.account.timeout)
+            # verify and cert per request: a session's own are overridden by REQUESTS_CA_BUNDLE and the like.
+            return self._session.get(
+                self.url,
+                params=params,
+                timeout=self.account.timeout,
+                verify=str(self.account.ca_file) if self.account.ca_file is not None else True,
+                cert=self._cert(),
+            )
         except requests.exceptions.SSLError as exc:
             raise FetchError(self._tls_text(exc)) from None
         except requests.exceptions.Timeout:
@@ -292,13 +311,18 @@ class SyncClient:
         except requests.exceptions.ConnectionError as exc:
             if _ssl_reason(exc) is not None:
                 raise FetchError(self._tls_text(exc)) from None
-            raise FetchError(f"cannot connect to {self.account.base_url}: {_short(exc)}") from None
+            raise FetchError(f"cannot connect to {self.account.base_url}: {_os_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise FetchError(f"request failed: {_short(exc)}") from None
 
+    def _cert(self) -> tuple[str, str] | None:
+        if self.account.cert_file is None or self.account.key_file is None:
+            return None
+        return (str(self.account.cert_file), str(self.account.key_file))
+
     def _tls_text(self, exc: BaseException) -> str:
         reason = _ssl_reason(exc) or _short(exc)
-        lowered = reason.lower()
+        lowered = reason.lower().replace("_", " ")
         if "certificate required" in lowered or "handshake failure" in lowered or "unknown ca" in lowered:
             return (
                 f"TLS: the API refused the client certificate ({reason}): it is missing, expired or not "

@@ -94,7 +94,7 @@ def test_unknown_device_exits_1_naming_the_known_ones(
     code = main(["fault", "tap", "restore", "--state-dir", str(simulator.state_dir)])
 
     assert code == 1
-    assert "unknown device 'tap': the site has rally-bar, meetup" in capsys.readouterr().err
+    assert "unknown device 'tap': the site has rally-bar, meetup, rally, sync-api" in capsys.readouterr().err
 
 
 def test_no_site_json_exits_1_asking_whether_the_simulator_runs(

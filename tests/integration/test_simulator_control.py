@@ -22,6 +22,8 @@ def test_devices_lists_power_state_and_faults(tmp_path: Path) -> None:
     assert [(d["id"], d["powered"], d["faults"]) for d in devices] == [
         ("rally-bar", True, []),
         ("meetup", True, ["audio-lost"]),
+        ("rally", True, []),
+        ("sync-api", True, []),
     ]
 
 
@@ -50,7 +52,7 @@ def test_unknown_device_is_404_naming_the_known_ones(tmp_path: Path) -> None:
         status, answer = control(site.control_url, "POST", "/devices/tap/power", b'{"on": false}')
 
     assert status == 404
-    assert answer["error"] == "unknown device 'tap': the site has rally-bar, meetup"
+    assert answer["error"] == "unknown device 'tap': the site has rally-bar, meetup, rally, sync-api"
 
 
 def test_bad_json_is_400_saying_so(tmp_path: Path) -> None:

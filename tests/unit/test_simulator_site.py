@@ -23,7 +23,7 @@ def test_site_json_describes_both_devices_and_where_to_reach_them(tmp_path: Path
 
     assert written["control_url"] == site.control_url
     assert written["sysfs_root"] == str((tmp_path / "state" / "sysfs" / "bus" / "usb" / "devices").resolve())
-    rally_bar, meetup = written["devices"]
+    rally_bar, meetup, *_sync_seen = written["devices"]
     assert (rally_bar["id"], rally_bar["model"], rally_bar["serial"]) == (
         "rally-bar",
         "rally-bar",
@@ -76,7 +76,10 @@ def test_unknown_fault_names_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_unknown_device_is_refused(tmp_path: Path) -> None:
-    with running_site(tmp_path) as site, pytest.raises(UnknownDeviceError, match="rally-bar, meetup"):
+    with (
+        running_site(tmp_path) as site,
+        pytest.raises(UnknownDeviceError, match="rally-bar, meetup, rally, sync-api"),
+    ):
         site.power("tap", on=False)
 
 
