@@ -323,13 +323,24 @@ class SyncClient:
     def _tls_text(self, exc: BaseException) -> str:
         reason = _ssl_reason(exc) or _short(exc)
         lowered = reason.lower().replace("_", " ")
-        if "certificate required" in lowered or "handshake failure" in lowered or "unknown ca" in lowered:
+        if "certificate verify failed" in lowered:
+            return f"TLS: the API's certificate is not trusted ({reason}): check ca_file"
+        if self._cert() is None:
+            return f"TLS: the API refused the connection ({reason}): no client certificate is configured"
+        if any(
+            words in lowered
+            for words in ("certificate required", "unknown ca", "bad certificate", "handshake failure")
+        ):
             return (
                 f"TLS: the API refused the client certificate ({reason}): it is missing, expired or not "
                 "one generated in Sync Portal for this organisation"
             )
-        if "certificate verify failed" in lowered:
-            return f"TLS: the API's certificate is not trusted ({reason}): check ca_file"
+        if "eof" in lowered:
+            # With TLS 1.3 a refused client certificate often shows as the server hanging up mid-handshake.
+            return (
+                f"TLS: the API refused the connection in the handshake ({reason}): is the client "
+                "certificate expired or not one generated in Sync Portal for this organisation?"
+            )
         return f"TLS failed: {reason}"
 
 
