@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config import AgentConfig
+from agent.drivers import SharedResources
 from agent.poller import Device, Poller
 
 
@@ -37,9 +38,13 @@ class _Discard:
 async def run_service_tests(config: AgentConfig, only: set[str] | None = None) -> list[DeviceReport]:
     """Check every configured device (or those in ``only``) once, concurrently."""
     chosen = [d for d in config.devices if only is None or d.id in only]
-    devices = [Device.from_config(d) for d in chosen]
+    shared = SharedResources(config.sync, config.poll.interval)  # one Sync fetch for every device
+    devices = [Device.from_config(d, shared) for d in chosen]
     poller = Poller(devices, config.poll, _Discard())
-    await asyncio.gather(*(poller.poll_device(device) for device in devices))
+    try:
+        await asyncio.gather(*(poller.poll_device(device) for device in devices))
+    finally:
+        shared.close()
     return [
         DeviceReport(
             conf.id,

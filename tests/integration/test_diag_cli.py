@@ -67,4 +67,12 @@ def test_a_powered_off_rally_bar_is_down_with_the_reason(site: SimulatedSite, tm
 def test_an_unknown_device_is_refused_with_the_configured_ones(site: SimulatedSite, tmp_path: Path) -> None:
     run = diag(site, tmp_path, "--device", "tap")
     assert run.returncode == 2
-    assert run.stderr.strip() == "hezo-diag: unknown device(s): tap; configured: meetup, rally-bar"
+    assert run.stderr.strip() == "hezo-diag: unknown device(s): tap; configured: meetup, rally, rally-bar"
+
+
+def test_a_mic_pod_lost_in_sync_is_degraded_with_the_count(site: SimulatedSite, tmp_path: Path) -> None:
+    site.fault("rally", "mic-pod-lost")
+    run = diag(site, tmp_path, "--device", "rally")
+    assert run.returncode == 1, run.stderr
+    assert "rally (rally, serial 2210FDZ2AB78): DEGRADED" in run.stdout
+    assert "1 of 2 mic pods" in run.stdout

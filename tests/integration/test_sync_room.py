@@ -1,4 +1,4 @@
-"""Through the whole system: a device seen only through Logitech Sync loses a mic pod, and the collector says so.
+"""Through the whole system: a device seen only through Logitech Sync loses a mic pod; the collector says so.
 
 Simulator (with its fake Sync Cloud API), agent and collector run as real processes on a real Mosquitto.
 """
