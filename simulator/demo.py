@@ -116,7 +116,11 @@ class Demo:
         )
         wait_until("the simulator", (state_dir / "site.json").exists, process, log)
         site = read_site(state_dir)
-        names = ", ".join(f"{d['name']} ({d['model']}, serial {d['serial']})" for d in site["devices"])
+        names = ", ".join(
+            f"{d['name']} ({d['model']}, serial {d['serial']})"
+            for d in site["devices"]
+            if not d.get("service")
+        )
         print(f"  simulator  {names}")
         return state_dir
 
@@ -243,6 +247,8 @@ Put it back (the ticket records the recovery):
     {sim} power rally-bar on --state-dir {state_dir}
 Unplug the MeetUp from USB:
     {sim} power meetup off --state-dir {state_dir}
+Lose a mic pod of the Rally system, as Logitech Sync reports it (degraded; restore with `restore`):
+    {sim} fault rally mic-pod-lost --state-dir {state_dir}
 List tickets from the command line:
     {sys.executable} -m collector --config {collector_config} tickets list
 
