@@ -178,7 +178,8 @@ class SyncClient:
         self._last: Snapshot | None = None
         self._page_count = 1
         self._announced_interval: float | None = None
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self.requests_sent = 0
 
     @property
@@ -192,8 +193,9 @@ class SyncClient:
     async def snapshot(self) -> Snapshot:
         """The current place list: a fresh fetch if the last one is older than the fetch interval."""
         loop = asyncio.get_running_loop()
-        lock = self._locks.setdefault(id(loop), asyncio.Lock())
-        async with lock:
+        if self._lock is None or self._lock_loop is not loop:  # an asyncio lock serves one event loop
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        async with self._lock:
             last = self._last
             # A little slack: a device polled every interval must not miss the fetch by a hair's breadth.
             slack = min(1.0, 0.2 * self.poll_interval)
