@@ -81,7 +81,7 @@ class FakeDevice:
     new_version: str | None = None
     sim_id: str | None = None
     powered: bool = True
-    faults: set[str] = field(default_factory=set)
+    faults: frozenset[str] = frozenset()  # replaced, never changed in place: API threads read it meanwhile
     last_seen: int = CREATED_AT
 
     def set_powered(self, on: bool) -> None:
@@ -92,10 +92,10 @@ class FakeDevice:
     def fault(self, name: str) -> None:
         if name == "offline" and "offline" not in self.faults:
             self.last_seen = _now_ms()
-        self.faults.add(name)
+        self.faults = self.faults | {name}
 
     def restore(self) -> None:
-        self.faults.clear()
+        self.faults = frozenset()
 
     @property
     def offline(self) -> bool:

@@ -297,3 +297,10 @@ def test_a_new_firmware_reported_by_sync_is_a_firmware_changed_event(api: SyncCl
     assert len(changes) == 1
     assert changes[0]["reason"] == f"{RALLY} firmware 1.2.69 -> 1.3.12"
     assert device.state.state == "up"
+
+
+def test_an_api_that_answers_too_slowly_is_a_reason(api: SyncCloudApi) -> None:
+    api.unstable_seconds = 3.0  # the first request answers 503, its retry only after 3 s
+    result = poll(client(api, timeout=0.5, max_retries=2))
+    assert not result.ok
+    assert result.detail == "Sync Cloud API: no answer within 0.5 s"
