@@ -201,7 +201,11 @@ class SyncClient:
             slack = min(1.0, 0.2 * self.poll_interval)
             if last is not None and self._monotonic() - last.started < self.fetch_interval() - slack:
                 return last
-            snapshot = await asyncio.to_thread(self.fetch)
+            try:
+                snapshot = await asyncio.to_thread(self.fetch)
+            except Exception as exc:  # a bug here must be one failed check, not a stopped poll
+                log.exception("sync fetch failed unexpectedly")
+                snapshot = Snapshot(self._monotonic(), error=f"client error: {exc!r}")
             self._last = snapshot
             return snapshot
 

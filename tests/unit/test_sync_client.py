@@ -204,3 +204,15 @@ def test_a_missing_peripheral_is_worded_with_its_count() -> None:
         {"micPod": (2, 1), "camera": (1, 0), "speaker": (2, 2), "displayHub": (1, 1)},
     )
     assert missing_peripherals(device) == ["0 of 1 camera", "1 of 2 mic pods"]
+
+
+def test_an_unexpected_client_error_is_a_failed_check_not_an_exception(account: SyncAccountConfig) -> None:
+    client = ScriptedClient(account, [FakeResponse(200, page(["A"]))], Clock())
+
+    def broken(_params: dict[str, str | int]) -> Any:
+        raise KeyError("surprise")
+
+    client._send = broken  # type: ignore[method-assign]
+    result = asyncio.run(SyncProbe(client, serial="A", device_id=None).poll())
+    assert not result.ok
+    assert result.detail == "Sync Cloud API: client error: KeyError('surprise')"
