@@ -39,8 +39,16 @@ def agent_config_for(
                 {"driver": "https", "url": device["https_url"], "ca_file": device["cert_file"], "timeout": 3}
             ]
         else:
+            # The simulated tree sends no uevents: scan it often, so an unplug shows within a second or two.
             entry["checks"] = [
-                {"driver": "usb", "sysfs_root": site_doc["sysfs_root"], "serial": device["serial"]}
+                {
+                    "driver": "usb",
+                    "sysfs_root": site_doc["sysfs_root"],
+                    "serial": device["serial"],
+                    "hotplug": "scan",
+                    "scan_interval": 0.5,
+                    "settle": 1.0,
+                }
             ]
         devices.append(entry)
     return {

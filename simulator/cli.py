@@ -55,10 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     power.add_argument("state", choices=("on", "off"))
     _add_target(power)
 
-    fault = commands.add_parser("fault", help="inject a fault (slow, audio-lost) or restore")
+    fault = commands.add_parser("fault", help="inject a fault (slow, audio-lost, reenumerate) or restore")
     fault.add_argument("device", help="device id, e.g. rally-bar or meetup")
     fault.add_argument("name", help="fault name, or restore")
-    fault.add_argument("--seconds", type=float, help="delay for the slow fault (default 5)")
+    fault.add_argument(
+        "--seconds", type=float, help="delay for slow (default 5), time away for reenumerate (default 1)"
+    )
     _add_target(fault)
 
     status = commands.add_parser("status", help="show the devices, their power and faults")

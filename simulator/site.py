@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ RESTORE = "restore"
 # The example serial number of fwupd's Rally Bar lsusb capture.
 RALLY_BAR_SERIAL = "2034FH1002R2"
 SLOW_DEFAULT_SECONDS = 5.0
+REENUMERATE_DEFAULT_SECONDS = 1.0
 
 
 class _Device(Protocol):
@@ -83,10 +85,12 @@ class _RallyBar:
 
 
 class _MeetUp:
-    """Faults: ``audio-lost`` unplugs only the ``0867`` speakerphone; the camera stays."""
+    """Faults: ``audio-lost`` unplugs only the ``0867`` speakerphone; the camera stays. ``reenumerate``
+    makes both USB devices vanish and come back after ``seconds`` (default 1), as Rally Bar family devices
+    do by themselves; it ends by itself."""
 
     id = "meetup"
-    faults = ("audio-lost", RESTORE)
+    faults = ("audio-lost", "reenumerate", RESTORE)
 
     def __init__(self, tree: UsbTree, serial: str) -> None:
         self.tree = tree
@@ -95,25 +99,49 @@ class _MeetUp:
         self._parts = (self.camera, self.speakerphone)
         self._powered = False
         self._audio_lost = False
+        self._gone_until: threading.Timer | None = None
+        self._lock = threading.RLock()
+        self.on_change: Callable[[], None] = lambda: None
 
     @property
     def powered(self) -> bool:
         return self._powered
 
     def power(self, on: bool) -> None:
-        self._powered = on
-        self._apply()
+        with self._lock:
+            self._powered = on
+            self._apply()
 
     def fault(self, name: str, seconds: float | None) -> None:
-        self._audio_lost = name == "audio-lost"
+        with self._lock:
+            if name == "reenumerate":
+                self._reenumerate(REENUMERATE_DEFAULT_SECONDS if seconds is None else seconds)
+                return
+            self._audio_lost = name == "audio-lost"
+            self._apply()
+
+    def _reenumerate(self, seconds: float) -> None:
+        if self._gone_until is not None:
+            self._gone_until.cancel()
+        timer = threading.Timer(seconds, self._back)
+        timer.daemon = True
+        self._gone_until = timer
         self._apply()
+        timer.start()
+
+    def _back(self) -> None:
+        with self._lock:
+            self._gone_until = None
+            self._apply()
+        self.on_change()
 
     def _apply(self) -> None:
-        if self._powered:
+        away = self._gone_until is not None
+        if self._powered and not away:
             self.tree.plug(self.camera)
         else:
             self.tree.unplug(self.camera)
-        if self._powered and not self._audio_lost:
+        if self._powered and not self._audio_lost and not away:
             self.tree.plug(self.speakerphone)
         else:
             self.tree.unplug(self.speakerphone)
@@ -130,7 +158,8 @@ class _MeetUp:
                 if self.tree.present(d)
             ],
             "powered": self.powered,
-            "faults": ["audio-lost"] if self._audio_lost else [],
+            "faults": (["audio-lost"] if self._audio_lost else [])
+            + (["reenumerate"] if self._gone_until is not None else []),
         }
 
 
@@ -156,6 +185,7 @@ class SimulatedSite:
         self._control = ControlServer(self, host, control_port)
         rally_bar = _RallyBar(RallyBarAdmin(self.state_dir, host, https_port))
         meetup = _MeetUp(UsbTree(self.sysfs_root), meetup_serial)
+        meetup.on_change = self._changed_by_itself
         self._devices: dict[str, _Device] = {rally_bar.id: rally_bar, meetup.id: meetup}
         self._lock = threading.RLock()
         self._started = False
@@ -243,6 +273,10 @@ class SimulatedSite:
             raise UnknownDeviceError(
                 f"unknown device {device_id!r}: the site has {', '.join(self._devices)}"
             ) from None
+
+    def _changed_by_itself(self) -> None:
+        with self._lock:
+            self._write_site_file()
 
     def _write_site_file(self) -> None:
         if not self._started:
