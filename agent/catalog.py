@@ -69,6 +69,7 @@ MODELS: dict[str, Model] = {
         Model("rally-ultra", "Rally Ultra"),
         Model("tap-ip", "Tap IP"),
         Model("swytch", "Swytch"),
+        Model("room-pc", "Room PC"),
     )
 }
 
