@@ -49,13 +49,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--control-port", type=int, default=0, help="control endpoint port (default: a free one)"
     )
+    run.add_argument(
+        "--cert-days",
+        type=float,
+        default=365,
+        help="days the Rally Bar's certificate is valid for (default 365; 3 shows an expiring one)",
+    )
 
     power = commands.add_parser("power", help="power a device on or off")
     power.add_argument("device", help="device id, e.g. rally-bar or meetup")
     power.add_argument("state", choices=("on", "off"))
     _add_target(power)
 
-    fault = commands.add_parser("fault", help="inject a fault (slow, audio-lost, reenumerate) or restore")
+    fault = commands.add_parser(
+        "fault", help="inject a fault (slow, cert-expiring, cert-expired, audio-lost, reenumerate) or restore"
+    )
     fault.add_argument("device", help="device id, e.g. rally-bar or meetup")
     fault.add_argument("name", help="fault name, or restore")
     fault.add_argument(
@@ -78,7 +86,9 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    site = SimulatedSite(args.state_dir, args.host, args.https_port, args.control_port)
+    site = SimulatedSite(
+        args.state_dir, args.host, args.https_port, args.control_port, cert_days=args.cert_days
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ RESTORE = "restore"
 RALLY_BAR_SERIAL = "2034FH1002R2"
 SLOW_DEFAULT_SECONDS = 5.0
 REENUMERATE_DEFAULT_SECONDS = 1.0
+CERT_EXPIRING_DEFAULT = timedelta(days=3)
 
 
 class _Device(Protocol):
@@ -46,10 +48,14 @@ class _Device(Protocol):
 
 
 class _RallyBar:
-    """Faults: ``slow`` answers each request after ``seconds`` (default 5)."""
+    """Faults: ``slow`` answers each request after ``seconds`` (default 5); ``cert-expiring`` presents its
+    certificate re-dated to expire in ``seconds`` (default 3 days); ``cert-expired`` one that expired a day
+    ago. Re-dated, the certificate is no longer the one a client pinned: see ``cert_days`` of the site for a
+    pinned certificate near expiry.
+    """
 
     id = "rally-bar"
-    faults = ("slow", RESTORE)
+    faults = ("slow", "cert-expiring", "cert-expired", RESTORE)
 
     def __init__(self, admin: RallyBarAdmin) -> None:
         self.admin = admin
@@ -67,11 +73,21 @@ class _RallyBar:
     def fault(self, name: str, seconds: float | None) -> None:
         if name == "slow":
             self.admin.slow_seconds = SLOW_DEFAULT_SECONDS if seconds is None else seconds
+        elif name == "cert-expiring":
+            left = CERT_EXPIRING_DEFAULT if seconds is None else timedelta(seconds=seconds)
+            self.admin.serve_certificate(expires_in=left)
+        elif name == "cert-expired":
+            self.admin.serve_certificate(expires_in=-timedelta(days=1))
         else:
             self.admin.slow_seconds = 0.0
+            self.admin.serve_certificate(expires_in=None)
 
     def describe(self) -> dict[str, Any]:
         active = [f"slow:{self.admin.slow_seconds:g}"] if self.admin.slow_seconds > 0 else []
+        left = self.admin.cert_expires_in
+        if left is not None:
+            seconds = left.total_seconds()
+            active.append("cert-expired" if seconds < 0 else f"cert-expiring:{seconds:g}")
         return {
             "id": self.id,
             "model": "rally-bar",
@@ -177,13 +193,15 @@ class SimulatedSite:
         https_port: int = 0,
         control_port: int = 0,
         meetup_serial: str = MEETUP_SERIAL,
+        *,
+        cert_days: float = 365,
     ) -> None:
         loopback_family(host)  # refuse a non-loopback host before anything listens
         self.state_dir = state_dir.resolve()
         self.site_file = self.state_dir / "site.json"
         self.sysfs_root = self.state_dir / "sysfs" / "bus" / "usb" / "devices"
         self._control = ControlServer(self, host, control_port)
-        rally_bar = _RallyBar(RallyBarAdmin(self.state_dir, host, https_port))
+        rally_bar = _RallyBar(RallyBarAdmin(self.state_dir, host, https_port, cert_days))
         meetup = _MeetUp(UsbTree(self.sysfs_root), meetup_serial)
         meetup.on_change = self._changed_by_itself
         self._devices: dict[str, _Device] = {rally_bar.id: rally_bar, meetup.id: meetup}
