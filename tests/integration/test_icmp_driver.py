@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,38 @@ def test_a_name_that_does_not_resolve_is_reported_as_data(method: str) -> None:
     result = poll("no-such-host.invalid", count=1, method=method)
     assert not result.ok
     assert "no-such-host.invalid" in result.detail
+
+
+def test_a_method_that_cannot_work_is_said_at_start_up_and_the_agent_still_starts(
+    peer: Netns, tmp_path: Path
+) -> None:
+    peer.allow_unprivileged_ping(False)
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "site: s\nagent: a\ndevices:\n"
+        "  - {id: tap, model: tap-ip, checks: [{driver: icmp, host: 192.0.2.10, method: unprivileged}]}\n"
+    )
+    done = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            peer.name,
+            sys.executable,
+            "-m",
+            "agent",
+            "--check-config",
+            "-c",
+            str(config),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "icmp check of 192.0.2.10: cannot send ICMP with method unprivileged: unprivileged ICMP sockets are "
+        "not allowed for this group (net.ipv4.ping_group_range)"
+    ) in done.stderr

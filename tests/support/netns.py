@@ -99,6 +99,7 @@ class Netns:
         if ready.strip() != b"ready":
             raise AssertionError(f"the ICMP responder did not start: {ready!r}")
 
-    def allow_unprivileged_ping(self) -> None:
-        """Let every group use ICMP datagram sockets inside the namespace (the sysctl is per namespace)."""
-        self.run("sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647")
+    def allow_unprivileged_ping(self, allow: bool = True) -> None:
+        """Let every group (or none) use ICMP datagram sockets in the namespace (a per-namespace sysctl)."""
+        value = "0 2147483647" if allow else "1 0"
+        self.run("sysctl", "-q", "-w", f"net.ipv4.ping_group_range={value}")
