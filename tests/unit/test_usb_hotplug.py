@@ -202,3 +202,68 @@ def test_udev_on_a_tree_other_than_sys_is_a_config_error(tmp_path: Path) -> None
 def test_auto_scans_a_tree_other_than_sys(tmp_path: Path) -> None:
     assert isinstance(open_source("auto", tmp_path, 2.0), ScanSource)
     assert open_source("off", tmp_path, 2.0) is None
+
+
+class FakeUdevDevice:
+    def __init__(self, action: str, product: str, sys_name: str) -> None:
+        self.action = action
+        self.properties = {"PRODUCT": product}
+        self.sys_name = sys_name
+
+
+class FakeMonitor:
+    """pyudev's Monitor as UdevSource uses it: a readable descriptor and ``poll(timeout=0)``."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.reader, self.writer = socket.socketpair()
+        self.pending: list[FakeUdevDevice] = []
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def fileno(self) -> int:
+        return self.reader.fileno()
+
+    def poll(self, timeout: float) -> FakeUdevDevice | None:
+        if not self.pending:
+            return None
+        self.reader.recv(1)
+        return self.pending.pop(0)
+
+    def send(self, device: FakeUdevDevice) -> None:
+        self.pending.append(device)
+        self.writer.send(b"x")
+
+
+def test_udev_events_are_read_on_the_event_loop_as_usb_events() -> None:
+    from agent.usbwatch import HotplugUnavailableError, UdevSource
+
+    try:
+        source = UdevSource()  # opens a real netlink socket; replaced below by a fake that can be fed
+    except HotplugUnavailableError as exc:
+        pytest.skip(str(exc))
+    monitor = FakeMonitor()
+    source._monitor = monitor
+
+    async def scenario() -> list[UsbEvent]:
+        events = source.events()
+        first = asyncio.ensure_future(anext(events))
+        await asyncio.sleep(0)
+        monitor.send(FakeUdevDevice("remove", "46d/867/100", "1-3"))
+        monitor.send(FakeUdevDevice("add", "46d/867/100", "1-3"))
+        got = [await first, await anext(events)]
+        await events.aclose()
+        return got
+
+    try:
+        assert asyncio.run(scenario()) == [
+            UsbEvent("remove", "046d:0867", "1-3"),
+            UsbEvent("add", "046d:0867", "1-3"),
+        ]
+        assert monitor.started
+    finally:
+        monitor.reader.close()
+        monitor.writer.close()
