@@ -267,3 +267,37 @@ def test_udev_events_are_read_on_the_event_loop_as_usb_events() -> None:
     finally:
         monitor.reader.close()
         monitor.writer.close()
+
+
+class BrokenWatch:
+    """A probe whose change watch dies at once; its device must still be polled on the interval."""
+
+    driver = "broken-watch"
+    target = "t"
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    async def poll(self) -> CheckResult:
+        self.polls += 1
+        return CheckResult(self.driver, self.target, True, "alive")
+
+    async def watch(self, notify: Callable[[], None]) -> None:
+        raise RuntimeError("netlink went away")
+
+
+def test_a_watch_that_fails_leaves_the_device_polled_on_its_interval() -> None:
+    probe = BrokenWatch()
+    poller = Poller([Device("d", [probe])], PollConfig(interval=0.01, recheck_count=0), Recorder())
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        run = asyncio.create_task(poller.run(stop))
+        async with asyncio.timeout(30):
+            while probe.polls < 3:
+                await asyncio.sleep(0.01)
+        stop.set()
+        await run
+
+    asyncio.run(scenario())
+    assert probe.polls >= 3
