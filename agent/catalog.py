@@ -3,6 +3,9 @@
 Facts come from ``docs/devices.md`` (USB ids from fwupd quirk files and ChromiumOS test data). Models whose
 USB ids are not published (Rally Camera, Rally Ultra, Swytch, Tap IP) have no functions here: a ``usb`` check
 for them must list its ``functions`` in the config.
+
+``default_checks`` are the drivers a device of the model gets when its config lists no ``checks``
+(``agent/defaults.py`` turns them into checks; the rule is in ``docs/drivers.md``).
 """
 
 from dataclasses import dataclass, replace
@@ -29,12 +32,16 @@ class Model:
     id: str
     name: str
     usb: tuple[UsbFunction, ...] = ()
+    default_checks: tuple[str, ...] = ()
     sync_names: tuple[str, ...] = ()  # product names Logitech Sync reports; empty: not checked
 
 
 def _f(product: str, role: str, *, required: bool = True, vendor: str = LOGITECH) -> UsbFunction:
     return UsbFunction(vendor, product, role, required)
 
+
+#: Appliance-mode devices (CollabOS) serve an admin page and answer pings; in USB mode they are USB devices.
+_APPLIANCE = ("https", "icmp", "usb")
 
 MODELS: dict[str, Model] = {
     model.id: model
@@ -43,19 +50,28 @@ MODELS: dict[str, Model] = {
             "rally-bar",
             "Rally Bar",
             (_f("089b", "video"), _f("0898", "audio"), _f("089a", "hid", required=False)),
+            _APPLIANCE,
         ),
         Model(
             "rally-bar-mini",
             "Rally Bar Mini",
             (_f("08d3", "video"), _f("08d2", "audio"), _f("089a", "hid", required=False)),
+            _APPLIANCE,
         ),
-        Model("rally-bar-huddle", "Rally Bar Huddle", (_f("087c", "device"),)),
+        # Appliance-capable, but a local admin page is not documented for it: ping it, or watch its USB.
+        Model("rally-bar-huddle", "Rally Bar Huddle", (_f("087c", "device"),), ("icmp", "usb")),
         Model(
             "meetup",
             "MeetUp",
             (_f("0866", "video"), _f("0867", "audio"), _f("086a", "unknown", required=False)),
+            ("usb",),
         ),
-        Model("rally", "Rally system", (_f("0885", "audio"), _f("088f", "table-hub", required=False))),
+        Model(
+            "rally",
+            "Rally system",
+            (_f("0885", "audio"), _f("088f", "table-hub", required=False)),
+            ("usb",),
+        ),
         Model(
             "tap",
             "Tap",
@@ -64,12 +80,14 @@ MODELS: dict[str, Model] = {
                 _f("0872", "motion-sensor", required=False),
                 _f("0001", "touch", vendor="222a"),
             ),
+            ("usb",),
         ),
-        Model("scribe", "Scribe", (_f("08e2", "video"),)),
-        Model("rally-camera", "Rally Camera"),
-        Model("rally-ultra", "Rally Ultra"),
-        Model("tap-ip", "Tap IP"),
-        Model("swytch", "Swytch"),
+        Model("scribe", "Scribe", (_f("08e2", "video"),), ("usb",)),
+        Model("rally-camera", "Rally Camera", default_checks=("usb",)),
+        Model("rally-ultra", "Rally Ultra", default_checks=("usb",)),
+        Model("tap-ip", "Tap IP", default_checks=("https", "icmp")),
+        Model("swytch", "Swytch", default_checks=("usb",)),
+        Model("room-pc", "Room PC", default_checks=("host",)),
     )
 }
 

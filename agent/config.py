@@ -63,7 +63,21 @@ class DeviceConfig(Strict):
     name: str | None = None
     room: str | None = None
     contract: str | None = Field(None, description="service contract number; default: the agent's")
-    checks: list[CheckOptions] = Field(min_length=1)
+    address: str | None = Field(
+        None, min_length=1, max_length=253, description="IP or host name; for the model's default checks"
+    )
+    checks: list[CheckOptions] = Field(min_length=1, description="default: the model's default checks")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_checks(cls, data: Any) -> Any:
+        """No ``checks`` key: the model's default checks (``agent/defaults.py``)."""
+        if isinstance(data, dict) and "checks" not in data and data.get("model") in MODELS:
+            from agent.defaults import default_checks
+
+            address = data.get("address") if isinstance(data.get("address"), str) else None
+            data = {**data, "checks": default_checks(MODELS[data["model"]], address, set(DRIVERS))}
+        return data
 
     @field_validator("model")
     @classmethod

@@ -1,13 +1,15 @@
 """Polls every device on its interval, re-checks failures before believing them, and reports changes at once.
 
 Each device has its own task, so one slow or dead device (and its re-checks) never delays the others.
+A probe that can notice changes by itself (``Watching``: the usb driver's hot-plug events) wakes its device's
+task, which then checks the device at once instead of at the end of its interval.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from agent.catalog import model
 from agent.changes import ChangeWatch
@@ -28,10 +30,13 @@ class Device:
     probes: list[Probe]
     state: DeviceState = field(init=False)
     changes: ChangeWatch = field(init=False)
+    #: Set to have the device checked now rather than at the end of its interval.
+    wake: asyncio.Event = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = DeviceState(self.id)
         self.changes = ChangeWatch(self.id)
+        self.wake = asyncio.Event()
 
     @classmethod
     def from_config(cls, config: DeviceConfig, shared: SharedResources | None = None) -> "Device":
@@ -43,6 +48,15 @@ class Device:
         return cls(
             config.id, [build_probe(options, model(config.model), context) for options in config.checks]
         )
+
+
+@runtime_checkable
+class Watching(Protocol):
+    """A probe that notices changes of its device between polls."""
+
+    async def watch(self, notify: Callable[[], None]) -> None:
+        """Call ``notify()`` on every change worth a check now; runs until cancelled."""
+        ...
 
 
 class Reporter(Protocol):
@@ -112,16 +126,41 @@ class Poller:
             self.reporter.publish_telemetry(samples)
         return transition
 
+    async def _watch(self, probe: Watching, device: Device) -> None:
+        try:
+            await probe.watch(device.wake.set)
+        except Exception:  # without its watcher the device is still polled on its interval
+            log.exception("change watch of %s on %s failed; polling on the interval only", device.id, probe)
+
     async def _device_loop(self, device: Device, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            started = loop.time()
-            await self.poll_device(device)
-            wait = max(0.0, self.poll.interval - (loop.time() - started))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-            except TimeoutError:
-                continue
+        watchers = [
+            asyncio.create_task(self._watch(probe, device), name=f"watch-{device.id}")
+            for probe in device.probes
+            if isinstance(probe, Watching)
+        ]
+        try:
+            while not stop.is_set():
+                started = loop.time()
+                device.wake.clear()  # a change seen while this round runs makes another round at once
+                await self.poll_device(device)
+                wait = max(0.0, self.poll.interval - (loop.time() - started))
+                await self._until_woken(device, stop, wait)
+        finally:
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    @staticmethod
+    async def _until_woken(device: Device, stop: asyncio.Event, timeout: float) -> None:
+        """Wait ``timeout`` seconds, or less when the device is woken or the poller stopped."""
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(device.wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waiters:
+                task.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; checks in progress are abandoned then, so shutdown is prompt."""

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Debian packages hezo needs beyond Python 3.11: venv support always; with --broker, the Mosquitto
-# broker and clients the integration tests start on their own ports. Installs what is missing when run
+# broker and clients the integration tests start on their own ports, and iproute2 and ping for the icmp
+# tests. Installs what is missing when run
 # as root (CI, a fresh machine); otherwise says exactly what to install.
 set -eu
 
@@ -9,6 +10,9 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
 if [ "${1:-}" = "--broker" ]; then
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
   command -v mosquitto_sub >/dev/null 2>&1 || need="$need mosquitto-clients"
+  # the icmp driver's tests: network namespaces and veth pairs, and the system ping it falls back to
+  command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need="$need iproute2"
+  command -v ping >/dev/null 2>&1 || need="$need iputils-ping"
 fi
 [ -z "$need" ] && exit 0
 

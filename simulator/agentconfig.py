@@ -43,8 +43,16 @@ def agent_config_for(
         elif "sync_device_id" in device:
             entry["checks"] = [{"driver": "sync"}]  # matched by the device's serial
         else:
+            # The simulated tree sends no uevents: scan it often, so an unplug shows within a second or two.
             entry["checks"] = [
-                {"driver": "usb", "sysfs_root": site_doc["sysfs_root"], "serial": device["serial"]}
+                {
+                    "driver": "usb",
+                    "sysfs_root": site_doc["sysfs_root"],
+                    "serial": device["serial"],
+                    "hotplug": "scan",
+                    "scan_interval": 0.5,
+                    "settle": 1.0,
+                }
             ]
         devices.append(entry)
     config: dict[str, Any] = {

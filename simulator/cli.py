@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sync-port", type=int, default=0, help="fake Sync Cloud API port (default: a free one)"
     )
+    run.add_argument(
+        "--cert-days",
+        type=float,
+        default=365,
+        help="days the Rally Bar's certificate is valid for (default 365; 3 shows an expiring one)",
+    )
 
     power = commands.add_parser("power", help="power a device on or off")
     power.add_argument("device", help="device id, e.g. rally-bar or meetup")
@@ -60,13 +66,15 @@ def _parser() -> argparse.ArgumentParser:
 
     fault = commands.add_parser(
         "fault",
-        help="inject a fault (slow, audio-lost, offline, mic-pod-lost, health-warning, firmware-changed, "
-        "unstable) or restore",
+        help="inject a fault (slow, cert-expiring, cert-expired, audio-lost, reenumerate, offline, "
+        "mic-pod-lost, health-warning, firmware-changed, unstable) or restore",
     )
     fault.add_argument("device", help="device id, e.g. rally-bar, meetup, rally or sync-api")
     fault.add_argument("name", help="fault name, or restore")
     fault.add_argument(
-        "--seconds", type=float, help="delay for the slow (default 5) and unstable (default 2) faults"
+        "--seconds",
+        type=float,
+        help="delay for slow (default 5) and unstable (default 2), time away for reenumerate (default 1)",
     )
     _add_target(fault)
 
@@ -86,7 +94,12 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     site = SimulatedSite(
-        args.state_dir, args.host, args.https_port, args.control_port, sync_port=args.sync_port
+        args.state_dir,
+        args.host,
+        args.https_port,
+        args.control_port,
+        sync_port=args.sync_port,
+        cert_days=args.cert_days,
     )
     stop = threading.Event()
 

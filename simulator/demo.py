@@ -245,10 +245,12 @@ Pull the plug on the Rally Bar (a Critical ticket opens after the {demo.confirm_
     {sim} power rally-bar off --state-dir {state_dir}
 Put it back (the ticket records the recovery):
     {sim} power rally-bar on --state-dir {state_dir}
-Unplug the MeetUp from USB:
+Unplug the MeetUp from USB (seen within seconds through the agent's hot-plug scan):
     {sim} power meetup off --state-dir {state_dir}
 Lose a mic pod of the Rally system, as Logitech Sync reports it (degraded; restore with `restore`):
     {sim} fault rally mic-pod-lost --state-dir {state_dir}
+Make it re-enumerate, gone for a second as Rally Bars do (the agent waits it out: no state change):
+    {sim} fault meetup reenumerate --state-dir {state_dir}
 List tickets from the command line:
     {sys.executable} -m collector --config {collector_config} tickets list
 

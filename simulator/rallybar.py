@@ -1,10 +1,13 @@
 """A Rally Bar's local admin page (CollabOS "Local Network Access"): HTTPS with a self-signed certificate.
 
 Power off closes the listening socket (new connections are refused) and drops open connections;
-power on listens again on the same address and port.
+power on listens again on the same address and port. ``serve_certificate(expires_in=...)`` presents the same
+certificate (same name and key, so a pinning client still trusts it) with other dates: near expiry or
+expired.
 """
 
 import contextlib
+import datetime
 import http.server
 import logging
 import socket
@@ -13,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from simulator.certs import write_self_signed
+from simulator.certs import reissue, write_self_signed
 from simulator.errors import SimulatorError
 from simulator.net import LoopbackHTTPServer, loopback_family, url_host
 
@@ -131,19 +134,23 @@ class RallyBarAdmin:
     ``port`` 0 picks a free port at the first power on; later power ons reuse it.
     """
 
-    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, state_dir: Path, host: str = "127.0.0.1", port: int = 0, cert_days: float = 365
+    ) -> None:
         loopback_family(host)  # refuse a non-loopback host before anything else
         self.host = host
         self.port = port
         self.cert_file = state_dir / "rally-bar-cert.pem"
         self.key_file = state_dir / "rally-bar-key.pem"
         self.slow_seconds = 0.0
+        self.cert_days = cert_days
         self._state_dir = state_dir
         self._server: _AdminPageServer | None = None
         self._thread: threading.Thread | None = None
         self._off = threading.Event()
         self._lock = threading.Lock()
         self._context: ssl.SSLContext | None = None
+        self.cert_expires_in: datetime.timedelta | None = None  # None: the certificate valid for a year
 
     @property
     def tls_context(self) -> ssl.SSLContext:
@@ -165,11 +172,33 @@ class RallyBarAdmin:
         self._state_dir.mkdir(parents=True, exist_ok=True)
         ips = ["127.0.0.1"] if self.host in ("127.0.0.1", "localhost") else ["127.0.0.1", self.host]
         write_self_signed(
-            self.cert_file, self.key_file, common_name=COMMON_NAME, ip_addresses=ips, dns_names=["localhost"]
+            self.cert_file,
+            self.key_file,
+            common_name=COMMON_NAME,
+            ip_addresses=ips,
+            dns_names=["localhost"],
+            days=self.cert_days,
         )
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert_file, self.key_file)
         self._context = context
+
+    def serve_certificate(self, expires_in: datetime.timedelta | None) -> None:
+        """Present the certificate re-dated to expire ``expires_in`` from now (negative: expired); None: the
+        original. New connections get it at once."""
+        with self._lock:
+            self._ensure_certificate()
+            cert_file = self.cert_file
+            if expires_in is not None:
+                now = datetime.datetime.now(datetime.UTC)
+                cert_file = self._state_dir / "rally-bar-cert-redated.pem"
+                not_after = now + expires_in
+                not_before = min(now, not_after) - datetime.timedelta(days=365)
+                reissue(self.cert_file, self.key_file, cert_file, not_before=not_before, not_after=not_after)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert_file, self.key_file)
+            self._context = context
+            self.cert_expires_in = expires_in
 
     def power_on(self) -> None:
         """Listen (again) on the address and port; a no-op when already on."""

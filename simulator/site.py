@@ -10,6 +10,8 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +29,8 @@ RESTORE = "restore"
 RALLY_BAR_SERIAL = "2034FH1002R2"
 SLOW_DEFAULT_SECONDS = 5.0
 RALLY_SERIAL = "2210FDZ2AB78"
+REENUMERATE_DEFAULT_SECONDS = 1.0
+CERT_EXPIRING_DEFAULT = timedelta(days=3)
 
 
 class _Device(Protocol):
@@ -47,10 +51,14 @@ class _Device(Protocol):
 
 
 class _RallyBar:
-    """Faults: ``slow`` answers each request after ``seconds`` (default 5)."""
+    """Faults: ``slow`` answers each request after ``seconds`` (default 5); ``cert-expiring`` presents its
+    certificate re-dated to expire in ``seconds`` (default 3 days); ``cert-expired`` one that expired a day
+    ago. Re-dated, the certificate is no longer the one a client pinned: see ``cert_days`` of the site for a
+    pinned certificate near expiry.
+    """
 
     id = "rally-bar"
-    faults = ("slow", RESTORE)
+    faults = ("slow", "cert-expiring", "cert-expired", RESTORE)
 
     def __init__(self, admin: RallyBarAdmin) -> None:
         self.admin = admin
@@ -68,11 +76,21 @@ class _RallyBar:
     def fault(self, name: str, seconds: float | None) -> None:
         if name == "slow":
             self.admin.slow_seconds = SLOW_DEFAULT_SECONDS if seconds is None else seconds
+        elif name == "cert-expiring":
+            left = CERT_EXPIRING_DEFAULT if seconds is None else timedelta(seconds=seconds)
+            self.admin.serve_certificate(expires_in=left)
+        elif name == "cert-expired":
+            self.admin.serve_certificate(expires_in=-timedelta(days=1))
         else:
             self.admin.slow_seconds = 0.0
+            self.admin.serve_certificate(expires_in=None)
 
     def describe(self) -> dict[str, Any]:
         active = [f"slow:{self.admin.slow_seconds:g}"] if self.admin.slow_seconds > 0 else []
+        left = self.admin.cert_expires_in
+        if left is not None:
+            seconds = left.total_seconds()
+            active.append("cert-expired" if seconds < 0 else f"cert-expiring:{seconds:g}")
         return {
             "id": self.id,
             "model": "rally-bar",
@@ -86,10 +104,12 @@ class _RallyBar:
 
 
 class _MeetUp:
-    """Faults: ``audio-lost`` unplugs only the ``0867`` speakerphone; the camera stays."""
+    """Faults: ``audio-lost`` unplugs only the ``0867`` speakerphone; the camera stays. ``reenumerate``
+    makes both USB devices vanish and come back after ``seconds`` (default 1), as Rally Bar family devices
+    do by themselves; it ends by itself."""
 
     id = "meetup"
-    faults = ("audio-lost", RESTORE)
+    faults = ("audio-lost", "reenumerate", RESTORE)
 
     def __init__(self, tree: UsbTree, serial: str) -> None:
         self.tree = tree
@@ -98,25 +118,49 @@ class _MeetUp:
         self._parts = (self.camera, self.speakerphone)
         self._powered = False
         self._audio_lost = False
+        self._gone_until: threading.Timer | None = None
+        self._lock = threading.RLock()
+        self.on_change: Callable[[], None] = lambda: None
 
     @property
     def powered(self) -> bool:
         return self._powered
 
     def power(self, on: bool) -> None:
-        self._powered = on
-        self._apply()
+        with self._lock:
+            self._powered = on
+            self._apply()
 
     def fault(self, name: str, seconds: float | None) -> None:
-        self._audio_lost = name == "audio-lost"
+        with self._lock:
+            if name == "reenumerate":
+                self._reenumerate(REENUMERATE_DEFAULT_SECONDS if seconds is None else seconds)
+                return
+            self._audio_lost = name == "audio-lost"
+            self._apply()
+
+    def _reenumerate(self, seconds: float) -> None:
+        if self._gone_until is not None:
+            self._gone_until.cancel()
+        timer = threading.Timer(seconds, self._back)
+        timer.daemon = True
+        self._gone_until = timer
         self._apply()
+        timer.start()
+
+    def _back(self) -> None:
+        with self._lock:
+            self._gone_until = None
+            self._apply()
+        self.on_change()
 
     def _apply(self) -> None:
-        if self._powered:
+        away = self._gone_until is not None
+        if self._powered and not away:
             self.tree.plug(self.camera)
         else:
             self.tree.unplug(self.camera)
-        if self._powered and not self._audio_lost:
+        if self._powered and not self._audio_lost and not away:
             self.tree.plug(self.speakerphone)
         else:
             self.tree.unplug(self.speakerphone)
@@ -133,7 +177,8 @@ class _MeetUp:
                 if self.tree.present(d)
             ],
             "powered": self.powered,
-            "faults": ["audio-lost"] if self._audio_lost else [],
+            "faults": (["audio-lost"] if self._audio_lost else [])
+            + (["reenumerate"] if self._gone_until is not None else []),
         }
 
 
@@ -234,18 +279,20 @@ class SimulatedSite:
         *,
         sync_port: int = 0,
         room: str = "Room 101",
+        cert_days: float = 365,
     ) -> None:
         loopback_family(host)  # refuse a non-loopback host before anything listens
         self.state_dir = state_dir.resolve()
         self.site_file = self.state_dir / "site.json"
         self.sysfs_root = self.state_dir / "sysfs" / "bus" / "usb" / "devices"
         self._control = ControlServer(self, host, control_port)
-        rally_bar = _RallyBar(RallyBarAdmin(self.state_dir, host, https_port))
+        rally_bar = _RallyBar(RallyBarAdmin(self.state_dir, host, https_port, cert_days))
         meetup = _MeetUp(UsbTree(self.sysfs_root), meetup_serial)
         self.sync_api = SyncCloudApi(
             self.state_dir, demo_org(room, RALLY_SERIAL, RALLY_BAR_SERIAL), host, sync_port
         )
         rally, sync_service = _SyncRally(self.sync_api), _SyncService(self.sync_api)
+        meetup.on_change = self._changed_by_itself
         self._devices: dict[str, _Device] = {
             rally_bar.id: rally_bar,
             meetup.id: meetup,
@@ -342,6 +389,10 @@ class SimulatedSite:
             raise UnknownDeviceError(
                 f"unknown device {device_id!r}: the site has {', '.join(self._devices)}"
             ) from None
+
+    def _changed_by_itself(self) -> None:
+        with self._lock:
+            self._write_site_file()
 
     def _write_site_file(self) -> None:
         if not self._started:

@@ -4,10 +4,15 @@ Rally Bar, Rally Bar Mini and Tap IP serve their admin page over HTTPS with a se
 default the certificate is not verified (``verify: false``); ``ca_file`` pins the device's own certificate.
 Any HTTP status counts as alive (the admin page answers 200, 302 or 401 depending on its set-up) unless
 ``expect_status`` lists the acceptable ones.
+
+The certificate's expiry is read from the handshake whether or not it is verified: a self-signed or pinned
+certificate still expires, and a device whose admin page serves an expired one is ``degraded`` (it answers,
+but browsers and a pinning agent refuse it). Under ``cert_warn_days`` days left is ``degraded`` too.
 """
 
 import asyncio
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -15,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator
 
 from agent.drivers.base import CheckResult, Stopwatch
+from agent.drivers.x509lite import CertificateDates, CertificateError, certificate_dates
 
 MAX_HEADER_BYTES = 16384
 
@@ -28,6 +34,9 @@ class HttpsOptions(BaseModel):
     verify: bool = False
     ca_file: FilePath | None = None
     expect_status: list[int] | None = None
+    cert_warn_days: float = Field(
+        14.0, ge=0, le=3650, description="fewer days than this before the certificate expires is degraded"
+    )
 
     @field_validator("url")
     @classmethod
@@ -82,9 +91,12 @@ class HttpsProbe:
         watch = Stopwatch()
         try:
             async with asyncio.timeout(self.options.timeout):
-                status = await self._exchange()
+                status, der = await self._exchange()
         except TimeoutError:
             return self._result(False, f"no answer within {self.options.timeout:g} s", watch)
+        except ssl.SSLCertVerificationError as exc:
+            why = f" ({exc.verify_message})" if exc.verify_message else ""
+            return self._result(False, f"TLS handshake failed: {exc.reason or exc}{why}", watch)
         except ssl.SSLError as exc:
             return self._result(False, f"TLS handshake failed: {exc.reason or exc}", watch)
         except ConnectionRefusedError:
@@ -93,15 +105,57 @@ class HttpsProbe:
             return self._result(False, f"cannot connect: {exc.strerror or exc}", watch)
         except ValueError as exc:
             return self._result(False, f"not an HTTP answer: {exc}", watch)
+        elapsed = watch.ms()
+        metrics = {"https.duration_ms": elapsed, "https.status": float(status)}
         if self.options.expect_status is not None and status not in self.options.expect_status:
-            return self._result(False, f"HTTP {status}, expected one of {self.options.expect_status}", watch)
-        return self._result(True, f"HTTP {status}", watch)
+            detail = f"HTTP {status}, expected one of {self.options.expect_status}"
+            return CheckResult(self.driver, self.target, False, detail, duration_ms=elapsed, metrics=metrics)
+        facts: dict[str, str] = {}
+        problem = None
+        try:
+            dates = certificate_dates(der) if der else None
+        except CertificateError as exc:
+            dates = None
+            facts["cert"] = f"unreadable: {exc}"
+        if dates is not None:
+            days_left = (dates.not_after - datetime.now(UTC)).total_seconds() / 86400.0
+            metrics["cert_days_left"] = round(days_left, 3)
+            facts["cert_not_after"] = dates.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+            facts["cert_self_signed"] = "yes" if dates.self_signed else "no"
+            problem = self._certificate_problem(dates, days_left)
+        detail = f"HTTP {status}" + (f"; {problem}" if problem else "")
+        return CheckResult(
+            self.driver,
+            self.target,
+            True,
+            detail,
+            duration_ms=elapsed,
+            degraded=problem is not None,
+            metrics=metrics,
+            facts=facts,
+        )
 
-    async def _exchange(self) -> int:
+    def _certificate_problem(self, dates: CertificateDates, days_left: float) -> str | None:
+        expiry = dates.not_after.strftime("%Y-%m-%d %H:%M UTC")
+        if days_left < 0:
+            return f"certificate expired {-days_left:.1f} days ago ({expiry})"
+        if dates.not_before > datetime.now(UTC):
+            return f"certificate not valid before {dates.not_before.strftime('%Y-%m-%d %H:%M UTC')}"
+        if days_left < self.options.cert_warn_days:
+            return (
+                f"certificate expires in {days_left:.1f} days ({expiry}), "
+                f"under the {self.options.cert_warn_days:g} days warned of"
+            )
+        return None
+
+    async def _exchange(self) -> tuple[int, bytes | None]:
+        """The HTTP status and the peer's certificate (DER, read even when not verified)."""
         reader, writer = await asyncio.open_connection(
             self._host, self._port, ssl=self._context, server_hostname=self._host
         )
         try:
+            tls = writer.get_extra_info("ssl_object")
+            der = tls.getpeercert(binary_form=True) if tls is not None else None
             request = (
                 f"GET {self._path} HTTP/1.1\r\nHost: {self._host}\r\nUser-Agent: hezo-agent\r\n"
                 "Accept: */*\r\nConnection: close\r\n\r\n"
@@ -117,7 +171,7 @@ class HttpsProbe:
             code = rest[:3]
             if not version.startswith("HTTP/") or not code.isdigit():
                 raise ValueError(f"bad status line {line[:60]!r}")
-            return int(code)
+            return int(code), der
         finally:
             # Drop the connection without waiting for the peer's TLS goodbye: a device that hangs would
             # otherwise hold the poll far past its timeout.

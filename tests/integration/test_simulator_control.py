@@ -78,7 +78,8 @@ def test_unknown_fault_is_400_listing_the_known_ones(tmp_path: Path) -> None:
         )
 
     assert status == 400
-    assert answer["error"] == "unknown fault 'audio-lost' for rally-bar: known faults are slow, restore"
+    known = "slow, cert-expiring, cert-expired, restore"
+    assert answer["error"] == f"unknown fault 'audio-lost' for rally-bar: known faults are {known}"
 
 
 def test_wrong_method_is_405_and_the_endpoint_keeps_serving(tmp_path: Path) -> None:

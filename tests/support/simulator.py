@@ -55,3 +55,32 @@ def control(base: str, method: str, path: str, body: bytes | None = None) -> tup
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+@contextmanager
+def simulator_process(state_dir: Path) -> Iterator[dict[str, Any]]:
+    """``python -m simulator run`` as a real process; yields its ``site.json``, stops it with SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "run", "--state-dir", str(state_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (state_dir / "site.json").exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the simulator did not start")
+            time.sleep(0.05)
+        yield json.loads((state_dir / "site.json").read_text())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

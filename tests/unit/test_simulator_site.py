@@ -8,6 +8,7 @@ import pytest
 from simulator.errors import SimulatorError, UnknownDeviceError, UnknownFaultError
 from simulator.site import SimulatedSite
 from tests.support.simulator import running_site
+from tests.support.waiting import eventually
 
 
 def usb_ids(site: SimulatedSite) -> set[str]:
@@ -71,7 +72,10 @@ def test_audio_lost_survives_a_power_cycle(tmp_path: Path) -> None:
 
 
 def test_unknown_fault_names_the_known_ones(tmp_path: Path) -> None:
-    with running_site(tmp_path) as site, pytest.raises(UnknownFaultError, match="audio-lost, restore"):
+    with (
+        running_site(tmp_path) as site,
+        pytest.raises(UnknownFaultError, match="audio-lost, reenumerate, restore"),
+    ):
         site.fault("meetup", "on-fire")
 
 
@@ -94,3 +98,13 @@ def test_stop_removes_site_json_and_the_usb_devices(tmp_path: Path) -> None:
 def test_a_non_loopback_host_is_refused_before_anything_listens(tmp_path: Path) -> None:
     with pytest.raises(SimulatorError, match="loopback"):
         SimulatedSite(tmp_path, host="0.0.0.0")
+
+
+def test_reenumerate_makes_the_meetup_vanish_then_come_back_by_itself(tmp_path: Path) -> None:
+    with running_site(tmp_path) as site:
+        described = site.fault("meetup", "reenumerate", seconds=0.2)
+        assert described["usb"] == []
+        assert described["faults"] == ["reenumerate"]
+        both = ["046d:0866", "046d:0867"]
+        eventually("the MeetUp back", lambda: site.device("meetup")["usb"] == both, timeout=20)
+        assert site.device("meetup")["faults"] == []
