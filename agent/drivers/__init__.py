@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.catalog import Model
-from agent.drivers import https, usb
+from agent.drivers import https, snmp, usb
 from agent.drivers.base import CheckResult, Probe
 
 
@@ -24,6 +24,7 @@ class DriverSpec:
 
 DRIVERS: dict[str, DriverSpec] = {
     "https": DriverSpec("https", https.HttpsOptions, lambda options, _model: https.build(options)),
+    "snmp": DriverSpec("snmp", snmp.SnmpOptions, lambda options, _model: snmp.build(options)),
     "usb": DriverSpec(
         "usb", usb.UsbOptions, lambda options, model: usb.build(options, model.usb, model.name)
     ),
