@@ -14,6 +14,7 @@ from typing import Any
 
 from simulator.errors import SimulatorError
 from simulator.site import SimulatedSite
+from simulator.snmpswitch import snmpd_path
 
 CLIENT_TIMEOUT = 30.0
 
@@ -49,16 +50,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--control-port", type=int, default=0, help="control endpoint port (default: a free one)"
     )
+    run.add_argument(
+        "--no-switch", action="store_true", help="leave out the PoE switch (snmpd) the Rally Bar hangs on"
+    )
 
     power = commands.add_parser("power", help="power a device on or off")
     power.add_argument("device", help="device id, e.g. rally-bar or meetup")
     power.add_argument("state", choices=("on", "off"))
     _add_target(power)
 
-    fault = commands.add_parser("fault", help="inject a fault (slow, audio-lost) or restore")
+    fault = commands.add_parser(
+        "fault",
+        help="inject a fault (rally-bar: slow; meetup: audio-lost; poe-switch: port-off, poe-fault, "
+        "unstable, reboot, firmware) or restore",
+    )
     fault.add_argument("device", help="device id, e.g. rally-bar or meetup")
     fault.add_argument("name", help="fault name, or restore")
-    fault.add_argument("--seconds", type=float, help="delay for the slow fault (default 5)")
+    fault.add_argument(
+        "--seconds", type=float, help="delay for the slow (default 5) and unstable (default 3) faults"
+    )
     _add_target(fault)
 
     status = commands.add_parser("status", help="show the devices, their power and faults")
@@ -76,7 +86,12 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    site = SimulatedSite(args.state_dir, args.host, args.https_port, args.control_port)
+    site = SimulatedSite(
+        args.state_dir, args.host, args.https_port, args.control_port, switch=not args.no_switch
+    )
+    if not args.no_switch and "poe-switch" not in {d["id"] for d in site.devices()}:
+        reason = "snmpd is not installed" if snmpd_path() is None else "it needs an IPv4 loopback --host"
+        print(f"hezo-sim: PoE switch left out: {reason}", file=sys.stderr, flush=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from simulator.control import ControlServer
 from simulator.errors import SimulatorError, UnknownDeviceError, UnknownFaultError
 from simulator.net import loopback_family
 from simulator.rallybar import RallyBarAdmin
+from simulator.snmpswitch import PoeSwitch, SnmpSwitch, SwitchPort, snmpd_path
 from simulator.usbtree import MEETUP_SERIAL, UsbTree, meetup_devices
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,8 @@ class SimulatedSite:
     """One room: ``rally-bar`` (HTTPS admin page) and ``meetup`` (USB, in a fake sysfs tree).
 
     Both ``host`` addresses must be loopback; port 0 picks a free port. Faults survive a power cycle
-    until ``restore``.
+    until ``restore``. With ``switch``, a ``poe-switch`` (a real snmpd) powers the Rally Bar's port; it is
+    left out, with a warning, when snmpd is not installed or ``host`` is not IPv4.
     """
 
     def __init__(
@@ -148,6 +151,8 @@ class SimulatedSite:
         https_port: int = 0,
         control_port: int = 0,
         meetup_serial: str = MEETUP_SERIAL,
+        *,
+        switch: bool = False,
     ) -> None:
         loopback_family(host)  # refuse a non-loopback host before anything listens
         self.state_dir = state_dir.resolve()
@@ -157,6 +162,16 @@ class SimulatedSite:
         rally_bar = _RallyBar(RallyBarAdmin(self.state_dir, host, https_port))
         meetup = _MeetUp(UsbTree(self.sysfs_root), meetup_serial)
         self._devices: dict[str, _Device] = {rally_bar.id: rally_bar, meetup.id: meetup}
+        self._switch: PoeSwitch | None = None
+        if switch:
+            if snmpd_path() is None:
+                log.warning("PoE switch left out: snmpd is not installed (Debian: apt-get install snmpd)")
+            elif loopback_family(host) != socket.AF_INET:
+                log.warning("PoE switch left out: it listens on IPv4 loopback only, not %s", host)
+            else:
+                ports = [SwitchPort(5, "gi1/0/5", device=rally_bar.id)]  # the Rally Bar's port
+                self._switch = PoeSwitch(SnmpSwitch(self.state_dir, ports, host=host))
+                self._devices[self._switch.id] = self._switch
         self._lock = threading.RLock()
         self._started = False
 
@@ -200,6 +215,8 @@ class SimulatedSite:
         with self._lock:
             device = self._device(device_id)
             device.power(on)
+            if self._switch is not None:
+                self._switch.device_powered(device_id, on)
             self._write_site_file()
             return device.describe()
 

@@ -95,7 +95,8 @@ class SnmpSwitch:
         v3_priv_key: str = DEFAULT_V3_PRIV_KEY,
         name: str = "poe-switch",
     ) -> None:
-        loopback_family(host)
+        if loopback_family(host) != socket.AF_INET:
+            raise SimulatorError(f"the simulated switch listens on IPv4 loopback only, not {host!r}")
         self.dir = state_dir.resolve() / name
         self.host = host
         self.port = port
@@ -165,7 +166,7 @@ class SnmpSwitch:
         if binary is None:
             raise SimulatorError("snmpd is not installed (Debian: apt-get install snmpd)")
         if self.port == 0:
-            self.port = free_udp_port(self.host)
+            self.port = free_udp_port(self.host)  # kept across power cycles: the switch keeps its address
         self.dir.mkdir(parents=True, exist_ok=True)
         persist = self.dir / "persist"
         shutil.rmtree(persist, ignore_errors=True)  # no user keys or engine boots left from a last run
@@ -279,3 +280,88 @@ def _tlv(tag: int, value: bytes) -> bytes:
         return bytes([tag, len(value)]) + value
     length = len(value).to_bytes(2, "big")
     return bytes([tag, 0x82]) + length + value
+
+
+class PoeSwitch:
+    """The switch as a device of the simulated site: powered means snmpd runs.
+
+    Faults: ``port-off`` (PoE disabled on the device ports: no power, link down), ``poe-fault`` (PoE fault
+    while the link stays up), ``unstable`` (every other answer ``seconds`` late, default 3), ``reboot``
+    (uptime starts again), ``firmware`` (a new version in sysDescr), ``restore``. The ports follow the power
+    of the devices on them: a device powered off leaves its port down and searching.
+    """
+
+    id = "poe-switch"
+    faults = ("port-off", "poe-fault", "unstable", "reboot", "firmware", "restore")
+    serial = "FOC2034X0AB"
+    UNSTABLE_DEFAULT_S = 3.0
+
+    def __init__(self, switch: SnmpSwitch) -> None:
+        self.switch = switch
+        self._device_powered = {p.device: True for p in switch.ports.values() if p.device}
+        self._port_off = False
+        self._poe_fault = False
+
+    @property
+    def powered(self) -> bool:
+        return self.switch.running
+
+    def power(self, on: bool) -> None:
+        if on:
+            self.switch.boot_time = time.time()  # powering on is starting from zero
+            self._apply()
+            self.switch.start()
+        else:
+            self.switch.stop()
+
+    def device_powered(self, device: str, on: bool) -> None:
+        """A device on one of the ports was powered on or off."""
+        if device in self._device_powered:
+            self._device_powered[device] = on
+            self._apply()
+
+    def fault(self, name: str, seconds: float | None) -> None:
+        if name == "port-off":
+            self._port_off = True
+        elif name == "poe-fault":
+            self._poe_fault = True
+        elif name == "unstable":
+            self.switch.unstable_s = self.UNSTABLE_DEFAULT_S if seconds is None else seconds
+        elif name == "reboot":
+            self.switch.boot_time = time.time()
+        elif name == "firmware":
+            self.switch.firmware_build += 1
+        else:
+            self._port_off = self._poe_fault = False
+            self.switch.unstable_s = 0.0
+        self._apply()
+
+    def _apply(self) -> None:
+        for port in self.switch.ports.values():
+            if port.device is None:
+                continue
+            if self._port_off:
+                port.set_powered(False)
+                port.poe = POE_DISABLED
+            elif not self._device_powered[port.device]:
+                port.set_powered(False)
+            elif self._poe_fault:
+                port.set_powered(True)
+                port.poe, port.power_mw = POE_FAULT, 0
+            else:
+                port.set_powered(True)
+        self.switch.write_state()
+
+    def describe(self) -> dict[str, Any]:
+        active = [name for name, on in (("port-off", self._port_off), ("poe-fault", self._poe_fault)) if on]
+        if self.switch.unstable_s > 0:
+            active.append(f"unstable:{self.switch.unstable_s:g}")
+        return {
+            "id": self.id,
+            "model": "poe-switch",
+            "serial": self.serial,
+            "name": "PoE switch",
+            "powered": self.powered,
+            "faults": active,
+            "snmp": self.switch.describe(),
+        }
