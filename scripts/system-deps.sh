@@ -1,7 +1,7 @@
 #!/bin/sh
 # Debian packages hezo needs beyond Python 3.11: venv support always; with --broker, the Mosquitto
-# broker and clients the integration tests start on their own ports. Installs what is missing when run
-# as root (CI, a fresh machine); otherwise says exactly what to install.
+# broker and clients and net-snmp's snmpd, which the integration tests start on their own ports.
+# Installs what is missing when run as root (CI, a fresh machine); otherwise says exactly what to install.
 set -eu
 
 need=""
@@ -9,6 +9,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
 if [ "${1:-}" = "--broker" ]; then
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
   command -v mosquitto_sub >/dev/null 2>&1 || need="$need mosquitto-clients"
+  # net-snmp's agent: the simulated PoE switch the snmp tests start on their own ports.
+  command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need="$need snmpd"
 fi
 [ -z "$need" ] && exit 0
 

@@ -150,7 +150,7 @@ class SnmpSwitch:
         command = f"{sys.executable} {PASS_SCRIPT} {self.state_file}"
         lines = [
             f"agentaddress udp:{self.host}:{self.port}",
-            f"rocommunity {self.community} {self.host}",
+            f"rocommunity {self.community} 127.0.0.0/8",  # loopback clients only
             f"createUser {self.v3_user} SHA {self.v3_auth_key} AES {self.v3_priv_key}",
             f"rouser {self.v3_user} priv",
             "dontLogTCPWrappersConnects yes",
