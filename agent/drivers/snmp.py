@@ -189,7 +189,12 @@ def _error_reason(indication: Any, options: SnmpOptions) -> str:
 
     attempts = options.retries + 1
     if isinstance(indication, errind.RequestTimedOut):
-        hint = "switch down or unreachable" + (", or wrong community" if options.version == "2c" else "")
+        # A switch drops a request with the wrong community or one it cannot decrypt without a word.
+        silent = "wrong community" if options.version == "2c" else "wrong privacy key"
+        hint = (
+            f"switch down or unreachable, or {silent}" if options.version == "2c" or options.priv_key else ""
+        )
+        hint = hint or "switch down or unreachable"
         return f"no answer within {options.timeout:g} s x{attempts} ({hint})"
     if isinstance(indication, errind.UnknownUserName):
         return f"SNMPv3 user {options.user!r} unknown to the switch"

@@ -136,6 +136,12 @@ def test_snmpv3_with_a_wrong_auth_key_says_authentication_failed(switch: SnmpSwi
     assert result.detail == "SNMPv3 authentication failed (wrong auth key or protocol)"
 
 
+def test_snmpv3_with_a_wrong_privacy_key_reads_as_silence(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, **{**V3, "priv_key": "not-the-key", "timeout": 0.5, "retries": 0}))
+    assert not result.ok
+    assert result.detail == "no answer within 0.5 s x1 (switch down or unreachable, or wrong privacy key)"
+
+
 def test_snmpv3_with_an_unknown_user_says_so(switch: SnmpSwitch) -> None:
     result = poll(options(switch, **{**V3, "user": "mallory"}))
     assert not result.ok
