@@ -118,6 +118,8 @@ class Demo:
         site = read_site(state_dir)
         names = ", ".join(f"{d['name']} ({d['model']}, serial {d['serial']})" for d in site["devices"])
         print(f"  simulator  {names}")
+        if not any("snmp" in d for d in site["devices"]):
+            print("  simulator  no PoE switch: snmpd is not installed (Debian: apt-get install snmpd)")
         return state_dir
 
     def start_agent(self, state_dir: Path, broker_port: int) -> None:
@@ -234,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = demo.start_site()
         demo.start_agent(state_dir, broker_port)
         sim = f"{sys.executable} -m simulator"
+        switch = any("snmp" in d for d in read_site(state_dir)["devices"])
+        poe = (
+            f"""Turn PoE off on the Rally Bar's switch port (restore with: fault poe-switch restore):
+    {sim} fault poe-switch port-off --state-dir {state_dir}
+"""
+            if switch
+            else ""
+        )
         print(f"""
 Open http://{HOST}:{web_port}/ to see the room.
 
@@ -243,7 +253,7 @@ Put it back (the ticket records the recovery):
     {sim} power rally-bar on --state-dir {state_dir}
 Unplug the MeetUp from USB:
     {sim} power meetup off --state-dir {state_dir}
-List tickets from the command line:
+{poe}List tickets from the command line:
     {sys.executable} -m collector --config {collector_config} tickets list
 
 Ctrl-C stops everything.

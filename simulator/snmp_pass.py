@@ -63,7 +63,7 @@ class Served:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.stamp: tuple[int, int] | None = None
+        self.stamp: tuple[int, int, int] | None = None
         self.state: dict[str, Any] = {}
         self.table: dict[Oid, Row] = {}
         self.order: list[Oid] = []
@@ -74,7 +74,7 @@ class Served:
             info = os.stat(self.path)
         except OSError:
             return
-        stamp = (info.st_mtime_ns, info.st_ino)
+        stamp = (info.st_mtime_ns, info.st_ino, info.st_size)  # the simulator replaces the file: new inode
         if stamp == self.stamp:
             return
         try:
