@@ -64,7 +64,7 @@ class SnmpOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     driver: Literal["snmp"]
-    host: str = Field(min_length=1, description="the switch's address or name")
+    host: str = Field(min_length=1, description="the switch's IPv4 or IPv6 address, or its name (IPv4)")
     port: int = Field(161, ge=1, le=65535)
     version: Literal["2c", "3"] = "2c"
     community: SecretStr | None = Field(None, description="SNMPv2c community (version 2c)")
@@ -258,14 +258,18 @@ class SnmpProbe:
 
     async def _target(self) -> "UdpTransportTarget":
         from pysnmp.error import PySnmpError
-        from pysnmp.hlapi.v3arch.asyncio import UdpTransportTarget
+        from pysnmp.hlapi.v3arch.asyncio import Udp6TransportTarget, UdpTransportTarget
 
         if self._transport is None:
             options = self.options
+            kind = Udp6TransportTarget if ":" in options.host else UdpTransportTarget  # an IPv6 literal
             try:
-                self._transport = await UdpTransportTarget.create(
-                    (options.host, options.port), timeout=options.timeout, retries=options.retries
-                )
+                async with asyncio.timeout(options.timeout):  # a name server that hangs holds no poll
+                    self._transport = await kind.create(
+                        (options.host, options.port), timeout=options.timeout, retries=options.retries
+                    )
+            except TimeoutError:
+                raise SnmpReadError(f"cannot resolve switch address {options.host!r}: no answer") from None
             except PySnmpError:
                 raise SnmpReadError(f"cannot resolve switch address {options.host!r}") from None
         return self._transport

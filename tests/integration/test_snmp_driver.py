@@ -171,6 +171,24 @@ def test_nothing_listening_is_a_timeout_with_a_reason() -> None:
     assert result.detail.startswith("no answer within 0.3 s x2")
 
 
+def test_an_ipv6_switch_address_is_polled_over_udp6() -> None:
+    opts = SnmpOptions.model_validate(
+        {"driver": "snmp", "host": "::1", "port": 9, "community": "public", "if_index": 5, "timeout": 0.3}
+    )
+    result = poll(opts)
+    assert not result.ok
+    assert result.detail.startswith("no answer within 0.3 s")  # sent, unanswered: not a resolution error
+
+
+def test_a_name_that_does_not_resolve_is_a_reason() -> None:
+    opts = SnmpOptions.model_validate(
+        {"driver": "snmp", "host": "switch.invalid", "community": "public", "if_index": 5, "timeout": 0.3}
+    )
+    result = poll(opts)
+    assert not result.ok
+    assert result.detail == "cannot resolve switch address 'switch.invalid'"
+
+
 def test_a_stopped_switch_is_a_timeout(switch: SnmpSwitch) -> None:
     switch.stop()
     result = poll(options(switch, timeout=0.3, retries=0))
