@@ -8,6 +8,7 @@ import pytest
 
 from agent.config import load_config
 from agent.configfile import ConfigError
+from agent.drivers import DRIVERS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,9 +55,8 @@ def test_an_unknown_key_is_named_with_its_path(tmp_path: Path) -> None:
 
 def test_an_unknown_driver_lists_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("driver: https", "driver: htps"))
-    assert (
-        error_of(path) == f"{path}: devices[0].checks[0].driver: expected one of 'https', 'usb' (got 'htps')"
-    )
+    known = ", ".join(repr(name) for name in DRIVERS)  # every registered driver, in registry order
+    assert error_of(path) == f"{path}: devices[0].checks[0].driver: expected one of {known} (got 'htps')"
 
 
 def test_a_plain_http_url_is_refused_for_the_https_driver(tmp_path: Path) -> None:
