@@ -254,7 +254,10 @@ class SnmpProbe:
             values = await self._read()
         except SnmpReadError as exc:
             return self._result(False, str(exc), watch)
-        return self._judge(values, watch)
+        try:
+            return self._judge(values, watch)
+        except (TypeError, ValueError) as exc:  # a value of the wrong type, e.g. a string for ifOperStatus
+            return self._result(False, f"unexpected answer from the switch: {exc}", watch)
 
     async def _target(self) -> "UdpTransportTarget":
         from pysnmp.error import PySnmpError

@@ -168,3 +168,11 @@ def test_without_poe_only_the_link_counts() -> None:
     result = judged(answer()[:4], poe=False)
     assert result.ok
     assert result.detail == "port ifIndex 5 link up"
+
+
+def test_a_value_of_the_wrong_type_is_a_reason_not_an_exception() -> None:
+    values = answer()
+    values[3] = OctetString(b"up")
+    result = judged(values)
+    assert not result.ok
+    assert result.detail.startswith("unexpected answer from the switch:")
