@@ -1,8 +1,8 @@
 #!/bin/sh
 # Debian packages hezo needs beyond Python 3.11: venv support always; with --broker, the Mosquitto
-# broker and clients the integration tests start on their own ports, and iproute2 and ping for the icmp
-# tests. Installs what is missing when run
-# as root (CI, a fresh machine); otherwise says exactly what to install.
+# broker and clients, net-snmp's snmpd, and iproute2 and ping, which the integration tests start or use on
+# their own ports and namespaces. Installs what is missing when run as root (CI, a fresh machine); otherwise
+# says exactly what to install.
 set -eu
 
 need=""
@@ -13,6 +13,8 @@ if [ "${1:-}" = "--broker" ]; then
   # the icmp driver's tests: network namespaces and veth pairs, and the system ping it falls back to
   command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need="$need iproute2"
   command -v ping >/dev/null 2>&1 || need="$need iputils-ping"
+  # net-snmp's agent: the simulated PoE switch the snmp tests start on their own ports.
+  command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need="$need snmpd"
 fi
 [ -z "$need" ] && exit 0
 

@@ -26,9 +26,12 @@ def agent_config_for(
 ) -> dict[str, Any]:
     """A config dict for ``hezo-agent`` that watches every simulated device the way a real room would."""
     devices = []
+    switch_checks = _switch_checks(site_doc)
     for device in site_doc["devices"]:
         if device.get("service"):
             continue  # the Sync Cloud API is where devices are seen from, not a device
+        if "snmp" in device:
+            continue  # the PoE switch is not a watched device; its ports are checks of the devices on them
         entry: dict[str, Any] = {
             "id": device["id"],
             "model": device["model"],
@@ -54,6 +57,7 @@ def agent_config_for(
                     "settle": 1.0,
                 }
             ]
+        entry["checks"].extend(switch_checks.get(device["id"], []))
         devices.append(entry)
     config: dict[str, Any] = {
         "site": site,
@@ -67,3 +71,31 @@ def agent_config_for(
         config["sync"] = dict(site_doc["sync_api"])
     config["devices"] = devices
     return config
+
+
+def _switch_checks(site_doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The ``snmp`` check of each device on a port of a simulated PoE switch, keyed by device id."""
+    checks: dict[str, list[dict[str, Any]]] = {}
+    for switch in site_doc["devices"]:
+        snmp = switch.get("snmp")
+        if snmp is None:
+            continue
+        for port in snmp["ports"]:
+            if port.get("device"):
+                checks.setdefault(port["device"], []).append(
+                    {
+                        "driver": "snmp",
+                        "host": snmp["host"],
+                        "port": snmp["port"],
+                        "version": "3",
+                        "user": snmp["v3_user"],
+                        "auth_protocol": "sha",
+                        "auth_key": snmp["v3_auth_key"],
+                        "priv_protocol": "aes",
+                        "priv_key": snmp["v3_priv_key"],
+                        "if_index": port["if_index"],
+                        "timeout": 1,
+                        "retries": 1,
+                    }
+                )
+    return checks

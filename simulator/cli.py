@@ -14,6 +14,7 @@ from typing import Any
 
 from simulator.errors import SimulatorError
 from simulator.site import SimulatedSite
+from simulator.snmpswitch import snmpd_path
 
 CLIENT_TIMEOUT = 30.0
 
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         default=365,
         help="days the Rally Bar's certificate is valid for (default 365; 3 shows an expiring one)",
     )
+    run.add_argument(
+        "--no-switch", action="store_true", help="leave out the PoE switch (snmpd) the Rally Bar hangs on"
+    )
 
     power = commands.add_parser("power", help="power a device on or off")
     power.add_argument("device", help="device id, e.g. rally-bar or meetup")
@@ -67,14 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     fault = commands.add_parser(
         "fault",
         help="inject a fault (slow, cert-expiring, cert-expired, audio-lost, reenumerate, offline, "
-        "mic-pod-lost, health-warning, firmware-changed, unstable) or restore",
+        "mic-pod-lost, health-warning, firmware-changed, unstable, port-off, poe-fault, reboot, firmware) "
+        "or restore",
     )
-    fault.add_argument("device", help="device id, e.g. rally-bar, meetup, rally or sync-api")
+    fault.add_argument("device", help="device id, e.g. rally-bar, meetup, rally, sync-api or poe-switch")
     fault.add_argument("name", help="fault name, or restore")
     fault.add_argument(
         "--seconds",
         type=float,
-        help="delay for slow (default 5) and unstable (default 2), time away for reenumerate (default 1)",
+        help="delay for slow (default 5) and unstable (default 2, poe-switch 3); "
+        "time away for reenumerate (default 1)",
     )
     _add_target(fault)
 
@@ -100,7 +106,11 @@ def _run(args: argparse.Namespace) -> int:
         args.control_port,
         sync_port=args.sync_port,
         cert_days=args.cert_days,
+        switch=not args.no_switch,
     )
+    if not args.no_switch and "poe-switch" not in {d["id"] for d in site.devices()}:
+        reason = "snmpd is not installed" if snmpd_path() is None else "it needs an IPv4 loopback --host"
+        print(f"hezo-sim: PoE switch left out: {reason}", file=sys.stderr, flush=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -122,6 +122,8 @@ class Demo:
             if not d.get("service")
         )
         print(f"  simulator  {names}")
+        if not any("snmp" in d for d in site["devices"]):
+            print("  simulator  no PoE switch: snmpd is not installed (Debian: apt-get install snmpd)")
         return state_dir
 
     def start_agent(self, state_dir: Path, broker_port: int) -> None:
@@ -238,6 +240,14 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = demo.start_site()
         demo.start_agent(state_dir, broker_port)
         sim = f"{sys.executable} -m simulator"
+        switch = any("snmp" in d for d in read_site(state_dir)["devices"])
+        poe = (
+            f"""Turn PoE off on the Rally Bar's switch port (restore with: fault poe-switch restore):
+    {sim} fault poe-switch port-off --state-dir {state_dir}
+"""
+            if switch
+            else ""
+        )
         print(f"""
 Open http://{HOST}:{web_port}/ to see the room.
 
@@ -251,7 +261,7 @@ Lose a mic pod of the Rally system, as Logitech Sync reports it (degraded; resto
     {sim} fault rally mic-pod-lost --state-dir {state_dir}
 Make it re-enumerate, gone for a second as Rally Bars do (the agent waits it out: no state change):
     {sim} fault meetup reenumerate --state-dir {state_dir}
-List tickets from the command line:
+{poe}List tickets from the command line:
     {sys.executable} -m collector --config {collector_config} tickets list
 
 Ctrl-C stops everything.

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +20,7 @@ from simulator.control import ControlServer
 from simulator.errors import SimulatorError, UnknownDeviceError, UnknownFaultError
 from simulator.net import loopback_family
 from simulator.rallybar import RallyBarAdmin
+from simulator.snmpswitch import PoeSwitch, SnmpSwitch, SwitchPort, snmpd_path
 from simulator.syncapi import SYNC_FAULTS, SyncCloudApi, demo_org
 from simulator.usbtree import MEETUP_SERIAL, UsbTree, meetup_devices
 
@@ -266,7 +268,8 @@ class SimulatedSite:
     through Logitech Sync), and ``sync-api``, the fake Sync Cloud API that also lists the Rally Bar.
 
     Both ``host`` addresses must be loopback; port 0 picks a free port. Faults survive a power cycle
-    until ``restore``.
+    until ``restore``. With ``switch``, a ``poe-switch`` (a real snmpd) powers the Rally Bar's port; it is
+    left out, with a warning, when snmpd is not installed or ``host`` is not IPv4.
     """
 
     def __init__(
@@ -280,6 +283,7 @@ class SimulatedSite:
         sync_port: int = 0,
         room: str = "Room 101",
         cert_days: float = 365,
+        switch: bool = False,
     ) -> None:
         loopback_family(host)  # refuse a non-loopback host before anything listens
         self.state_dir = state_dir.resolve()
@@ -299,6 +303,16 @@ class SimulatedSite:
             rally.id: rally,
             sync_service.id: sync_service,
         }
+        self._switch: PoeSwitch | None = None
+        if switch:
+            if snmpd_path() is None:
+                log.warning("PoE switch left out: snmpd is not installed (Debian: apt-get install snmpd)")
+            elif loopback_family(host) != socket.AF_INET:
+                log.warning("PoE switch left out: it listens on IPv4 loopback only, not %s", host)
+            else:
+                ports = [SwitchPort(5, "gi1/0/5", device=rally_bar.id)]  # the Rally Bar's port
+                self._switch = PoeSwitch(SnmpSwitch(self.state_dir, ports, host=host))
+                self._devices[self._switch.id] = self._switch
         self._lock = threading.RLock()
         self._started = False
 
@@ -345,6 +359,8 @@ class SimulatedSite:
             twin = self.sync_api.device(sim_id=device_id)
             if twin is not None:
                 twin.set_powered(on)  # Sync sees a device that loses power go Offline
+            if self._switch is not None:
+                self._switch.device_powered(device_id, on)
             self._write_site_file()
             return device.describe()
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.catalog import Model
-from agent.drivers import host, https, icmp, sync, usb
+from agent.drivers import host, https, icmp, snmp, sync, usb
 from agent.drivers.base import CheckResult, Probe
 from agent.drivers.context import ProbeContext, SharedResources
 
@@ -30,6 +30,7 @@ DRIVERS: dict[str, DriverSpec] = {
     "https": DriverSpec("https", https.HttpsOptions, lambda options, _model: https.build(options)),
     "host": DriverSpec("host", host.HostOptions, lambda options, _model: host.build(options)),
     "icmp": DriverSpec("icmp", icmp.IcmpOptions, lambda options, _model: icmp.build(options)),
+    "snmp": DriverSpec("snmp", snmp.SnmpOptions, lambda options, _model: snmp.build(options)),
     "usb": DriverSpec(
         "usb", usb.UsbOptions, lambda options, model: usb.build(options, model.usb, model.name)
     ),

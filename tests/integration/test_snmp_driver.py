@@ -1,0 +1,273 @@
+"""The snmp driver against a real net-snmp snmpd: the simulated PoE switch, v2c and v3."""
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import PollConfig
+from agent.drivers.base import CheckResult
+from agent.drivers.snmp import SnmpOptions, build, close_engine
+from agent.poller import Device, Poller
+from simulator.snmpswitch import (
+    DEFAULT_V3_AUTH_KEY,
+    DEFAULT_V3_PRIV_KEY,
+    DEFAULT_V3_USER,
+    POE_DISABLED,
+    POE_FAULT,
+    SnmpSwitch,
+    SwitchPort,
+    free_udp_port,
+)
+
+pytestmark = pytest.mark.integration
+
+V3 = {
+    "version": "3",
+    "user": DEFAULT_V3_USER,
+    "auth_protocol": "sha",
+    "auth_key": DEFAULT_V3_AUTH_KEY,
+    "priv_protocol": "aes",
+    "priv_key": DEFAULT_V3_PRIV_KEY,
+}
+
+
+@pytest.fixture
+def switch(tmp_path: Path) -> Iterator[SnmpSwitch]:
+    device = SnmpSwitch(tmp_path, [SwitchPort(5, "gi1/0/5", "rally-bar"), SwitchPort(6, "gi1/0/6")])
+    device.start()
+    try:
+        yield device
+    finally:
+        device.stop()
+
+
+def options(switch: SnmpSwitch, **extra: Any) -> SnmpOptions:
+    doc: dict[str, Any] = {"driver": "snmp", "host": switch.host, "port": switch.port, "if_index": 5}
+    if extra.get("version") != "3":
+        doc["community"] = switch.community
+    doc.update(extra)
+    return SnmpOptions.model_validate(doc)
+
+
+def poll(opts: SnmpOptions) -> CheckResult:
+    async def once() -> CheckResult:
+        try:
+            return await build(opts).poll()
+        finally:
+            close_engine()
+
+    return asyncio.run(once())
+
+
+def test_a_port_delivering_power_with_link_up_is_up(switch: SnmpSwitch) -> None:
+    result = poll(options(switch))
+    assert result.ok, result.detail
+    assert not result.degraded
+    assert result.detail == "port ifIndex 5 link up, PoE deliveringPower"
+    assert result.metrics["power_mw"] == 12950
+    assert 0 <= result.metrics["uptime_s"] < 600
+    assert result.facts["firmware"].startswith("Cisco IOS Software")
+
+
+def test_a_port_found_by_its_name_is_read(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, if_index=None, if_name="gi1/0/6"))
+    assert result.ok, result.detail
+    assert result.detail.startswith("port gi1/0/6 link up")
+
+
+def test_an_unpowered_device_leaves_the_port_down_and_searching(switch: SnmpSwitch) -> None:
+    switch.ports[5].set_powered(False)
+    switch.write_state()
+    result = poll(options(switch))
+    assert not result.ok
+    assert result.detail == "port ifIndex 5 link down, PoE searching"
+    assert result.metrics["power_mw"] == 0
+
+
+def test_poe_disabled_on_the_port_is_down_even_with_link(switch: SnmpSwitch) -> None:
+    switch.ports[5].poe = POE_DISABLED
+    switch.write_state()
+    result = poll(options(switch))
+    assert not result.ok
+    assert result.detail == "port ifIndex 5 link up, PoE disabled: not delivering power"
+
+
+def test_a_poe_fault_while_the_link_is_up_is_degraded(switch: SnmpSwitch) -> None:
+    switch.ports[5].poe = POE_FAULT
+    switch.write_state()
+    result = poll(options(switch))
+    assert result.ok
+    assert result.degraded
+    assert result.detail == "port ifIndex 5 link up, PoE fault: PoE fault while the link is up"
+
+
+def test_a_device_with_its_own_supply_is_judged_on_link_only(switch: SnmpSwitch) -> None:
+    switch.ports[5].poe = POE_DISABLED
+    switch.write_state()
+    result = poll(options(switch, poe=False))
+    assert result.ok, result.detail
+    assert "power_mw" not in result.metrics
+
+
+def test_an_unknown_port_is_a_reason(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, if_index=42))
+    assert not result.ok
+    assert result.detail == "no port ifIndex 42 on the switch"
+
+
+def test_an_unknown_port_name_is_a_reason(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, if_index=None, if_name="gi9/9/9"))
+    assert not result.ok
+    assert result.detail == "no interface named 'gi9/9/9' on the switch"
+
+
+def test_snmpv3_with_sha_and_aes_reads_the_port(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, **V3))
+    assert result.ok, result.detail
+    assert result.metrics["power_mw"] == 12950
+
+
+def test_snmpv3_with_a_wrong_auth_key_says_authentication_failed(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, **{**V3, "auth_key": "not-the-key"}))
+    assert not result.ok
+    assert result.detail == "SNMPv3 authentication failed (wrong auth key or protocol)"
+
+
+def test_snmpv3_with_a_wrong_privacy_key_reads_as_silence(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, **{**V3, "priv_key": "not-the-key", "timeout": 0.5, "retries": 0}))
+    assert not result.ok
+    assert result.detail == "no answer within 0.5 s x1 (switch down or unreachable, or wrong privacy key)"
+
+
+def test_snmpv3_with_an_unknown_user_says_so(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, **{**V3, "user": "mallory"}))
+    assert not result.ok
+    assert result.detail == "SNMPv3 user 'mallory' unknown to the switch"
+
+
+def test_a_wrong_community_reads_as_silence(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, community="private", timeout=0.5, retries=0))
+    assert not result.ok
+    assert result.detail == "no answer within 0.5 s x1 (switch down or unreachable, or wrong community)"
+
+
+def test_nothing_listening_is_a_timeout_with_a_reason() -> None:
+    opts = SnmpOptions.model_validate(
+        {
+            "driver": "snmp",
+            "host": "127.0.0.1",
+            "port": free_udp_port("127.0.0.1"),
+            "community": "public",
+            "if_index": 5,
+            "timeout": 0.3,
+            "retries": 1,
+        }
+    )
+    result = poll(opts)
+    assert not result.ok
+    assert result.detail.startswith("no answer within 0.3 s x2")
+
+
+def test_an_ipv6_switch_address_is_polled_over_udp6() -> None:
+    opts = SnmpOptions.model_validate(
+        {"driver": "snmp", "host": "::1", "port": 9, "community": "public", "if_index": 5, "timeout": 0.3}
+    )
+    result = poll(opts)
+    assert not result.ok
+    assert result.detail.startswith("no answer within 0.3 s")  # sent, unanswered: not a resolution error
+
+
+def test_a_name_that_does_not_resolve_is_a_reason() -> None:
+    opts = SnmpOptions.model_validate(
+        {"driver": "snmp", "host": "switch.invalid", "community": "public", "if_index": 5, "timeout": 0.3}
+    )
+    result = poll(opts)
+    assert not result.ok
+    assert result.detail == "cannot resolve switch address 'switch.invalid'"
+
+
+def test_a_stopped_switch_is_a_timeout(switch: SnmpSwitch) -> None:
+    switch.stop()
+    result = poll(options(switch, timeout=0.3, retries=0))
+    assert not result.ok
+    assert result.detail.startswith("no answer within 0.3 s x1")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.states: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.samples: list[dict[str, Any]] = []
+
+    def publish_state(self, body: dict[str, Any]) -> None:
+        self.states.append(body)
+
+    def publish_event(self, body: dict[str, Any]) -> None:
+        self.events.append(body)
+
+    def publish_telemetry(self, samples: list[dict[str, Any]]) -> None:
+        self.samples.extend(samples)
+
+
+def test_a_switch_reboot_is_a_reboot_event_through_the_poller(switch: SnmpSwitch) -> None:
+    switch.boot_time -= 3600  # up for an hour
+    switch.write_state()
+    device = Device("rally-bar", [build(options(switch))])
+    recorder = Recorder()
+    poller = Poller([device], PollConfig(interval=1, recheck_count=0), recorder)
+
+    async def rounds() -> None:
+        try:
+            await poller.poll_device(device)
+            switch.reboot()
+            await poller.poll_device(device)
+        finally:
+            close_engine()
+
+    asyncio.run(rounds())
+    reboots = [e for e in recorder.events if e["type"] == "reboot"]
+    assert len(reboots) == 1, recorder.events
+    assert reboots[0]["device"] == "rally-bar"
+    assert reboots[0]["reason"].startswith(f"snmp://{switch.host}:{switch.port}/5 restarted: uptime 36")
+
+
+def test_a_dead_switch_does_not_hold_up_the_other_devices(switch: SnmpSwitch) -> None:
+    dead = SnmpOptions.model_validate(
+        {
+            "driver": "snmp",
+            "host": "127.0.0.1",
+            "port": free_udp_port("127.0.0.1"),
+            "community": "public",
+            "if_index": 5,
+            "timeout": 1.5,
+            "retries": 0,
+        }
+    )
+    devices = [Device("tap-ip", [build(dead)]), Device("rally-bar", [build(options(switch))])]
+    recorder = Recorder()
+    poller = Poller(devices, PollConfig(interval=0.1, recheck_count=2, recheck_delay=1.0), recorder)
+
+    async def run_until_dead_is_judged() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        try:
+            async with asyncio.timeout(60):
+                while not any(s["device"] == "tap-ip" for s in recorder.states):
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            close_engine()
+
+    asyncio.run(run_until_dead_is_judged())
+    dead_state = next(s for s in recorder.states if s["device"] == "tap-ip")
+    assert dead_state["state"] == "down"
+    assert "no answer within 1.5 s" in dead_state["reason"]
+    # Judging the dead one took three timeouts and two re-check pauses; the live one kept its rounds going.
+    live_rounds = [s for s in recorder.samples if s["device"] == "rally-bar" and s["metric"] == "uptime_s"]
+    assert len(live_rounds) >= 5
+    assert recorder.states[0]["device"] == "rally-bar"
+    assert recorder.states[0]["state"] == "up"
