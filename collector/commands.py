@@ -239,7 +239,7 @@ class Commander:
             online = conn.execute(
                 select(agents.c.online).where(agents.c.site == site, agents.c.agent == agent)
             ).scalar()
-            if not online:
+            if not online:  # audited, and committed: the refusal to send is on record too
                 audit.record(
                     conn,
                     now,
@@ -251,7 +251,9 @@ class Commander:
                     command_id=command_id,
                     action=action,
                 )
-                raise DiagnosticsError(f"agent {site}/{agent} is offline", 409)
+        if not online:
+            raise DiagnosticsError(f"agent {site}/{agent} is offline", 409)
+        with self.engine.begin() as conn:
             conn.execute(
                 sql_insert(command_table).values(
                     id=command_id,
