@@ -25,13 +25,15 @@ def site(tmp_path: Path) -> Iterator[SimulatedSite]:
         running.stop()
 
 
-def diag(site: SimulatedSite, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def diag(
+    site: SimulatedSite, tmp_path: Path, *args: str, command: str = "check"
+) -> subprocess.CompletedProcess[str]:
     # No broker listens on port 9: the service test must not need one.
     config = agent_config_for(site.status(), broker_host="127.0.0.1", broker_port=9, recheck_delay=0.1)
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(config))
     return subprocess.run(
-        [sys.executable, "-m", "diagnostics", "check", "--config", str(path), *args],
+        [sys.executable, "-m", "diagnostics", command, "--config", str(path), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -68,3 +70,19 @@ def test_an_unknown_device_is_refused_with_the_configured_ones(site: SimulatedSi
     run = diag(site, tmp_path, "--device", "tap")
     assert run.returncode == 2
     assert run.stderr.strip() == "hezo-diag: unknown device(s): tap; configured: meetup, rally-bar"
+
+
+def test_logs_builds_a_redacted_bundle_on_site_without_a_broker(site: SimulatedSite, tmp_path: Path) -> None:
+    from diagnostics.bundle import inspect_bundle
+
+    folder = tmp_path / "sync"
+    folder.mkdir()
+    (folder / "app.log").write_text("user=room password=plain-text-pw\nstarted\n")
+    out = tmp_path / "bundle.tar.gz"
+    done = diag(site, tmp_path, "--folder", str(folder), "--output", str(out), command="logs")
+    assert done.returncode == 0, done.stderr
+    manifest = inspect_bundle(out)
+    paths = {f["path"] for f in manifest["files"]}
+    assert "app/0-sync/app.log" in paths
+    assert "device/rally-bar/https-0.txt" in paths
+    assert b"plain-text-pw" not in subprocess.run(["zcat", str(out)], capture_output=True, check=True).stdout
