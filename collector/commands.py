@@ -287,6 +287,18 @@ class Commander:
         log.info("command %s sent to %s/%s: %s %s", command_id, site, agent, action, device or "")
         return command_id
 
+    def request_republish(self, site: str, agent: str, reason: str = "sequence gap") -> str | None:
+        """Ask an agent to publish its device states again (the seam for sequence-gap detection).
+
+        Returns the command id, or None when it cannot be sent (off, or the agent offline): a gap is then
+        healed by the agent's next birth, which republishes anyway.
+        """
+        try:
+            return self.request(site, agent, "republish-state", requested_by=f"collector:{reason}"[:64])
+        except DiagnosticsError as exc:
+            log.info("no republish-state for %s/%s: %s", site, agent, exc)
+            return None
+
     def sign(self, command: Command) -> bytes:
         assert self._key is not None
         return encode_signed(command, self._key.sign(canonical(command)))

@@ -213,3 +213,47 @@ def test_a_new_critical_ticket_gets_service_tests_and_logs_requested(
     with engine.connect() as conn:
         kinds = [row.kind for row in conn.execute(select(ticket_entries.c.kind))]
     assert kinds == ["opened", "service-tests"]
+
+
+def test_request_republish_sends_republish_state(commander: Commander, sent: list[tuple[str, bytes]]) -> None:
+    command_id = commander.request_republish("hq", "room-1")
+    command = decode_signed(sent[0][1])[0]
+    assert (command.id, command.action) == (command_id, "republish-state")
+
+
+def test_request_republish_to_an_offline_agent_returns_none(commander: Commander, engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(agents.update().values(online=False))
+    assert commander.request_republish("hq", "room-1") is None
+
+
+def test_bundles_past_their_retention_are_deleted_with_their_files(
+    commander: Commander, tmp_path: Path, sent: list[tuple[str, bytes]], engine: Engine, clock: Clock
+) -> None:
+    command_id = commander.request("hq", "room-1", "collect-logs", device="rally-bar")
+    auth = "Bearer " + decode_signed(sent[0][1])[0].args["upload_token"]
+    path = _bundle(tmp_path)
+    data = path.read_bytes()
+    asyncio.run(Uploads(commander).append(command_id, auth, 0, len(data), file_sha256(path), _chunks(data)))
+    with engine.connect() as conn:
+        stored = Path(conn.execute(select(bundles.c.path)).scalar_one())
+    clock.advance(29 * 86400)
+    assert commander.cleanup() == 0
+    clock.advance(2 * 86400)
+    assert commander.cleanup() == 1
+    assert not stored.exists()
+    assert audit_events(engine)[-1] == "bundle-deleted"
+
+
+def test_a_spent_upload_token_cannot_upload_again(
+    commander: Commander, tmp_path: Path, sent: list[tuple[str, bytes]]
+) -> None:
+    command_id = commander.request("hq", "room-1", "collect-logs", device="rally-bar")
+    auth = "Bearer " + decode_signed(sent[0][1])[0].args["upload_token"]
+    path = _bundle(tmp_path)
+    data = path.read_bytes()
+    uploads = Uploads(commander)
+    asyncio.run(uploads.append(command_id, auth, 0, len(data), file_sha256(path), _chunks(data)))
+    with pytest.raises(UploadProblem) as caught:
+        uploads.offset(command_id, auth)
+    assert caught.value.status == 410
