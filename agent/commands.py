@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, CommandsConfig
+from agent.configfile import ConfigError
 from protocol import ProtocolError, parse_ts
 from protocol.commands import ACTIONS, Command, canonical, check_args, decode_signed
 
@@ -85,7 +86,12 @@ class CommandHandler:
         self._republish = republish
         self._now = now
         self._key = _load_public_key(self.settings.public_key)
-        self.seen = SeenCommands(self.settings.state_dir / "commands.sqlite")
+        try:
+            self.seen = SeenCommands(self.settings.state_dir / "commands.sqlite")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"commands.state_dir: cannot keep seen command ids in {self.settings.state_dir}: {exc}"
+            ) from None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def reply(self, command_id: str, status: str, **fields: Any) -> None:

@@ -53,28 +53,37 @@ class Uploads:
         with self._guard:
             return self._locks.setdefault(command_id, threading.Lock())
 
-    def authorise(self, command_id: str, authorization: str | None) -> Any:
-        """The command row the token opens, or ``UploadProblem``."""
+    def authorise(self, command_id: str, authorization: str | None, *, done_ok: bool = False) -> Any:
+        """The command row the token opens, or ``UploadProblem``; a finished upload only with ``done_ok``."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise UploadProblem(401, "missing Authorization: Bearer <upload token>")
         with self.commander.engine.connect() as conn:
             row = conn.execute(select(command_table).where(command_table.c.id == command_id)).first()
-            done = conn.execute(select(bundles.c.id).where(bundles.c.command_id == command_id)).scalar()
+            done = conn.execute(select(bundles).where(bundles.c.command_id == command_id)).first()
         if row is None or row.upload_token_sha256 is None:
             raise UploadProblem(404, "no upload expected for this command")
         if not hmac.compare_digest(row.upload_token_sha256, token_digest(token)):
             raise UploadProblem(403, "wrong upload token")
-        if done is not None:
+        if done is not None and not done_ok:
             raise UploadProblem(410, "this upload is complete; the token is spent")
         if self.commander._now() > row.expires_at + timedelta(seconds=self.settings.command_ttl):
             raise UploadProblem(410, "the upload token has expired")
         return row
 
-    def offset(self, command_id: str, authorization: str | None) -> int:
-        self.authorise(command_id, authorization)
+    def offset(self, command_id: str, authorization: str | None) -> tuple[int, dict[str, Any] | None]:
+        """The bytes held, and the stored bundle if the upload is complete.
+
+        A finished upload still answers ``HEAD``: an agent whose connection broke just after the last byte
+        (before it read the 201) learns that its bundle arrived instead of starting again.
+        """
+        self.authorise(command_id, authorization, done_ok=True)
+        with self.commander.engine.connect() as conn:
+            done = conn.execute(select(bundles).where(bundles.c.command_id == command_id)).first()
+        if done is not None:
+            return done.size, {"bundle": done.id, "sha256": done.sha256, "size": done.size}
         path = self._partial(command_id)
-        return path.stat().st_size if path.exists() else 0
+        return (path.stat().st_size if path.exists() else 0), None
 
     async def append(  # noqa: PLR0917 (one per upload header)
         self,
@@ -119,9 +128,12 @@ class Uploads:
                     handle.flush()
             if held < length:
                 return held
-            return self._complete(row, path, length, sha256)
+            stored = self._complete(row, path, length, sha256)
         finally:
             lock.release()
+        with self._guard:
+            self._locks.pop(command_id, None)
+        return stored
 
     def _complete(self, row: Any, path: Path, length: int, sha256: str) -> dict[str, Any]:
         now = self.commander._now()

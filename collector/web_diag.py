@@ -150,10 +150,13 @@ def router(commander: Commander, templates: Jinja2Templates) -> APIRouter:  # no
     @api.head("/api/uploads/{command_id}")
     def upload_offset(command_id: str, authorization: str | None = Header(None)) -> Response:
         try:
-            offset = uploads.offset(command_id, authorization)
+            offset, stored = uploads.offset(command_id, authorization)
         except UploadProblem as exc:
             return Response(status_code=exc.status, headers={"X-Reason": exc.reason[:200]})
-        return Response(status_code=200, headers={"Upload-Offset": str(offset), "Cache-Control": "no-store"})
+        headers = {"Upload-Offset": str(offset), "Cache-Control": "no-store"}
+        if stored is not None:  # complete: say which bundle it became
+            headers.update({"Hezo-Bundle": str(stored["bundle"]), "Upload-Sha256": stored["sha256"]})
+        return Response(status_code=200, headers=headers)
 
     @api.patch("/api/uploads/{command_id}")
     async def upload_append(  # noqa: PLR0917

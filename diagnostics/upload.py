@@ -1,10 +1,10 @@
 """Resumable upload of a bundle to the collector (docs/diagnostics.md, "Upload protocol").
 
-``HEAD url`` answers ``Upload-Offset`` (bytes the collector holds). ``PATCH url`` with ``Upload-Offset``,
-``Upload-Length`` and ``Upload-Sha256`` appends the body at that offset; the collector keeps whatever
-arrived before a broken connection, so the next try asks ``HEAD`` again and sends only the rest. When the
-last byte arrives the collector checks the sha256 of the whole bundle and answers 201. Every request carries
-the command's one-time token as ``Authorization: Bearer``.
+``HEAD url`` answers ``Upload-Offset``, the bytes the collector holds (with ``Hezo-Bundle`` once complete).
+``PATCH url`` with ``Upload-Offset``, ``Upload-Length`` and ``Upload-Sha256`` appends the body at that
+offset; the collector keeps whatever arrived before a broken connection, so the next try asks ``HEAD``
+again and sends only the rest. When the last byte arrives the collector checks the sha256 of the whole
+bundle and answers 201. Every request carries the command's one-time token as ``Authorization: Bearer``.
 """
 
 from collections.abc import Callable
@@ -81,6 +81,11 @@ def upload(
                         f"collector refused the upload: HTTP {head.status_code} {head.text[:200]}"
                     )
                 offset = int(head.headers.get("Upload-Offset", "0"))
+                if "Hezo-Bundle" in head.headers:  # it all arrived before the connection broke
+                    if head.headers.get("Upload-Sha256") != digest:
+                        raise UploadError("the collector holds a different bundle for this command")
+                    bundle = int(head.headers["Hezo-Bundle"])
+                    return {"bundle": bundle, "sha256": digest, "size": total, "resumed": failures}
                 sent = offset
                 while True:
                     length = min(chunk_bytes, total - offset)

@@ -133,3 +133,16 @@ def test_republish_state_answers_how_many_states_were_sent(harness: Harness) -> 
     replies = harness.send(signed(harness.key, action="republish-state"))
     assert replies[0]["status"] == "accepted"
     assert replies[-1]["result"] == {"states": 2}
+
+
+def test_an_unusable_state_dir_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    from agent.configfile import ConfigError
+
+    _private, public = key_pair(tmp_path / "keys")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = config(tmp_path, public)
+    assert settings.commands is not None
+    settings.commands.state_dir = blocker / "state"
+    with pytest.raises(ConfigError, match=r"commands\.state_dir: cannot keep seen command ids"):
+        CommandHandler(settings, lambda _body: None, lambda: 0)

@@ -140,8 +140,8 @@ def test_an_upload_broken_half_way_resumes_from_the_stored_offset(
     uploads = Uploads(commander)
     with pytest.raises(ConnectionResetError):
         asyncio.run(uploads.append(command_id, auth, 0, len(data), digest, _chunks(data, 131072)))
-    held = uploads.offset(command_id, auth)
-    assert held == 131072
+    held, stored = uploads.offset(command_id, auth)
+    assert (held, stored) == (131072, None)
     done = asyncio.run(uploads.append(command_id, auth, held, len(data), digest, _chunks(data[held:])))
     assert isinstance(done, dict)
     assert done["sha256"] == digest
@@ -255,5 +255,17 @@ def test_a_spent_upload_token_cannot_upload_again(
     uploads = Uploads(commander)
     asyncio.run(uploads.append(command_id, auth, 0, len(data), file_sha256(path), _chunks(data)))
     with pytest.raises(UploadProblem) as caught:
-        uploads.offset(command_id, auth)
+        asyncio.run(uploads.append(command_id, auth, 0, len(data), file_sha256(path), _chunks(data)))
     assert caught.value.status == 410
+
+
+def test_a_finished_upload_still_tells_its_offset_and_bundle(
+    commander: Commander, tmp_path: Path, sent: list[tuple[str, bytes]]
+) -> None:
+    command_id = commander.request("hq", "room-1", "collect-logs", device="rally-bar")
+    auth = "Bearer " + decode_signed(sent[0][1])[0].args["upload_token"]
+    path = _bundle(tmp_path)
+    data = path.read_bytes()
+    uploads = Uploads(commander)
+    done = asyncio.run(uploads.append(command_id, auth, 0, len(data), file_sha256(path), _chunks(data)))
+    assert uploads.offset(command_id, auth) == (len(data), done)
