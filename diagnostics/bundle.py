@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from diagnostics.redact import Redactor
 from protocol import format_ts
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 FORMAT = 1
 
 
@@ -52,13 +54,18 @@ def _sha256(data: bytes) -> str:
 
 @dataclass
 class BundleBuilder:
-    """Collects members in memory (each at most ``max_file_bytes``), then writes the tar.gz."""
+    """Collects redacted members in a temporary spool folder, then writes the tar.gz with the manifest first.
+
+    Only one member (at most ``max_file_bytes``) is in memory at a time, so a bundle of ``max_total_bytes``
+    fits an agent with a small memory limit.
+    """
 
     origin: dict[str, Any]
     max_file_bytes: int = 20 * 1024 * 1024
     max_total_bytes: int = 200 * 1024 * 1024
     redactor: Redactor = field(default_factory=Redactor)
-    _members: list[tuple[str, bytes]] = field(default_factory=list)
+    _members: list[tuple[str, Path]] = field(default_factory=list)
+    _spool: tempfile.TemporaryDirectory[str] | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     total: int = 0
@@ -70,7 +77,7 @@ class BundleBuilder:
     def add_bytes(self, name: str, data: bytes, *, source: str, cut_front: bool = False) -> None:
         """Add ``data`` as ``name`` after redaction; cut to the caps, recording each cut."""
         safe_member_name(name)
-        if name == MANIFEST or any(existing == name for existing, _ in self._members):
+        if name == MANIFEST or any(existing == name for existing, _ in self._members):  # few members
             raise BundleError(f"member name {name!r} is used already")
         original = len(data)
         truncated = None
@@ -89,7 +96,11 @@ class BundleBuilder:
         if len(data) > room:
             data = data[len(data) - room :]
             truncated = f"kept the last {len(data)} of {original} bytes (max_total_bytes)"
-        self._members.append((name, data))
+        if self._spool is None:
+            self._spool = tempfile.TemporaryDirectory(prefix="hezo-bundle-")
+        spooled = Path(self._spool.name) / str(len(self._members))
+        spooled.write_bytes(data)
+        self._members.append((name, spooled))
         self.total += len(data)
         self.files.append(
             {
@@ -172,14 +183,28 @@ class BundleBuilder:
             gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
-            members = [(MANIFEST, json.dumps(manifest, indent=2).encode()), *self._members]
-            for name, data in members:
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mtime = int(now)
-                info.mode = 0o644
-                tar.addfile(info, io.BytesIO(data))
+            document = json.dumps(manifest, indent=2).encode()
+            tar.addfile(self._info(MANIFEST, len(document), now), io.BytesIO(document))
+            for name, spooled in self._members:
+                with spooled.open("rb") as handle:
+                    tar.addfile(self._info(name, spooled.stat().st_size, now), handle)
+        self.close()
         return manifest
+
+    @staticmethod
+    def _info(name: str, size: int, now: float) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mtime = int(now)
+        info.mode = 0o644
+        return info
+
+    def close(self) -> None:
+        """Delete the spool (``write`` does it; call it when a bundle is abandoned)."""
+        if self._spool is not None:
+            self._spool.cleanup()
+            self._spool = None
+        self._members = []
 
 
 def file_sha256(path: Path) -> str:
@@ -190,11 +215,38 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _read(tar: tarfile.TarFile) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The manifest (if any) and the sha256 of every other member, refusing unsafe members."""
+    manifest: dict[str, Any] | None = None
+    seen: dict[str, str] = {}
+    for member in tar:
+        safe_member_name(member.name)
+        if not member.isreg():
+            raise BundleError(f"member {member.name!r}: only regular files are accepted")
+        handle = tar.extractfile(member)
+        assert handle is not None
+        if member.name == MANIFEST:
+            if member.size > MAX_MANIFEST_BYTES:
+                raise BundleError(f"manifest.json is over {MAX_MANIFEST_BYTES} bytes")
+            try:
+                manifest = json.loads(handle.read())
+            except ValueError as exc:
+                raise BundleError(f"manifest.json is not JSON: {exc}") from None
+            continue
+        if member.name in seen:
+            raise BundleError(f"member {member.name!r} appears twice")
+        hasher = hashlib.sha256()
+        while chunk := handle.read(1024 * 1024):
+            hasher.update(chunk)
+        seen[member.name] = hasher.hexdigest()
+    return manifest, seen
+
+
 def inspect_bundle(source: Path | BinaryIO) -> dict[str, Any]:
     """Check a received bundle and return its manifest; raise ``BundleError`` saying what is wrong.
 
-    Nothing is extracted: members are read in memory. Every member must be a regular file with a safe name,
-    listed in the manifest with the size and sha256 it has.
+    Nothing is extracted: members are read and hashed as a stream. Every member must be a regular file with
+    a safe name, listed in the manifest with the sha256 it has.
     """
     try:
         tar = (
@@ -205,23 +257,8 @@ def inspect_bundle(source: Path | BinaryIO) -> dict[str, Any]:
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"not a tar.gz bundle: {exc}") from None
     with tar:
-        manifest: dict[str, Any] | None = None
-        seen: dict[str, str] = {}
         try:
-            for member in tar:
-                safe_member_name(member.name)
-                if not member.isreg():
-                    raise BundleError(f"member {member.name!r}: only regular files are accepted")
-                handle = tar.extractfile(member)
-                assert handle is not None
-                data = handle.read()
-                if member.name == MANIFEST:
-                    try:
-                        manifest = json.loads(data)
-                    except ValueError as exc:
-                        raise BundleError(f"manifest.json is not JSON: {exc}") from None
-                    continue
-                seen[member.name] = _sha256(data)
+            manifest, seen = _read(tar)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"damaged bundle: {exc}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):

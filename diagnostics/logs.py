@@ -143,13 +143,16 @@ def build_log_bundle(
     where["since"] = format_ts(since) if since else None
     where["until"] = format_ts(until) if until else None
     builder = new_builder(logs, where)
-    for name, data in (extra or {}).items():
-        builder.add_bytes(name, data, source="agent")
-    for path in logs.agent_log:
-        builder.add_file(f"agent/{path.name}", path)
-    if logs.journal:
-        add_journal(builder, since, until, units if units is not None else list(logs.units), which=which)
-    for index, folder in enumerate(logs.folders):
-        builder.add_folder(f"app/{index}-{folder.name or 'root'}", folder)
-    add_device_data(builder, config, device)
-    return builder.write(out)
+    try:
+        for name, data in (extra or {}).items():
+            builder.add_bytes(name, data, source="agent")
+        for path in logs.agent_log:
+            builder.add_file(f"agent/{path.name}", path)
+        if logs.journal:
+            add_journal(builder, since, until, units if units is not None else list(logs.units), which=which)
+        for index, folder in enumerate(logs.folders):
+            builder.add_folder(f"app/{index}-{folder.name or 'root'}", folder)
+        add_device_data(builder, config, device)
+        return builder.write(out)
+    finally:
+        builder.close()

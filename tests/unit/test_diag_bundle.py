@@ -76,6 +76,7 @@ def test_the_manifest_lists_each_file_with_its_size_and_sha256(tmp_path: Path) -
 def test_a_file_over_the_cap_keeps_its_tail_and_says_so(tmp_path: Path) -> None:
     builder = BundleBuilder({}, max_file_bytes=1024)
     builder.add_bytes("agent/agent.log", b"".join(b"line %05d\n" % i for i in range(1000)), source="x")
+    builder.close()
     entry = builder.files[0]
     assert entry["size"] <= 1024
     assert "kept the last" in entry["truncated"]
@@ -86,6 +87,7 @@ def test_the_total_cap_skips_what_does_not_fit_and_says_so(tmp_path: Path) -> No
     builder = BundleBuilder({}, max_file_bytes=2048, max_total_bytes=3000)
     for index in range(3):
         builder.add_bytes(f"f{index}.log", b"x" * 2000, source=f"f{index}")
+    builder.close()
     assert builder.total <= 3000
     assert builder.files[1]["truncated"] is not None
     assert builder.skipped == [{"source": "f2", "reason": "bundle full: max_total_bytes 3000 reached"}]
@@ -95,7 +97,8 @@ def test_a_key_cut_in_half_by_the_file_cap_does_not_leak_its_second_half() -> No
     text = "-----BEGIN PRIVATE KEY-----\n" + "A" * 5000 + "\nSECONDHALF\n-----END PRIVATE KEY-----\nafter\n"
     builder = BundleBuilder({}, max_file_bytes=200)
     builder.add_bytes("k.log", text.encode(), source="k")
-    kept = builder._members[0][1]
+    kept = builder._members[0][1].read_bytes()
+    builder.close()
     assert b"SECONDHALF" not in kept
     assert b"after" in kept
 
