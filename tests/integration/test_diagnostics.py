@@ -193,3 +193,34 @@ def test_a_critical_ticket_from_a_power_off_carries_service_tests_and_a_bundle(
     [bundle] = diagnostics["bundles"]
     assert bundle["device"] == "rally-bar"
     assert bundle["manifest"]["origin"]["ticket"] == ticket["number"]
+
+
+def test_diag_run_prints_each_checks_loss_and_the_devices_tls_details(
+    room: tuple[Room, CuttingProxy],
+) -> None:
+    site, _proxy = room
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collector",
+            "--config",
+            str(site.collector_config),
+            "diag",
+            "run",
+            "rally-bar",
+            "--repeat",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rally-bar: done PASS" in done.stdout
+    assert "3/3 answered (0.0% loss" in done.stdout
+    assert "ok https://127.0.0.1" in done.stdout
+    assert "TLSv1." in done.stdout
+    [line] = [a for a in site.api("/api/audit") if a["event"] == "issued"]
+    assert (line["actor"], line["action"]) == ("cli", "service-tests")
