@@ -9,6 +9,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
 if [ "${1:-}" = "--broker" ]; then
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
   command -v mosquitto_sub >/dev/null 2>&1 || need="$need mosquitto-clients"
+  # The diagnostics page's buttons are tested in a real headless browser.
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need="$need chromium"
 fi
 [ -z "$need" ] && exit 0
 

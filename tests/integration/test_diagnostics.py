@@ -224,3 +224,31 @@ def test_diag_run_prints_each_checks_loss_and_the_devices_tls_details(
     assert "TLSv1." in done.stdout
     [line] = [a for a in site.api("/api/audit") if a["event"] == "issued"]
     assert (line["actor"], line["action"]) == ("cli", "service-tests")
+
+
+def test_the_web_buttons_run_tests_and_pull_logs_with_live_progress(room: tuple[Room, CuttingProxy]) -> None:
+    from tests.support.browser import Browser
+
+    site, _proxy = room
+    browser = Browser()
+    try:
+        browser.open(f"http://127.0.0.1:{site.web_port}/diagnostics")
+        row = "document.querySelector('tr[data-device=\"test-site/room-1/rally-bar\"]')"
+        eventually("the page shows the rally bar", lambda: browser.evaluate(f"{row} !== null"))
+        browser.evaluate(f"{row}.querySelector('button[data-action=\"service-tests\"]').click()")
+        status = f"{row}.querySelector('.status').textContent"
+        eventually(
+            "the service tests end on the page", lambda: browser.evaluate(f"{status}.startsWith('done')")
+        )
+        assert browser.evaluate(f"{row}.querySelector('progress').value") == 1
+        browser.evaluate(f"{row}.querySelector('button[data-action=\"collect-logs\"]').click()")
+        anchor = f"{row}.querySelector('.status a[href$=\"/download\"]')"
+        link = f"{anchor} && {anchor}.href"
+        href = eventually("a download link for the bundle", lambda: browser.evaluate(link), timeout=60)
+    finally:
+        browser.close()
+    import urllib.request
+
+    with urllib.request.urlopen(href, timeout=30) as answer:
+        assert answer.headers["Content-Type"] == "application/gzip"
+        assert answer.read(2) == b"\x1f\x8b"
