@@ -313,15 +313,14 @@ class Commander:
         with self.engine.begin() as conn:
             row = conn.execute(select(command_table).where(command_table.c.id == command_id)).first()
             known = row is not None and (row.site, row.agent) == (envelope.site, envelope.agent)
-            detail = body.get("reason") or body.get("message") or ""
+            detail = _describe(body)
             if status != "progress":
                 event = status if known else f"{status}-unknown"
-                text = f"{body.get('reason')}: {body.get('message')}" if status == "refused" else str(detail)
                 audit.record(
                     conn,
                     received_at,
                     event,
-                    text or status,
+                    detail or status,
                     actor=f"agent:{envelope.agent}",
                     site=envelope.site,
                     agent=envelope.agent,
@@ -333,12 +332,8 @@ class Commander:
             values: dict[str, Any] = {"status": status, "updated_at": received_at}
             if isinstance(body.get("progress"), int | float):
                 values["progress"] = float(body["progress"])
-            if body.get("message") is not None or body.get("reason") is not None:
-                values["message"] = str(body.get("reason") or "") + (
-                    f": {body['message']}"
-                    if body.get("reason") and body.get("message")
-                    else body.get("message") or ""
-                )
+            if detail:
+                values["message"] = detail
             if isinstance(body.get("result"), dict):
                 values["result"] = body["result"]
             conn.execute(update(command_table).where(command_table.c.id == command_id).values(**values))
@@ -450,6 +445,12 @@ class Commander:
                 self.cleanup()
             except Exception:
                 log.exception("bundle cleanup failed; trying again later")
+
+
+def _describe(body: dict[str, Any]) -> str:
+    """``reason: message`` of a reply, or whichever of the two it has."""
+    parts = [str(body[name]) for name in ("reason", "message") if body.get(name)]
+    return ": ".join(parts)
 
 
 def _command_dict(row: Any) -> dict[str, Any]:
