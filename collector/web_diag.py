@@ -19,6 +19,7 @@ from collector import audit, queries
 from collector.commands import Commander, DiagnosticsError
 from collector.store import bundles
 from collector.uploads import UploadProblem, Uploads
+from diagnostics.bundle import BundleError, read_member
 from protocol import format_ts
 from protocol.commands import ACTIONS, parse_since
 
@@ -135,6 +136,22 @@ def router(commander: Commander, templates: Jinja2Templates) -> APIRouter:  # no
             raise HTTPException(410, f"bundle {bundle_id} is no longer stored")
         name = f"hezo-{row.site}-{row.agent}-{row.device or 'agent'}-{row.id}.tar.gz"
         return FileResponse(row.path, media_type="application/gzip", filename=name)
+
+    @api.get("/api/bundles/{bundle_id}/files/{name:path}")
+    def bundle_file(bundle_id: int, name: str) -> Response:
+        """One member of a bundle as text, read in memory (never extracted); unsafe names are refused."""
+        row = _bundle(bundle_id)
+        try:
+            data = read_member(Path(row.path), name)
+        except BundleError as exc:
+            raise HTTPException(400, str(exc)) from None
+        except KeyError:
+            raise HTTPException(404, f"bundle {bundle_id} has no member {name!r}") from None
+        except OSError:
+            raise HTTPException(410, f"bundle {bundle_id} is no longer stored") from None
+        return Response(
+            data, media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"}
+        )
 
     @api.get("/api/tickets/{number}/diagnostics")
     def ticket_diagnostics(number: str) -> JSONResponse:

@@ -280,7 +280,7 @@ def inspect_bundle(source: Path | BinaryIO) -> dict[str, Any]:
 
 
 def read_member(path: Path, name: str) -> bytes:
-    """One member's content (for the web page), after the same name checks."""
+    """One member's content (for the web page), after the same name checks; ``KeyError`` if absent."""
     safe_member_name(name)
     with tarfile.open(path, mode="r:gz") as tar:
         member = tar.getmember(name)

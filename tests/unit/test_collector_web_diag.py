@@ -66,3 +66,46 @@ def test_cli_audit_list_prints_the_log_as_json(
     assert main(["--config", str(tmp_path / "c.yaml"), "audit", "list", "--json"]) == 0
     [line] = json.loads(capsys.readouterr().out)
     assert (line["event"], line["detail"]) == ("not-sent", "agent offline")
+
+
+@pytest.fixture
+def stored(engine: Engine, tmp_path: Path) -> AppClient:
+    """An app with one stored bundle (id 1) holding ``agent/agent.log``."""
+    from datetime import UTC, datetime
+
+    from collector.store import bundles
+    from diagnostics.bundle import BundleBuilder
+
+    builder = BundleBuilder({"site": "hq"})
+    builder.add_bytes("agent/agent.log", b"started\n", source="test")
+    path = tmp_path / "b.tar.gz"
+    manifest = builder.write(path)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(bundles).values(
+                command_id="cmd-1",
+                site="hq",
+                agent="room-1",
+                device="rally-bar",
+                path=str(path),
+                size=1,
+                sha256="0" * 64,
+                manifest=manifest,
+                created_at=now,
+                expires_at=now,
+            )
+        )
+    commander = Commander(engine, CollectorConfig(), publish=lambda _t, _p: None)
+    return AppClient(create_app(engine, diagnostics=commander))
+
+
+def test_a_bundle_member_can_be_read_as_text(stored: AppClient) -> None:
+    answer = stored.get("/api/bundles/1/files/agent/agent.log")
+    assert (answer.status_code, answer.text) == (200, "started\n")
+
+
+def test_reading_a_bundle_member_outside_its_folder_is_refused(stored: AppClient) -> None:
+    answer = stored.get("/api/bundles/1/files/agent/..%2F..%2Fetc%2Fpasswd")
+    assert answer.status_code == 400
+    assert "refused" in answer.json()["detail"]
