@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FilePath,
     SecretStr,
     field_validator,
     model_validator,
@@ -54,6 +55,68 @@ class PollConfig(Strict):
     interval: float = Field(30.0, gt=0, le=86400, description="seconds between checks of a device")
     recheck_count: int = Field(2, ge=0, le=10, description="re-checks of a failed check before 'down'")
     recheck_delay: float = Field(2.0, ge=0, le=300, description="seconds between re-checks")
+
+
+class UploadConfig(Strict):
+    """How bundles reach the collector: the URL comes in the signed command; these say how to send them."""
+
+    ca_file: FilePath | None = Field(None, description="CA that signs the collector's HTTPS certificate")
+    timeout: float = Field(
+        30.0, gt=0, le=600, description="seconds of silence before a connection is dropped"
+    )
+    retries: int = Field(5, ge=0, le=100, description="resumptions after a broken connection")
+    chunk_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="bytes sent per request")
+
+
+class LogsConfig(Strict):
+    """What a log bundle holds; see docs/diagnostics.md for the Windows paths of the room software."""
+
+    agent_log: list[Path] = Field(default_factory=list, description="the agent's own log files")
+    folders: list[Path] = Field(default_factory=list, description="log folders of the meeting-room software")
+    journal: bool = Field(True, description="include the system journal (journalctl) when present")
+    units: list[str] = Field(default_factory=list, description="journal units; empty: the whole journal")
+    max_file_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="a longer file keeps its tail")
+    max_total_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="cap of the whole bundle")
+    redact: list[str] = Field(default_factory=list, description="extra regular expressions to redact")
+
+    @field_validator("redact")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return value
+
+
+class CommandsConfig(Strict):
+    """The command channel: commands signed by the collector's key, run from an allow-list."""
+
+    public_key: FilePath = Field(description="the collector's Ed25519 public key (PEM)")
+    state_dir: Path = Field(description="where the agent remembers command ids it has seen")
+    max_clock_skew: float = Field(300.0, ge=0, le=3600, description="seconds a command may be early")
+    max_lifetime: float = Field(3600.0, gt=0, le=86400, description="longest validity accepted")
+    upload: UploadConfig = UploadConfig()
+    logs: LogsConfig = LogsConfig()
+
+    @field_validator("public_key")
+    @classmethod
+    def _loadable_key(cls, value: Path) -> Path:
+        try:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+        except ImportError:
+            raise ValueError("the command channel needs the 'cryptography' package") from None
+        try:
+            key = load_pem_public_key(value.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{value} is not a PEM public key ({exc})") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"{value} is not an Ed25519 public key")  # noqa: TRY004 (pydantic wants ValueError)
+        return value
 
 
 class DeviceConfig(Strict):
@@ -112,6 +175,7 @@ class AgentConfig(Strict):
     poll: PollConfig = PollConfig()
     sync: SyncAccountConfig | None = Field(None, description="the Logitech Sync account of sync checks")
     devices: list[DeviceConfig] = Field(min_length=1)
+    commands: CommandsConfig | None = None
 
     @model_validator(mode="after")
     def _unique_devices(self) -> "AgentConfig":

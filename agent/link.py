@@ -65,6 +65,8 @@ class Link:
         # Unacknowledged messages = sent - acknowledged; each counter has one writer (asyncio / paho thread).
         self._sent = 0
         self._acknowledged = 0
+        #: Called on the asyncio loop with each payload on the agent's cmd topic (agent/commands.py).
+        self.on_command: Callable[[bytes], None] | None = None
         self.client = self._make_client()
 
     def _make_client(self) -> Client:
@@ -80,6 +82,7 @@ class Link:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_publish = self._handle_acknowledged
+        client.on_message = self._handle_message
         return client
 
     @property
@@ -105,6 +108,8 @@ class Link:
         self._connected = True
         self.client.connected()
         log.info("connected to broker %s:%s", self.config.mqtt.host, self.config.mqtt.port)
+        if self.on_command is not None:  # clean session: subscribe again on every connect
+            self.client.subscribe(self.topics.cmd(self.config.site, self.config.agent), qos=1)
         # Read the will's seq here: a quick reconnect could register the next will before the loop runs.
         self._loop.call_soon_threadsafe(self._after_connect, self._will_seq)
 
@@ -157,6 +162,15 @@ class Link:
         self._publish(
             self.topics.telemetry(self.config.site, self.config.agent), self.sequencer.make("telemetry", body)
         )
+
+    def publish_reply(self, body: dict[str, Any]) -> None:
+        self._publish(
+            self.topics.reply(self.config.site, self.config.agent), self.sequencer.make("reply", body)
+        )
+
+    def _handle_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        if self.on_command is not None:
+            self._loop.call_soon_threadsafe(self.on_command, bytes(message.payload))
 
     @property
     def unacknowledged(self) -> int:

@@ -41,13 +41,25 @@ async def run(config_path: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    def republish() -> None:
+    def republish() -> int:
         # After a (re)connect the broker may have lost retained states; send what we know.
+        sent = 0
         for device in devices:
             if device.state.state != "unknown":
                 link.publish_state(device.state.to_wire())
+                sent += 1
+        return sent
 
-    link = Link(config, loop, on_connected=republish)
+    def after_connect() -> None:
+        republish()
+
+    link = Link(config, loop, on_connected=after_connect)
+    commands = None
+    if config.commands is not None:
+        from agent.commands import CommandHandler
+
+        commands = CommandHandler(config, link.publish_reply, republish, shared=shared)
+        link.on_command = commands.handle
     link.start()
     summary = f"{len(devices)} device(s), boot {link.sequencer.boot}"
     log.info("agent %s/%s started: %s", config.site, config.agent, summary)
@@ -61,6 +73,8 @@ async def run(config_path: str) -> None:
         await watchdog
         await link.stop()
         shared.close()
+        if commands is not None:
+            commands.close()
         log.info("agent stopped")
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from agent.configfile import ConfigError
-from collector import queries, tickets
+from collector import cli_diag, queries, tickets
 from collector.config import CollectorConfig, load_config
 from collector.service import CollectorService
 from collector.store import make_engine, migrate
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
         listing = actions.add_parser("list", help=f"list {what}")
         listing.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    cli_diag.add_parsers(commands)  # remote diagnostics: keygen, logs, diag, audit, bundles
     return parser
 
 
@@ -63,8 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hezo-collector: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command in cli_diag.NAMES:
+        try:
+            return cli_diag.run(args, config)
+        except ConfigError as exc:
+            print(f"hezo-collector: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     if args.command == "serve":
-        return _serve(config)
+        try:
+            return _serve(config)
+        except ConfigError as exc:  # e.g. diagnostics.key_file readable by others
+            print(f"hezo-collector: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     shown = shown_url(config.store.url)
     try:
         engine = make_engine(config.store.url)
@@ -125,7 +136,9 @@ def _serve(config: CollectorConfig) -> int:
     except STORE_ERRORS as exc:
         return _cannot_open(shown_url(config.store.url), exc)
     try:
-        app = create_app(service.engine, service.metrics.registry, health=service.health)
+        app = create_app(
+            service.engine, service.metrics.registry, health=service.health, diagnostics=service.commander
+        )
         server = _WebServer(
             uvicorn.Config(app, host=config.web.host, port=config.web.port, log_config=None, access_log=False)
         )

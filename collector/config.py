@@ -57,6 +57,23 @@ class WebConfig(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535)
 
 
+class DiagnosticsConfig(BaseModel):
+    """Remote diagnostics (docs/diagnostics.md): the signing key, where bundles go and for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_file: Path | None = Field(default=None, description="Ed25519 private key (PEM, mode 0600); none: off")
+    public_url: str | None = Field(
+        default=None, description="base URL agents upload bundles to; default: http://web.host:web.port"
+    )
+    bundle_dir: Path = Path("bundles")
+    retention_days: float = Field(default=30.0, gt=0)
+    max_bundle_bytes: int = Field(default=500 * 1024 * 1024, ge=1024)
+    command_ttl: float = Field(default=600.0, gt=0, le=86400, description="seconds a command stays valid")
+    auto_evidence: bool = Field(default=True, description="service tests + logs for each Critical ticket")
+    evidence_since_hours: float = Field(default=2.0, gt=0, description="log range of automatic evidence")
+
+
 class CollectorConfig(BaseModel):
     """The whole collector configuration file."""
 
@@ -66,6 +83,7 @@ class CollectorConfig(BaseModel):
     store: StoreConfig = Field(default_factory=StoreConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
 
 def load_config(path: str | Path | None) -> CollectorConfig:

@@ -58,8 +58,10 @@ class IncidentEngine:
         reopen_window: float = 86400.0,
         metrics: Metrics | None = None,
         now: Callable[[], datetime] = utcnow,
+        on_ticket_opened: Callable[[str], None] | None = None,
     ) -> None:
         self._engine = engine
+        self._on_ticket_opened = on_ticket_opened
         self._confirm = timedelta(seconds=confirm_window)
         self._response = timedelta(hours=critical_response_hours)
         self._reopen = timedelta(seconds=reopen_window)
@@ -217,6 +219,11 @@ class IncidentEngine:
             name,
             down_since.isoformat(),
         )
+        if self._on_ticket_opened is not None:  # automatic evidence (collector/commands.py)
+            try:
+                self._on_ticket_opened(number)
+            except Exception:
+                log.exception("on_ticket_opened failed for ticket %s", number)
 
 
 def _tickets_with_devices(*conditions: Any) -> Any:

@@ -9,6 +9,7 @@ late deliveries change nothing. Ingest records state only: ticket decisions are 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,8 @@ class Ingest:
         self._engine = engine
         self._metrics = metrics
         self._topics = Topics(prefix)
+        #: Where replies to commands go (collector/commands.py); they are not stored otherwise.
+        self.on_reply: Callable[[Envelope, datetime], None] | None = None
 
     def handle(self, topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
         """Store one message received on ``topic`` at ``received_at``, or keep it as rejected.
@@ -107,6 +110,8 @@ class Ingest:
         self._metrics.rejected.labels(reason=reason).inc()
 
     def _apply(self, envelope: Envelope, received_at: datetime) -> None:
+        if envelope.kind == "reply" and self.on_reply is not None:
+            self.on_reply(envelope, received_at)
         if envelope.kind == "event":
             self._event(envelope, received_at)
             return

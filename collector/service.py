@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from collector.commands import Commander
 from collector.config import CollectorConfig
 from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
@@ -37,6 +38,8 @@ class CollectorService:
         self.engine = engine if engine is not None else make_engine(config.store.url)
         self.metrics = Metrics()
         self.ingest = Ingest(self.engine, self.metrics, config.mqtt.prefix)
+        self.commander = Commander(self.engine, config, now=now)
+        self.ingest.on_reply = self.commander.handle_reply
         self.incidents = IncidentEngine(
             self.engine,
             confirm_window=config.incidents.confirm_window,
@@ -44,6 +47,7 @@ class CollectorService:
             reopen_window=config.incidents.reopen_window,
             metrics=self.metrics,
             now=now,
+            on_ticket_opened=self.commander.on_ticket_opened,
         )
         self.writer = Writer(self.ingest.handle, self.ingest.keep_unstorable, metrics=self.metrics)
         self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
@@ -56,6 +60,7 @@ class CollectorService:
         log.info("store %s", self.engine.url.render_as_string(hide_password=True))
         self.writer.start()
         self.subscriber.start()
+        self.commander.start()
         self._timer.start()
 
     def stop(self) -> None:
@@ -65,6 +70,7 @@ class CollectorService:
         # Store and acknowledge what is queued while still connected, then leave (the session stays).
         self.writer.stop()
         self.subscriber.stop()
+        self.commander.stop()
         self.engine.dispose()
 
     def health(self) -> str | None:

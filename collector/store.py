@@ -24,6 +24,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -177,6 +178,65 @@ ticket_entries = Table(
     Column("kind", String(32), nullable=False),
     Column("text", Text, nullable=False),
 )
+
+
+# -- remote diagnostics (collector/commands.py, collector/uploads.py; migration 0004_diagnostics) -------
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("device", String(64)),
+    Column("action", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("ticket", String(32), index=True),
+    Column("requested_by", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Float),
+    Column("message", Text),
+    Column("result", JSON),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("upload_token_sha256", String(64)),
+    Column("upload_length", BigInteger),
+    Column("upload_sha256", String(64)),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("site", String(64)),
+    Column("agent", String(64)),
+    Column("command_id", String(64), index=True),
+    Column("action", String(64)),
+    Column("event", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+bundles = Table(
+    "bundles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("command_id", String(64), nullable=False, unique=True),
+    Column("site", String(64), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("device", String(64)),
+    Column("ticket", String(32), index=True),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("manifest", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+# -- end of remote diagnostics ---------------------------------------------------------------------
 
 
 #: How long one SQLite statement waits for another process's write lock before it fails. Short on purpose:

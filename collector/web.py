@@ -16,7 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector import queries, tickets
+from collector import queries, tickets, web_diag
+from collector.commands import Commander
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATE_COLOURS = {"up": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e", "unknown": "#6e7781"}
@@ -34,6 +35,7 @@ def create_app(
     registry: CollectorRegistry | None = None,
     *,
     health: Callable[[], str | None] | None = None,
+    diagnostics: Commander | None = None,
 ) -> FastAPI:
     """The web application over ``engine``; ``/metrics`` exposes ``registry`` (an empty one if None).
 
@@ -44,6 +46,8 @@ def create_app(
     metrics_registry = registry if registry is not None else CollectorRegistry()
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.filters["when"] = _local
+    if diagnostics is not None:  # remote diagnostics: collector/web_diag.py
+        app.include_router(web_diag.router(diagnostics, templates))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> Response:

@@ -1,8 +1,12 @@
 """``hezo-diag``: on-site service tests, no broker needed.
 
     hezo-diag check --config /etc/hezo/agent.yaml [--device rally-bar] [--json]
+    hezo-diag logs --config /etc/hezo/agent.yaml [--since 2h] [--until TS] [--device ID] [--unit U]
+                   [--folder DIR] [--output bundle.tar.gz]
 
-Exit status: 0 when every device is up, 1 when one is degraded or down, 2 on a configuration error.
+``check`` exits 0 when every device is up, 1 when one is degraded or down. ``logs`` builds the same redacted
+bundle the collector would pull (``commands.logs`` of the config, plus ``--folder``) and exits 0.
+Both exit 2 on a configuration error.
 """
 
 import argparse
@@ -10,8 +14,13 @@ import asyncio
 import dataclasses
 import json
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.configfile import ConfigError
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -21,7 +30,57 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     check.add_argument("--config", "-c", required=True, help="the agent's YAML config file")
     check.add_argument("--device", action="append", help="only this device (repeatable)")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    logs = commands.add_parser("logs", help="build a redacted log bundle here, without a broker")
+    logs.add_argument("--config", "-c", required=True, help="the agent's YAML config file")
+    logs.add_argument("--since", help="30m, 2h, 1d or an RFC 3339 timestamp (journal range)")
+    logs.add_argument("--until", help="RFC 3339 timestamp (journal range)")
+    logs.add_argument("--device", help="only this device's HTTPS data")
+    logs.add_argument(
+        "--unit", action="append", help="journal unit (repeatable; default: commands.logs.units)"
+    )
+    logs.add_argument("--folder", action="append", type=Path, default=[], help="another log folder")
+    logs.add_argument(
+        "--output", "-o", type=Path, help="bundle file (default: hezo-logs-SITE-AGENT-TIME.tar.gz)"
+    )
     return parser.parse_args(argv)
+
+
+def _logs(args: argparse.Namespace, config: "AgentConfig") -> int:
+    from datetime import UTC, datetime
+
+    from agent.config import LogsConfig
+    from diagnostics.logs import build_log_bundle
+    from protocol.commands import parse_since
+
+    now = datetime.now(UTC)
+    try:
+        since = parse_since(args.since, now) if args.since else None
+        until = parse_since(args.until, now) if args.until else None
+    except ValueError as exc:
+        print(f"hezo-diag: {exc}", file=sys.stderr)
+        return 2
+    base = config.commands.logs if config.commands is not None else LogsConfig()
+    logs = base.model_copy(update={"folders": [*base.folders, *args.folder]})
+    out = args.output or Path(f"hezo-logs-{config.site}-{config.agent}-{now:%Y%m%dT%H%M%SZ}.tar.gz")
+    manifest = build_log_bundle(
+        config,
+        logs,
+        out,
+        since=since,
+        until=until,
+        units=args.unit,
+        device=args.device,
+        origin={"built_by": "hezo-diag logs"},
+    )
+    print(f"{out}: {out.stat().st_size} bytes, {len(manifest['files'])} files")
+    for entry in manifest["files"]:
+        notes = [f"{entry['redactions']} redacted"] if entry["redactions"] else []
+        if entry["truncated"]:
+            notes.append(entry["truncated"])
+        print(f"  {entry['path']} ({entry['size']} bytes{', ' + '; '.join(notes) if notes else ''})")
+    for skipped in manifest["skipped"]:
+        print(f"  skipped {skipped['source']}: {skipped['reason']}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hezo-diag: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    if args.command == "logs":
+        return _logs(args, config)
     known = {d.id for d in config.devices}
     only = set(args.device) if args.device else None
     if only is not None and only - known:

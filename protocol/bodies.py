@@ -176,7 +176,17 @@ def _telemetry(body: dict[str, Any]) -> None:
 
 
 def _reply(body: dict[str, Any]) -> None:
+    from protocol.commands import REPLY_STATUSES
+
     _str(body, "body", "command", MEDIUM)
+    if "status" in body:
+        _choice(body, "body", "status", REPLY_STATUSES)
+    _str(body, "body", "message", LONG, optional=True)
+    progress = body.get("progress")
+    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, int | float)):
+        raise _fail("body.progress", "a number from 0 to 1 or null", progress)
+    if body.get("result") is not None:
+        _object(body["result"], "body.result")
 
 
 _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {

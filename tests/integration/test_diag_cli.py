@@ -25,13 +25,15 @@ def site(tmp_path: Path) -> Iterator[SimulatedSite]:
         running.stop()
 
 
-def diag(site: SimulatedSite, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def diag(
+    site: SimulatedSite, tmp_path: Path, *args: str, command: str = "check"
+) -> subprocess.CompletedProcess[str]:
     # No broker listens on port 9: the service test must not need one.
     config = agent_config_for(site.status(), broker_host="127.0.0.1", broker_port=9, recheck_delay=0.1)
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(config))
     return subprocess.run(
-        [sys.executable, "-m", "diagnostics", "check", "--config", str(path), *args],
+        [sys.executable, "-m", "diagnostics", command, "--config", str(path), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -76,3 +78,36 @@ def test_a_mic_pod_lost_in_sync_is_degraded_with_the_count(site: SimulatedSite, 
     assert run.returncode == 1, run.stderr
     assert "rally (rally, serial 2210FDZ2AB78): DEGRADED" in run.stdout
     assert "1 of 2 mic pods" in run.stdout
+
+
+def test_logs_builds_a_redacted_bundle_on_site_without_a_broker(site: SimulatedSite, tmp_path: Path) -> None:
+    from diagnostics.bundle import inspect_bundle
+
+    folder = tmp_path / "sync"
+    folder.mkdir()
+    (folder / "app.log").write_text("user=room password=plain-text-pw\nstarted\n")
+    out = tmp_path / "bundle.tar.gz"
+    done = diag(site, tmp_path, "--folder", str(folder), "--output", str(out), command="logs")
+    assert done.returncode == 0, done.stderr
+    manifest = inspect_bundle(out)
+    paths = {f["path"] for f in manifest["files"]}
+    assert "app/0-sync/app.log" in paths
+    assert "device/rally-bar/https-0.txt" in paths
+    assert b"plain-text-pw" not in subprocess.run(["zcat", str(out)], capture_output=True, check=True).stdout
+
+
+def test_in_depth_service_tests_cover_a_device_seen_only_through_sync(
+    site: SimulatedSite, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from agent.config import AgentConfig
+    from diagnostics.deep import device_service_tests
+
+    site.fault("rally", "mic-pod-lost")
+    config = AgentConfig.model_validate(
+        agent_config_for(site.status(), broker_host="127.0.0.1", broker_port=9, recheck_delay=0.1)
+    )
+    report = asyncio.run(device_service_tests(config, "rally", repeat=2))
+    assert [check["driver"] for check in report["checks"]] == ["sync"]
+    assert "1 of 2 mic pods" in json.dumps(report)

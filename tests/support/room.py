@@ -23,7 +23,17 @@ CONTRACT = "HZ-TEST-0042"
 
 
 class Room:
-    def __init__(self, broker: Mosquitto, workdir: Path) -> None:
+    def __init__(
+        self,
+        broker: Mosquitto,
+        workdir: Path,
+        *,
+        collector_extra: dict[str, Any] | None = None,
+        agent_extra: dict[str, Any] | None = None,
+    ) -> None:
+        """``collector_extra`` and ``agent_extra``: top-level config sections added to the generated files."""
+        self.collector_extra = collector_extra or {}
+        self.agent_extra = agent_extra or {}
         self.broker = broker
         self.workdir = workdir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -52,6 +62,7 @@ class Room:
             "incidents": {"confirm_window": CONFIRM_WINDOW, "evaluate_every": EVALUATE_EVERY},
             "web": {"host": "127.0.0.1", "port": self.web_port},
         }
+        collector.update(self.collector_extra)
         self.collector_config = self.workdir / "collector.yaml"
         self.collector_config.write_text(yaml.safe_dump(collector))
         self._spawn("collector", ["-m", "collector", "--config", str(self.collector_config), "serve"])
@@ -70,6 +81,7 @@ class Room:
             recheck_count=RECHECK_COUNT,
             recheck_delay=RECHECK_DELAY,
         )
+        config.update(self.agent_extra)
         self.agent_config = self.workdir / "agent.yaml"
         self.agent_config.write_text(yaml.safe_dump(config))
         self.start_agent()

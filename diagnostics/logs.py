@@ -1,0 +1,158 @@
+"""What goes into a log bundle: the agent's log, the system journal, the room software's log folders and
+what each device's HTTPS admin page answers. Every source that is missing is recorded with the reason.
+"""
+
+import http.client
+import shutil
+import ssl
+import subprocess
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from agent.config import AgentConfig, LogsConfig
+from diagnostics.bundle import BundleBuilder
+from diagnostics.redact import Redactor
+
+JOURNAL_TIMEOUT = 120.0
+DEVICE_BODY_BYTES = 1024 * 1024
+
+
+def journal_argv(
+    journalctl: str, since: datetime | None, until: datetime | None, units: list[str]
+) -> list[str]:
+    """The journalctl argv for a time range and units (epoch times: no local-time ambiguity)."""
+    argv = [journalctl, "--no-pager", "--output=short-iso-precise", "--quiet"]
+    if since is not None:
+        argv.append(f"--since=@{int(since.timestamp())}")
+    if until is not None:
+        argv.append(f"--until=@{int(until.timestamp()) + 1}")
+    for unit in units:
+        argv.append(f"--unit={unit}")
+    return argv
+
+
+def add_journal(
+    builder: BundleBuilder,
+    since: datetime | None,
+    until: datetime | None,
+    units: list[str],
+    *,
+    which: Callable[[str], str | None] = shutil.which,
+) -> None:
+    """The system journal as ``journal/journal.txt``; skipped with a reason where journalctl is absent."""
+    journalctl = which("journalctl")
+    if journalctl is None:
+        builder.skip("journal", "journalctl not found on this machine")
+        return
+    argv = journal_argv(journalctl, since, until, units)
+    with tempfile.TemporaryFile() as out:
+        try:
+            done = subprocess.run(
+                argv, stdout=out, stderr=subprocess.PIPE, timeout=JOURNAL_TIMEOUT, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            builder.skip("journal", f"journalctl failed: {exc}")
+            return
+        if done.returncode != 0 and out.tell() == 0:
+            error = done.stderr.decode(errors="replace").strip()[:300]
+            builder.skip("journal", f"journalctl exited with {done.returncode}: {error}")
+            return
+        size = out.tell()
+        out.seek(max(0, size - builder.max_file_bytes))
+        data = out.read()
+    builder.add_bytes("journal/journal.txt", data, source=" ".join(argv), cut_front=size > len(data))
+
+
+def _fetch_https(url: str, verify: bool, ca_file: Path | None, timeout: float) -> bytes:
+    parts = urlsplit(url)
+    if ca_file is not None:
+        context = ssl.create_default_context(cafile=str(ca_file))
+    else:
+        context = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    connection = http.client.HTTPSConnection(
+        parts.hostname or "", parts.port or 443, timeout=timeout, context=context
+    )
+    try:
+        connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        answer = connection.getresponse()
+        head = f"GET {url}\nHTTP {answer.status} {answer.reason}\n"
+        head += "".join(f"{name}: {value}\n" for name, value in answer.getheaders())
+        sock = connection.sock
+        peer = ""
+        if isinstance(sock, ssl.SSLSocket):
+            peer = f"TLS {sock.version()} {sock.cipher()}\n"
+        body = answer.read(DEVICE_BODY_BYTES)
+        return (head + peer + "\n").encode() + body
+    finally:
+        connection.close()
+
+
+def add_device_data(builder: BundleBuilder, config: AgentConfig, device: str | None) -> None:
+    """What each device's HTTPS admin page answers, as ``device/ID/https-N.txt``."""
+    for conf in config.devices:
+        if device is not None and conf.id != device:
+            continue
+        for index, check in enumerate(conf.checks):
+            if getattr(check, "driver", None) != "https":
+                continue
+            url: str = check.url
+            try:
+                data = _fetch_https(url, check.verify, check.ca_file, check.timeout)
+            except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+                builder.skip(url, f"device {conf.id} did not answer: {exc}")
+                continue
+            builder.add_bytes(f"device/{conf.id}/https-{index}.txt", data, source=url)
+
+
+def new_builder(logs: LogsConfig, origin: dict[str, Any]) -> BundleBuilder:
+    return BundleBuilder(
+        origin,
+        max_file_bytes=logs.max_file_bytes,
+        max_total_bytes=logs.max_total_bytes,
+        redactor=Redactor(list(logs.redact)),
+    )
+
+
+def build_log_bundle(
+    config: AgentConfig,
+    logs: LogsConfig,
+    out: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    units: list[str] | None = None,
+    device: str | None = None,
+    origin: dict[str, Any] | None = None,
+    extra: dict[str, bytes] | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+) -> dict[str, Any]:
+    """Build the bundle into ``out`` and return its manifest."""
+    import socket
+
+    where = {"site": config.site, "agent": config.agent, "hostname": socket.gethostname(), "device": device}
+    where.update(origin or {})
+    from protocol import format_ts
+
+    where["since"] = format_ts(since) if since else None
+    where["until"] = format_ts(until) if until else None
+    builder = new_builder(logs, where)
+    try:
+        for name, data in (extra or {}).items():
+            builder.add_bytes(name, data, source="agent")
+        for path in logs.agent_log:
+            builder.add_file(f"agent/{path.name}", path)
+        if logs.journal:
+            add_journal(builder, since, until, units if units is not None else list(logs.units), which=which)
+        for index, folder in enumerate(logs.folders):
+            builder.add_folder(f"app/{index}-{folder.name or 'root'}", folder)
+        add_device_data(builder, config, device)
+        return builder.write(out)
+    finally:
+        builder.close()

@@ -1,0 +1,148 @@
+"""The agent refuses every command it must not run, says why, and runs allow-listed ones."""
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.commands import CommandHandler
+from agent.config import AgentConfig
+from tests.support.diagnostics import key_pair, load_key, signed
+
+
+def config(tmp_path: Path, public_key: Path) -> AgentConfig:
+    return AgentConfig.model_validate(
+        {
+            "site": "test-site",
+            "agent": "room-1",
+            "mqtt": {"password": "broker-secret"},
+            "devices": [
+                {
+                    "id": "rally-bar",
+                    "model": "rally-bar",
+                    "checks": [{"driver": "https", "url": "https://127.0.0.1:9/", "timeout": 1}],
+                }
+            ],
+            "commands": {"public_key": str(public_key), "state_dir": str(tmp_path / "state")},
+        }
+    )
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        private, public = key_pair(tmp_path / "keys")
+        self.key = load_key(private)
+        self.config = config(tmp_path, public)
+        self.replies: list[dict[str, Any]] = []
+        self.handler = self.new_handler()
+
+    def new_handler(self) -> CommandHandler:
+        return CommandHandler(self.config, self.replies.append, lambda: 2)
+
+    def send(self, payload: bytes, handler: CommandHandler | None = None) -> list[dict[str, Any]]:
+        async def go() -> None:
+            (handler or self.handler).handle(payload)
+            await asyncio.sleep(0)
+            for _ in range(100):
+                if any(r["status"] in ("done", "failed", "refused") for r in self.replies):
+                    return
+                await asyncio.sleep(0.01)
+
+        asyncio.run(go())
+        return self.replies
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+def refusal(replies: list[dict[str, Any]]) -> str:
+    final = replies[-1]
+    assert final["status"] == "refused", final
+    return str(final["reason"])
+
+
+def test_a_command_signed_with_another_key_is_refused(harness: Harness, tmp_path: Path) -> None:
+    other, _ = key_pair(tmp_path / "other")
+    assert refusal(harness.send(signed(load_key(other)))) == "bad-signature"
+
+
+def test_a_command_whose_fields_were_changed_after_signing_is_refused(harness: Harness) -> None:
+    doc = json.loads(signed(harness.key))
+    doc["command"]["action"] = "republish-state"
+    assert refusal(harness.send(json.dumps(doc).encode())) == "bad-signature"
+
+
+def test_an_expired_command_is_refused(harness: Harness) -> None:
+    issued = datetime.now(UTC) - timedelta(minutes=10)
+    assert refusal(harness.send(signed(harness.key, issued=issued, lifetime=60))) == "expired"
+
+
+def test_a_command_from_the_future_is_refused(harness: Harness) -> None:
+    issued = datetime.now(UTC) + timedelta(hours=1)
+    assert refusal(harness.send(signed(harness.key, issued=issued))) == "not-yet-valid"
+
+
+def test_a_command_valid_for_too_long_is_refused(harness: Harness) -> None:
+    assert refusal(harness.send(signed(harness.key, lifetime=7 * 86400))) == "too-long"
+
+
+def test_a_replayed_command_is_refused(harness: Harness) -> None:
+    payload = signed(harness.key)
+    assert harness.send(payload)[-1]["status"] == "done"
+    harness.replies.clear()
+    assert refusal(harness.send(payload)) == "replayed"
+
+
+def test_a_command_replayed_after_a_restart_is_refused(harness: Harness) -> None:
+    payload = signed(harness.key)
+    assert harness.send(payload)[-1]["status"] == "done"
+    harness.handler.close()
+    harness.replies.clear()
+    assert refusal(harness.send(payload, harness.new_handler())) == "replayed"
+
+
+def test_an_action_off_the_allow_list_is_refused(harness: Harness) -> None:
+    payload = signed(harness.key, action="shell", args={"cmd": "id"})
+    assert refusal(harness.send(payload)) == "not-allowed"
+
+
+def test_a_command_for_another_agent_is_refused(harness: Harness) -> None:
+    assert refusal(harness.send(signed(harness.key, agent="room-2"))) == "wrong-agent"
+
+
+def test_garbage_is_refused_as_malformed(harness: Harness) -> None:
+    replies = harness.send(b"not json")
+    assert refusal(replies) == "malformed"
+    assert replies[-1]["command"] == "-"
+
+
+def test_report_config_masks_the_broker_password(harness: Harness) -> None:
+    replies = harness.send(signed(harness.key))
+    final = replies[-1]
+    assert final["status"] == "done"
+    assert "broker-secret" not in json.dumps(final)
+    assert final["result"]["config"]["mqtt"]["password"] == "**********"
+
+
+def test_republish_state_answers_how_many_states_were_sent(harness: Harness) -> None:
+    replies = harness.send(signed(harness.key, action="republish-state"))
+    assert replies[0]["status"] == "accepted"
+    assert replies[-1]["result"] == {"states": 2}
+
+
+def test_an_unusable_state_dir_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    from agent.configfile import ConfigError
+
+    _private, public = key_pair(tmp_path / "keys")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = config(tmp_path, public)
+    assert settings.commands is not None
+    settings.commands.state_dir = blocker / "state"
+    with pytest.raises(ConfigError, match=r"commands\.state_dir: cannot keep seen command ids"):
+        CommandHandler(settings, lambda _body: None, lambda: 0)
