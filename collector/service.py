@@ -14,6 +14,8 @@ from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.mqtt import Job, Subscriber, Writer
+from collector.registry import apply_registry
+from collector.sla import SlaContext
 from collector.store import make_engine, migrate, utcnow
 
 log = logging.getLogger(__name__)
@@ -37,13 +39,15 @@ class CollectorService:
         self.engine = engine if engine is not None else make_engine(config.store.url)
         self.metrics = Metrics()
         self.ingest = Ingest(self.engine, self.metrics, config.mqtt.prefix)
+        self.sla = SlaContext.from_config(config)
         self.incidents = IncidentEngine(
             self.engine,
             confirm_window=config.incidents.confirm_window,
-            critical_response_hours=config.incidents.critical_response_hours,
             reopen_window=config.incidents.reopen_window,
             metrics=self.metrics,
             now=now,
+            rules=config.incidents,
+            context=self.sla,
         )
         self.writer = Writer(self.ingest.handle, self.ingest.keep_unstorable, metrics=self.metrics)
         self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
@@ -53,6 +57,8 @@ class CollectorService:
 
     def start(self) -> None:
         migrate(self.engine)
+        with self.engine.begin() as conn:
+            apply_registry(conn, self.config)
         log.info("store %s", self.engine.url.render_as_string(hide_password=True))
         self.writer.start()
         self.subscriber.start()

@@ -13,7 +13,7 @@ Deadlines (docs/sla.md):
 - ``return``: the user sends the faulty unit back within ``return_days`` calendar days of the delivery (until
   the end of the last of those days, midnight on the site's clock); kept by the ``return`` step.
 
-A deadline not kept yet is ``warning`` within ``warn_before_minutes`` of its due time and ``breached`` past it.
+A deadline not kept yet is ``warning`` within ``warn_before_minutes`` of its due time, ``breached`` past it.
 """
 
 from __future__ import annotations
@@ -91,7 +91,10 @@ class TicketTimes:
     @classmethod
     def of_row(cls, row: Any) -> TicketTimes:
         """From a ``tickets`` row (or dict-like with the same keys)."""
-        get = row.get if isinstance(row, Mapping) else lambda key: getattr(row, key)
+
+        def get(key: str) -> Any:
+            return row[key] if isinstance(row, Mapping) else getattr(row, key)
+
         return cls(
             priority=get("priority"),
             status=get("status"),
@@ -180,3 +183,67 @@ def missed(pending: Mapping[str, datetime], now: datetime) -> dict[str, datetime
 def kept_late(kind: str, due: datetime | None, at: datetime) -> bool:
     """Whether a step that keeps deadline ``kind`` (due at ``due``) came after it: a breach to record."""
     return due is not None and at > due
+
+
+class Calendars:
+    """Each site's calendar from the configuration; a site not listed gets the default one."""
+
+    def __init__(self, default: SiteCalendar, sites: Mapping[str, SiteCalendar] | None = None) -> None:
+        self.default = default
+        self.sites = dict(sites or {})
+
+    def __getitem__(self, site: str) -> SiteCalendar:
+        return self.sites.get(site, self.default)
+
+
+@dataclass(frozen=True)
+class SlaContext:
+    """What every SLA computation needs: the terms and the site calendars."""
+
+    policy: SlaPolicy
+    calendars: Calendars
+
+    @classmethod
+    def default(cls) -> SlaContext:
+        return cls(SlaPolicy.default(), Calendars(_default_calendar()))
+
+    @classmethod
+    def from_config(cls, config: Any) -> SlaContext:
+        """From a ``CollectorConfig`` (``sla``, ``sites``, ``default_site``, ``incidents``)."""
+        from collector.workcalendar import parse_hours
+
+        def calendar(site: Any) -> SiteCalendar:
+            return SiteCalendar.build(
+                site.timezone,
+                hours=parse_hours(site.hours),
+                workdays=site.workdays,
+                country=site.holidays,
+                subdivision=site.subdivision,
+                days_off=site.days_off,
+            )
+
+        priorities = {
+            name: PriorityPolicy(
+                item.window, item.response_hours, item.update_hours, item.delivery_hours, item.delivery
+            )
+            for name, item in config.sla.priorities.items()
+        }
+        override = config.incidents.critical_response_hours
+        if override is not None:
+            critical = priorities["critical"]
+            priorities["critical"] = PriorityPolicy(
+                critical.window, override, critical.update_hours, critical.delivery_hours, critical.delivery
+            )
+        policy = SlaPolicy(
+            priorities=priorities,
+            warn_before=timedelta(minutes=config.sla.warn_before_minutes),
+            return_days=config.sla.return_days,
+        )
+        sites = {name: calendar(site) for name, site in config.sites.items()}
+        return cls(policy, Calendars(calendar(config.default_site), sites))
+
+
+def _default_calendar() -> SiteCalendar:
+    from collector.workcalendar import public_holidays
+
+    return SiteCalendar(holidays=public_holidays("PL"))

@@ -45,6 +45,7 @@ class SiteCalendar:
     def build(
         cls,
         timezone: str,
+        *,
         hours: tuple[time, time],
         workdays: Iterable[str],
         country: str | None,
@@ -131,7 +132,7 @@ class SiteCalendar:
 
 
 def parse_hours(text: str) -> tuple[time, time]:
-    """``"08:00-16:00"`` -> (08:00, 16:00); the end must be after the start (no working hours over midnight)."""
+    """``"08:00-16:00"`` -> (08:00, 16:00); the end must come after the start, on the same day."""
     try:
         first, second = text.split("-")
         opens, closes = time.fromisoformat(first.strip()), time.fromisoformat(second.strip())

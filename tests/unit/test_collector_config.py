@@ -19,7 +19,7 @@ def test_no_file_gives_working_defaults() -> None:
     assert config.mqtt.password is None
     assert config.store.url == "sqlite:///hezo-collector.db"
     assert (config.incidents.confirm_window, config.incidents.evaluate_every) == (60.0, 1.0)
-    assert config.incidents.critical_response_hours == 1
+    assert config.sla.priorities["critical"].response_hours == 1
     assert config.incidents.reopen_window == 86400
     assert config.mqtt.keepalive == 30
     assert (config.web.host, config.web.port) == ("127.0.0.1", 8080)

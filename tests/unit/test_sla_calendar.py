@@ -1,9 +1,9 @@
 """SLA deadlines on a Polish site's calendar, checked against values computed by hand.
 
 The site: Europe/Warsaw, working hours 08:00-16:00 Monday to Friday, Polish public holidays. 2026 facts used:
-Nov 11 (Wednesday) and Dec 24-26 are holidays, Easter Monday is Apr 6, summer time starts Sun Mar 29 (02:00 CET
--> 03:00 CEST) and ends Sun Oct 25 (03:00 CEST -> 02:00 CET). Critical is 24x7 (1 h response, 1 h updates,
-8 h delivery); High is 8x5 (1 h, 2 h, 8 working hours); Low is 8x5 (4 h, 4 h, no delivery).
+Nov 11 (Wednesday) and Dec 24-26 are holidays, Easter Monday is Apr 6, summer time starts Sun Mar 29
+(02:00 CET -> 03:00 CEST) and ends Sun Oct 25 (03:00 CEST -> 02:00 CET). Critical is 24x7 (1 h response,
+1 h updates, 8 h delivery); High is 8x5 (1 h, 2 h, 8 working hours); Low is 8x5 (4 h, 4 h, no delivery).
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from collector.workcalendar import SiteCalendar, parse_hours
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 CALENDAR = SiteCalendar.build(
-    "Europe/Warsaw", parse_hours("08:00-16:00"), ["mon", "tue", "wed", "thu", "fri"], "PL"
+    "Europe/Warsaw",
+    hours=parse_hours("08:00-16:00"),
+    workdays=["mon", "tue", "wed", "thu", "fri"],
+    country="PL",
 )
 POLICY = SlaPolicy.default()
 
