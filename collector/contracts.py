@@ -14,7 +14,7 @@ device's serial. Coverage states:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -155,9 +155,9 @@ def list_contracts(conn: Connection, today: date, warning_days: int) -> list[dic
 
 
 def device_coverage(
-    conn: Connection, today_of: Mapping[str, date] | Any, warning_days: int
+    conn: Connection, today_of: Callable[[str], date], warning_days: int
 ) -> list[dict[str, Any]]:
-    """Every watched device with its coverage; ``today_of[site]`` is today's date on that site's clock."""
+    """Every watched device with its coverage; ``today_of(site)`` is today's date on that site's clock."""
     from collector.store import devices
 
     registry = Registry.load(conn)
@@ -168,7 +168,7 @@ def device_coverage(
     )
     result = []
     for row in rows:
-        cover = registry.coverage(row.contract, row.serial, today_of[row.site], warning_days)
+        cover = registry.coverage(row.contract, row.serial, today_of(row.site), warning_days)
         result.append(
             {
                 "site": row.site,

@@ -25,7 +25,15 @@ PRIORITIES = (PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW)
 
 
 class TicketError(ValueError):
-    """A step refused: unknown ticket, illegal transition or bad input; the message says why."""
+    """A step refused: bad input; the message says why. Subclasses: unknown ticket, illegal transition."""
+
+
+class NoSuchTicketError(TicketError):
+    """No ticket has that number."""
+
+
+class IllegalTransitionError(TicketError):
+    """The ticket's status does not allow the step."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +224,7 @@ def get_ticket(conn: Connection, number: str) -> dict[str, Any] | None:
 def _row(conn: Connection, number: str) -> Row[Any]:
     row = conn.execute(select(tickets).where(tickets.c.number == number)).first()
     if row is None:
-        raise TicketError(f"no ticket numbered {number!r}")
+        raise NoSuchTicketError(f"no ticket numbered {number!r}")
     return row
 
 
@@ -285,11 +293,15 @@ def step(  # noqa: PLR0912 (one check per rule of the lifecycle, each with its o
     move = STEPS[action]
     if row.status not in move.sources:
         allowed = ", ".join(sorted(move.sources))
-        raise TicketError(f"ticket {number} is {row.status}: cannot {action} it (only when {allowed})")
+        raise IllegalTransitionError(
+            f"ticket {number} is {row.status}: cannot {action} it (only when {allowed})"
+        )
     if action == "respond" and row.responded_at is not None:
-        raise TicketError(f"ticket {number} was responded to already, at {row.responded_at.isoformat()}")
+        raise IllegalTransitionError(
+            f"ticket {number} was responded to already, at {row.responded_at.isoformat()}"
+        )
     if action == "confirm" and row.priority == PRIORITY_LOW:
-        raise TicketError(f"ticket {number} is Low (not a fault): there is no failure to confirm")
+        raise IllegalTransitionError(f"ticket {number} is Low (not a fault): there is no failure to confirm")
     if deliver_by is not None:
         if action != "confirm":
             raise TicketError("a delivery date the user accepted goes with the confirm step")
