@@ -291,14 +291,14 @@ def step(  # noqa: PLR0912 (one check per rule of the lifecycle, each with its o
         raise TicketError("say who takes the step (by)")
     row = _row(conn, number)
     move = STEPS[action]
-    if row.status not in move.sources:
-        allowed = ", ".join(sorted(move.sources))
-        raise IllegalTransitionError(
-            f"ticket {number} is {row.status}: cannot {action} it (only when {allowed})"
-        )
     if action == "respond" and row.responded_at is not None:
         raise IllegalTransitionError(
             f"ticket {number} was responded to already, at {row.responded_at.isoformat()}"
+        )
+    if row.status not in move.sources:
+        allowed = ", ".join(sorted(move.sources))
+        raise IllegalTransitionError(
+            f"ticket {number} is {row.status}: {action!r} is allowed only when it is {allowed}"
         )
     if action == "confirm" and row.priority == PRIORITY_LOW:
         raise IllegalTransitionError(f"ticket {number} is Low (not a fault): there is no failure to confirm")
