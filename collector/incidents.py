@@ -65,6 +65,15 @@ class Evaluation:
 
 
 @dataclass
+class Signs:
+    """Signs of instability, per device: recent drops and reboots, and when running conditions started."""
+
+    drops: dict[tuple[str, str, str], int]
+    reboots: dict[tuple[str, str, str], int]
+    conditions: dict[tuple[str, str, str, str], datetime]
+
+
+@dataclass
 class Holds:
     """What holds tickets back at one evaluation: silent agents, maintenance windows, contracts."""
 
@@ -108,6 +117,7 @@ class IncidentEngine:
             )
             context = SlaContext(policy, context.calendars)
         self.context = context
+        self._pruned_at: datetime | None = None
         self.last = Evaluation()
 
     def evaluate(self) -> list[str]:
@@ -121,12 +131,25 @@ class IncidentEngine:
             holds = self._holds(conn, now)
             self._site_incidents(conn, now, holds, done)
             candidates = conn.execute(self._candidates(now)).all()
+            ticketed = {
+                (row.site, row.agent, row.device)
+                for row in conn.execute(
+                    select(ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device).where(
+                        ticket_table.c.cause == CAUSE_DEVICE_DOWN,
+                        ticket_table.c.status.in_(ACTIVE_STATUSES),
+                        ticket_table.c.status != "recovered",
+                    )
+                )
+            }
         for device in candidates:
+            if (device.site, device.agent, device.device) in ticketed:
+                continue  # its ticket is open already: nothing to decide
             if self._held(holds, device, now, done) is None:
                 self._confirmed_down(device, now, done)
         self._unstable(now, holds, done)
         with self._engine.begin() as conn:
             self._sla(conn, now, done)
+            self._prune(conn, now)
         self.last = done
         return done.opened
 
@@ -383,101 +406,136 @@ class IncidentEngine:
         )
         with self._engine.begin() as conn:
             rows = conn.execute(query).all()
+            signs = self._signs(conn, now)
+            active = {
+                (row.site, row.agent, row.device)
+                for row in conn.execute(
+                    select(ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device).where(
+                        ticket_table.c.status.in_(ACTIVE_STATUSES),
+                        ticket_table.c.cause.in_((CAUSE_DEVICE_DOWN, CAUSE_DEVICE_UNSTABLE)),
+                    )
+                )
+            }
             for device in rows:
                 key = (device.site, device.agent, device.device)
-                reasons = self._instability(conn, device, now)
-                if not reasons:
+                reasons = self._instability(conn, device, now, signs)
+                # One incident per device: an active Critical or High ticket already covers it.
+                if not reasons or key in active or self._held(holds, device, now, done) is not None:
                     continue
-                if tickets.find_open(conn, *key, CAUSE_DEVICE_DOWN) is not None:
-                    continue  # one incident per device: the Critical one covers it
-                if tickets.find_open(conn, *key, CAUSE_DEVICE_UNSTABLE) is not None:
-                    continue
-                if self._held(holds, device, now, done) is not None:
-                    continue
-                priority = tickets.PRIORITY_HIGH
-                model = device.model or "device"
-                text = (
-                    f"{model} {device.device} (serial {device.serial or 'unknown serial'}) in "
-                    f"{device.room or 'unknown room'} at site {device.site} is unstable: "
-                    f"{'; '.join(reasons)}. "
-                    f"Reported by agent {device.agent}."
-                )
-                number = tickets.open_ticket(
-                    conn,
-                    site=device.site,
-                    agent=device.agent,
-                    device=device.device,
-                    model=device.model,
-                    serial=device.serial,
-                    contract=device.contract,
-                    room=device.room,
-                    priority=priority,
-                    cause=CAUSE_DEVICE_UNSTABLE,
-                    opened_at=now,
-                    response_due=self._response_due(device.site, priority, now),
-                    evidence={"reasons": reasons, "checks": device.checks},
-                    text=text,
-                    summary="; ".join(reasons),
-                )
-                done.opened.append(number)
-                self._count_opened(priority)
-                log.info("ticket %s opened: high, %s", number, text)
+                self._open_unstable(conn, device, reasons, now, done)
 
-    def _instability(self, conn: Connection, device: Row[Any], now: datetime) -> list[str]:
+    def _open_unstable(
+        self, conn: Connection, device: Row[Any], reasons: list[str], now: datetime, done: Evaluation
+    ) -> None:
+        priority = tickets.PRIORITY_HIGH
+        model = device.model or "device"
+        text = (
+            f"{model} {device.device} (serial {device.serial or 'unknown serial'}) in "
+            f"{device.room or 'unknown room'} at site {device.site} is unstable: "
+            f"{'; '.join(reasons)}. "
+            f"Reported by agent {device.agent}."
+        )
+        number = tickets.open_ticket(
+            conn,
+            site=device.site,
+            agent=device.agent,
+            device=device.device,
+            model=device.model,
+            serial=device.serial,
+            contract=device.contract,
+            room=device.room,
+            priority=priority,
+            cause=CAUSE_DEVICE_UNSTABLE,
+            opened_at=now,
+            response_due=self._response_due(device.site, priority, now),
+            evidence={"reasons": reasons, "checks": device.checks},
+            text=text,
+            summary="; ".join(reasons),
+        )
+        done.opened.append(number)
+        self._count_opened(priority)
+        log.info("ticket %s opened: high, %s", number, text)
+
+    def _signs(self, conn: Connection, now: datetime) -> Signs:
+        """Every device's recent drops and reboots, and its running conditions: three queries in all."""
+        rules = self.rules.unstable
+        drops_query = (
+            select(
+                device_transitions.c.site,
+                device_transitions.c.agent,
+                device_transitions.c.device,
+                func.count(),
+            )
+            .where(
+                device_transitions.c.to_state == "down",
+                device_transitions.c.at >= now - timedelta(seconds=rules.flap_window),
+            )
+            .group_by(device_transitions.c.site, device_transitions.c.agent, device_transitions.c.device)
+        )
+        reboots_query = (
+            select(events.c.site, events.c.agent, events.c.device, func.count())
+            .where(
+                events.c.type == "reboot",
+                events.c.device.is_not(None),
+                events.c.received_at >= now - timedelta(seconds=rules.reboot_window),
+            )
+            .group_by(events.c.site, events.c.agent, events.c.device)
+        )
+        return Signs(
+            drops={(row[0], row[1], row[2]): int(row[3]) for row in conn.execute(drops_query)},
+            reboots={(row[0], row[1], row[2]): int(row[3]) for row in conn.execute(reboots_query)},
+            conditions={
+                (row.site, row.agent, row.device, row.condition): row.since
+                for row in conn.execute(select(device_conditions))
+            },
+        )
+
+    def _instability(self, conn: Connection, device: Row[Any], now: datetime, signs: Signs) -> list[str]:
         """Why ``device`` is unstable now (empty: it is not), keeping track of conditions over time."""
         rules = self.rules.unstable
         key = (device.site, device.agent, device.device)
         reasons = []
-        degraded = self._condition(conn, key, "degraded", device.state == "degraded", now)
+        degraded = self._condition(conn, signs, key, "degraded", present=device.state == "degraded", now=now)
         if degraded is not None and degraded <= now - timedelta(seconds=rules.degraded_after):
             reasons.append(
                 f"degraded since {degraded.isoformat()}: {device.state_reason or 'no reason given'}"
             )
         loss = _loss_pct(device.checks)
-        lossy = self._condition(conn, key, "loss", loss is not None and loss >= rules.loss_pct, now)
+        lossy = self._condition(
+            conn, signs, key, "loss", present=loss is not None and loss >= rules.loss_pct, now=now
+        )
         if lossy is not None and lossy <= now - timedelta(seconds=rules.loss_after):
             reasons.append(f"packet loss {loss:g} % since {lossy.isoformat()}")
-        same = (
-            device_transitions.c.site == key[0],
-            device_transitions.c.agent == key[1],
-            device_transitions.c.device == key[2],
-        )
-        drops = conn.execute(
-            select(func.count()).where(
-                *same,
-                device_transitions.c.to_state == "down",
-                device_transitions.c.at >= now - timedelta(seconds=rules.flap_window),
-            )
-        ).scalar_one()
+        drops = signs.drops.get(key, 0)
         if drops >= rules.flap_count:
             reasons.append(f"flapping: down {drops} times in {rules.flap_window:g} s")
-        reboots = conn.execute(
-            select(func.count()).where(
-                events.c.site == key[0],
-                events.c.agent == key[1],
-                events.c.device == key[2],
-                events.c.type == "reboot",
-                events.c.received_at >= now - timedelta(seconds=rules.reboot_window),
-            )
-        ).scalar_one()
+        reboots = signs.reboots.get(key, 0)
         if reboots >= rules.reboot_count:
             reasons.append(f"rebooted {reboots} times in {rules.reboot_window:g} s")
         return reasons
 
     def _condition(
-        self, conn: Connection, key: tuple[str, str, str], name: str, present: bool, now: datetime
+        self,
+        conn: Connection,
+        signs: Signs,
+        key: tuple[str, str, str],
+        name: str,
+        *,
+        present: bool,
+        now: datetime,
     ) -> datetime | None:
         """Since when a condition has held without a break (None: it does not hold now)."""
-        where = (
-            device_conditions.c.site == key[0],
-            device_conditions.c.agent == key[1],
-            device_conditions.c.device == key[2],
-            device_conditions.c.condition == name,
-        )
-        since: datetime | None = conn.execute(select(device_conditions.c.since).where(*where)).scalar()
+        since = signs.conditions.get((*key, name))
         if not present:
             if since is not None:
-                conn.execute(delete(device_conditions).where(*where))
+                conn.execute(
+                    delete(device_conditions).where(
+                        device_conditions.c.site == key[0],
+                        device_conditions.c.agent == key[1],
+                        device_conditions.c.device == key[2],
+                        device_conditions.c.condition == name,
+                    )
+                )
             return None
         if since is None:
             conn.execute(
@@ -488,12 +546,21 @@ class IncidentEngine:
             return now
         return since
 
+    def _prune(self, conn: Connection, now: datetime) -> None:
+        """Forget device transitions too old for the flapping rule (at most once an hour)."""
+        if self._pruned_at is not None and now - self._pruned_at < timedelta(hours=1):
+            return
+        self._pruned_at = now
+        keep = timedelta(seconds=self.rules.unstable.flap_window) * 2
+        conn.execute(delete(device_transitions).where(device_transitions.c.at < now - keep))
+
     # -- SLA: warnings and breaches ---------------------------------------------------------------
 
     def _sla(self, conn: Connection, now: datetime, done: Evaluation) -> None:
         rows = conn.execute(select(ticket_table).where(ticket_table.c.status.in_(ACTIVE_STATUSES))).all()
+        known = tickets.known_breaches(conn)
         for row in rows:
-            state, recorded = tickets.refresh(conn, row, self.context, now)
+            state, recorded = tickets.refresh(conn, row, self.context, now, known)
             for deadline, due in recorded.items():
                 done.breached.append((row.number, deadline))
                 text = f"SLA breached: the {deadline} deadline was {due.isoformat()}."

@@ -250,9 +250,15 @@ def record_breach(
 
 
 def refresh(
-    conn: Connection, row: Row[Any], context: sla.SlaContext, now: datetime
+    conn: Connection,
+    row: Row[Any],
+    context: sla.SlaContext,
+    now: datetime,
+    known: set[tuple[int, str, datetime]] | None = None,
 ) -> tuple[str, dict[str, datetime]]:
-    """Recompute a ticket's deadlines and SLA state, store them, and record the deadlines newly missed.
+    """Recompute a ticket's deadlines and SLA state, store them if they changed, and record the deadlines
+    newly missed. ``known``: the breaches already recorded, (ticket id, deadline, due), if the caller has
+    them (saves a query per missed deadline).
 
     Returns the SLA state and the breaches recorded now, by deadline.
     """
@@ -263,14 +269,26 @@ def refresh(
     recorded = {
         kind: when
         for kind, when in sla.missed(pending, now).items()
-        if record_breach(conn, row.id, kind, due=when, priority=row.priority, at=now)
+        if (known is None or (row.id, kind, when) not in known)
+        and record_breach(conn, row.id, kind, due=when, priority=row.priority, at=now)
     }
-    values = {**due.as_dict(), "sla_state": state}
+    values: dict[str, Any] = {**due.as_dict(), "sla_state": state}
     if row.status == "closed":
         values.update(update_due=None, sla_state=sla.SLA_NONE)
         state = sla.SLA_NONE
-    conn.execute(update(tickets).where(tickets.c.id == row.id).values(**values))
+    if any(getattr(row, key) != value for key, value in values.items()):
+        conn.execute(update(tickets).where(tickets.c.id == row.id).values(**values))
     return state, recorded
+
+
+def known_breaches(conn: Connection) -> set[tuple[int, str, datetime]]:
+    """The breaches recorded for tickets not closed, as (ticket id, deadline, due)."""
+    query = (
+        select(sla_breaches.c.ticket_id, sla_breaches.c.deadline, sla_breaches.c.due)
+        .join(tickets, tickets.c.id == sla_breaches.c.ticket_id)
+        .where(tickets.c.status.in_(ACTIVE_STATUSES))
+    )
+    return {(row.ticket_id, row.deadline, row.due) for row in conn.execute(query)}
 
 
 def step(  # noqa: PLR0912 (one check per rule of the lifecycle, each with its own message)

@@ -502,3 +502,19 @@ def test_an_update_note_resets_the_update_clock(engine: Engine, clock: Clock, cr
         ticket = tickets.get_ticket(conn, critical)
     assert ticket is not None
     assert ticket["update_due"] == noted + timedelta(hours=1)
+
+
+def test_transitions_too_old_for_the_flapping_rule_are_forgotten(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    from sqlalchemy import func, select
+
+    from collector.store import device_transitions
+
+    go(ingest, clock, agent.state("down", at=clock()))
+    go(ingest, clock, agent.state("up", at=clock.advance(1)))
+    incidents.evaluate()
+    clock.advance(2 * 600 + 3600)
+    incidents.evaluate()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(device_transitions)).scalar_one() == 0
