@@ -45,6 +45,9 @@ from collector.store import tickets as ticket_table
 
 log = logging.getLogger(__name__)
 
+#: Device events added to the timeline of the device's active tickets.
+NOTED_EVENTS = frozenset({"reboot", "firmware-changed"})
+
 #: The ``closed`` entry of a ticket whose device was retired.
 RETIRED_TEXT = "Device removed from the agent's inventory."
 
@@ -118,6 +121,7 @@ class IncidentEngine:
             context = SlaContext(policy, context.calendars)
         self.context = context
         self._pruned_at: datetime | None = None
+        self._event_cursor: int | None = None
         self.last = Evaluation()
 
     def evaluate(self) -> list[str]:
@@ -148,6 +152,7 @@ class IncidentEngine:
                 self._confirmed_down(device, now, done)
         self._unstable(now, holds, done)
         with self._engine.begin() as conn:
+            self._note_events(conn, now)
             self._sla(conn, now, done)
             self._prune(conn, now)
         self.last = done
@@ -545,6 +550,35 @@ class IncidentEngine:
             )
             return now
         return since
+
+    def _note_events(self, conn: Connection, now: datetime) -> None:
+        """Add each new ``reboot`` and ``firmware-changed`` event of a device to its active tickets' timelines
+        (evidence for the verification). Events stored before this engine started are not noted."""
+        if self._event_cursor is None:
+            self._event_cursor = int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
+            return
+        rows = conn.execute(
+            select(events.c.id, events.c.site, events.c.agent, events.c.device, events.c.type, events.c.body)
+            .where(events.c.id > self._event_cursor)
+            .order_by(events.c.id)
+        ).all()
+        for row in rows:
+            self._event_cursor = max(self._event_cursor, row.id)
+            if row.type not in NOTED_EVENTS or row.device is None:
+                continue
+            body = row.body if isinstance(row.body, dict) else {}
+            detail = body.get("detail")
+            text = f"Event {row.type} of device {row.device}" + (
+                f": {detail}" if isinstance(detail, str) else "."
+            )
+            query = select(ticket_table.c.id).where(
+                ticket_table.c.site == row.site,
+                ticket_table.c.agent == row.agent,
+                ticket_table.c.device == row.device,
+                ticket_table.c.status.in_(ACTIVE_STATUSES),
+            )
+            for ticket_id in conn.execute(query).scalars():
+                tickets.add_entry(conn, ticket_id, now, row.type, text)
 
     def _prune(self, conn: Connection, now: datetime) -> None:
         """Forget device transitions too old for the flapping rule (at most once an hour)."""

@@ -518,3 +518,29 @@ def test_transitions_too_old_for_the_flapping_rule_are_forgotten(
     incidents.evaluate()
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(device_transitions)).scalar_one() == 0
+
+
+def test_a_firmware_change_is_noted_on_the_devices_active_ticket(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    confirm_down(ingest, clock, agent, "rally-bar-1")
+    [number] = incidents.evaluate()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(events).values(
+                site="hq",
+                agent="room-101-pc",
+                boot="boot-1",
+                seq=999,
+                ts=clock(),
+                received_at=clock(),
+                device="rally-bar-1",
+                type="firmware-changed",
+                body={"type": "firmware-changed", "device": "rally-bar-1", "detail": "1.10.3 -> 1.11.0"},
+            )
+        )
+    incidents.evaluate()
+    with engine.connect() as conn:
+        ticket = tickets.get_ticket(conn, number)
+    assert ticket is not None
+    assert ticket["entries"][-1]["text"] == "Event firmware-changed of device rally-bar-1: 1.10.3 -> 1.11.0"
