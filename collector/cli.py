@@ -159,7 +159,9 @@ _LISTS: dict[str, tuple[Callable[[Connection], list[dict[str, Any]]], list[str]]
         [
             "number",
             "priority",
+            "cause",
             "status",
+            "sla_state",
             "site",
             "agent",
             "device",

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from collector import sla
 from collector.store import ACTIVE_STATUSES, CAUSE_MANUAL, sla_breaches, ticket_entries, tickets
@@ -237,16 +238,20 @@ def record_breach(
     )
     if conn.execute(found).first() is not None:
         return False
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(sla_breaches).values(
-                    ticket_id=ticket_id, deadline=deadline, due=due, detected_at=at, priority=priority
-                )
-            )
-    except IntegrityError:
-        return False  # recorded by another writer in between
-    return True
+    values = {
+        "ticket_id": ticket_id,
+        "deadline": deadline,
+        "due": due,
+        "detected_at": at,
+        "priority": priority,
+    }
+    # Another writer (the CLI next to the service) may record the same breach in between: the unique
+    # constraint keeps one, and ON CONFLICT DO NOTHING keeps this transaction going.
+    if conn.dialect.name == "postgresql":
+        statement: Any = postgresql_insert(sla_breaches).values(**values).on_conflict_do_nothing()
+    else:
+        statement = sqlite_insert(sla_breaches).values(**values).on_conflict_do_nothing()
+    return bool(conn.execute(statement).rowcount)
 
 
 def refresh(
