@@ -81,6 +81,7 @@ class Holds:
     """What holds tickets back at one evaluation: silent agents, maintenance windows, contracts."""
 
     silent: dict[tuple[str, str], str]  # (site, agent) -> why it is silent
+    silent_since: dict[tuple[str, str], datetime]
     stale: set[tuple[str, str]]  # online, but no message for heartbeat_timeout
     windows: list[maintenance.Window]
     registry: contracts.Registry
@@ -305,6 +306,7 @@ class IncidentEngine:
         silent_after = timedelta(seconds=self.rules.agent_silent_after)
         heartbeat = self.rules.heartbeat_timeout
         silent: dict[tuple[str, str], str] = {}
+        since: dict[tuple[str, str], datetime] = {}
         stale: set[tuple[str, str]] = set()
         for row in conn.execute(select(agents)).all():
             key = (row.site, row.agent)
@@ -312,6 +314,7 @@ class IncidentEngine:
             if not row.online:
                 if changed is not None and changed <= now - silent_after:
                     silent[key] = f"offline since {changed.isoformat()}"
+                    since[key] = changed
             elif (
                 heartbeat is not None
                 and row.last_seen is not None
@@ -319,7 +322,8 @@ class IncidentEngine:
             ):
                 stale.add(key)
                 silent[key] = f"no message since {row.last_seen.isoformat()}"
-        return Holds(silent, stale, maintenance.load(conn), contracts.Registry.load(conn))
+                since[key] = row.last_seen
+        return Holds(silent, since, stale, maintenance.load(conn), contracts.Registry.load(conn))
 
     def _window(
         self, holds: Holds, now: datetime, site: str, agent: str | None, device: str | None
@@ -355,12 +359,17 @@ class IncidentEngine:
 
     def _site_incidents(self, conn: Connection, now: datetime, holds: Holds, done: Evaluation) -> None:
         by_site: dict[str, list[str]] = {}
+        latest: dict[str, datetime] = {}  # per site, when its latest silence started
         for (site, agent), why in sorted(holds.silent.items()):
             if self._window(holds, now, site, agent, None) is None:
                 by_site.setdefault(site, []).append(f"{agent} ({why})")
+                started = holds.silent_since[(site, agent)]
+                latest[site] = max(latest.get(site, started), started)
         for site, silent in by_site.items():
             ticket = tickets.find_open(conn, site, "", "", CAUSE_AGENT_SILENT)
             text = f"Agents silent at site {site}: {', '.join(silent)}. No device tickets meanwhile."
+            if ticket is None and self._closed_during(conn, site, latest[site]):
+                continue  # an engineer closed the incident of this very silence: no new one until it changes
             if ticket is None:
                 priority = self.rules.site_priority
                 number = tickets.open_ticket(
@@ -400,6 +409,18 @@ class IncidentEngine:
                 )
                 done.recovered.append(ticket.number)
                 log.info("ticket %s recovered: every agent of site %s is back", ticket.number, ticket.site)
+
+    def _closed_during(self, conn: Connection, site: str, silence_started: datetime) -> bool:
+        """Whether a site incident opened after ``silence_started`` has been closed already."""
+        query = select(ticket_table.c.id).where(
+            ticket_table.c.site == site,
+            ticket_table.c.agent == "",
+            ticket_table.c.device == "",
+            ticket_table.c.cause == CAUSE_AGENT_SILENT,
+            ticket_table.c.status == "closed",
+            ticket_table.c.opened_at >= silence_started,
+        )
+        return conn.execute(query.limit(1)).first() is not None
 
     # -- unstable devices: High -------------------------------------------------------------------
 

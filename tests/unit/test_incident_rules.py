@@ -544,3 +544,20 @@ def test_a_firmware_change_is_noted_on_the_devices_active_ticket(
         ticket = tickets.get_ticket(conn, number)
     assert ticket is not None
     assert ticket["entries"][-1]["text"] == "Event firmware-changed of device rally-bar-1: 1.10.3 -> 1.11.0"
+
+
+def test_a_site_incident_closed_by_hand_is_not_reopened_for_the_same_silence(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    go(ingest, clock, agent.will())
+    clock.advance(300)
+    [number] = incidents.evaluate()
+    for action in ("resolve", "close"):
+        take(engine, clock, number, action)
+    clock.advance(3600)
+    assert incidents.evaluate() == []
+    agent.restart()
+    go(ingest, clock, agent.birth(at=clock()))
+    go(ingest, clock, agent.will())  # silent again: a new silence, a new incident
+    clock.advance(300)
+    assert len(incidents.evaluate()) == 1
