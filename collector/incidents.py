@@ -74,6 +74,8 @@ class Signs:
     drops: dict[tuple[str, str, str], int]
     reboots: dict[tuple[str, str, str], int]
     conditions: dict[tuple[str, str, str, str], datetime]
+    #: When the device's latest High ticket was closed: older signs have been dealt with.
+    closed: dict[tuple[str, str, str], datetime]
 
 
 @dataclass
@@ -514,14 +516,36 @@ class IncidentEngine:
                 (row.site, row.agent, row.device, row.condition): row.since
                 for row in conn.execute(select(device_conditions))
             },
+            closed={
+                (row[0], row[1], row[2]): row[3]
+                for row in conn.execute(
+                    select(
+                        ticket_table.c.site,
+                        ticket_table.c.agent,
+                        ticket_table.c.device,
+                        func.max(ticket_table.c.closed_at),
+                    )
+                    .where(
+                        ticket_table.c.cause == CAUSE_DEVICE_UNSTABLE,
+                        ticket_table.c.status == "closed",
+                        ticket_table.c.closed_at.is_not(None),
+                    )
+                    .group_by(ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device)
+                )
+            },
         )
 
     def _instability(self, conn: Connection, device: Row[Any], now: datetime, signs: Signs) -> list[str]:
         """Why ``device`` is unstable now (empty: it is not), keeping track of conditions over time."""
         rules = self.rules.unstable
         key = (device.site, device.agent, device.device)
+        # Signs older than the closing of the device's last High ticket were dealt with: a condition that
+        # started before it (a Tap left without audio on purpose) opens nothing until it ends and recurs.
+        closed = signs.closed.get(key)
         reasons = []
         degraded = self._condition(conn, signs, key, "degraded", present=device.state == "degraded", now=now)
+        if closed is not None and degraded is not None and degraded <= closed:
+            degraded = None
         if degraded is not None and degraded <= now - timedelta(seconds=rules.degraded_after):
             reasons.append(
                 f"degraded since {degraded.isoformat()}: {device.state_reason or 'no reason given'}"
@@ -530,12 +554,20 @@ class IncidentEngine:
         lossy = self._condition(
             conn, signs, key, "loss", present=loss is not None and loss >= rules.loss_pct, now=now
         )
+        if closed is not None and lossy is not None and lossy <= closed:
+            lossy = None
         if lossy is not None and lossy <= now - timedelta(seconds=rules.loss_after):
             reasons.append(f"packet loss {loss:g} % since {lossy.isoformat()}")
         drops = signs.drops.get(key, 0)
+        if drops >= rules.flap_count and closed is not None:
+            drops = _count_after(
+                conn, device_transitions, key, closed, device_transitions.c.to_state == "down"
+            )
         if drops >= rules.flap_count:
             reasons.append(f"flapping: down {drops} times in {rules.flap_window:g} s")
         reboots = signs.reboots.get(key, 0)
+        if reboots >= rules.reboot_count and closed is not None:
+            reboots = _count_after(conn, events, key, closed, events.c.type == "reboot")
         if reboots >= rules.reboot_count:
             reasons.append(f"rebooted {reboots} times in {rules.reboot_window:g} s")
         return reasons
@@ -643,6 +675,15 @@ def record_transition(
             site=site, agent=agent, device=device, at=at, from_state=before, to_state=after
         )
     )
+
+
+def _count_after(conn: Connection, table: Any, key: tuple[str, str, str], after: datetime, kind: Any) -> int:
+    """How many rows of ``table`` (transitions, or events) of this device of ``kind`` came after ``after``."""
+    moment = table.c.at if table is device_transitions else table.c.received_at
+    query = select(func.count()).where(
+        table.c.site == key[0], table.c.agent == key[1], table.c.device == key[2], kind, moment > after
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def _loss_pct(checks: Any) -> float | None:

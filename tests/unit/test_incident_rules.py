@@ -561,3 +561,39 @@ def test_a_site_incident_closed_by_hand_is_not_reopened_for_the_same_silence(
     go(ingest, clock, agent.will())  # silent again: a new silence, a new incident
     clock.advance(300)
     assert len(incidents.evaluate()) == 1
+
+
+def test_a_lost_peripheral_closed_by_hand_opens_nothing_until_it_recurs(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    go(ingest, clock, agent.state("degraded", at=clock()))
+    incidents.evaluate()
+    clock.advance(121)
+    [number] = incidents.evaluate()
+    for action in ("resolve", "close"):
+        take(engine, clock, number, action)
+    clock.advance(600)
+    assert incidents.evaluate() == []
+    go(ingest, clock, agent.state("up", at=clock()))
+    incidents.evaluate()
+    go(ingest, clock, agent.state("degraded", at=clock.advance(10)))
+    incidents.evaluate()
+    clock.advance(121)
+    assert len(incidents.evaluate()) == 1
+
+
+def test_drops_before_a_flapping_ticket_was_closed_do_not_count_again(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine
+) -> None:
+    for _ in range(3):
+        go(ingest, clock, agent.state("down", at=clock.advance(10)))
+        go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    [number] = incidents.evaluate()
+    for action in ("resolve", "close"):
+        take(engine, clock, number, action)
+    clock.advance(10)
+    assert incidents.evaluate() == []
+    for _ in range(3):
+        go(ingest, clock, agent.state("down", at=clock.advance(10)))
+        go(ingest, clock, agent.state("up", at=clock.advance(10)))
+    assert len(incidents.evaluate()) == 1
