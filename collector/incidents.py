@@ -148,9 +148,29 @@ class IncidentEngine:
                     )
                 )
             }
+            closed = {
+                (row[0], row[1], row[2]): row[3]
+                for row in conn.execute(
+                    select(
+                        ticket_table.c.site,
+                        ticket_table.c.agent,
+                        ticket_table.c.device,
+                        func.max(ticket_table.c.closed_at),
+                    )
+                    .where(
+                        ticket_table.c.cause == CAUSE_DEVICE_DOWN,
+                        ticket_table.c.status == "closed",
+                        ticket_table.c.closed_at.is_not(None),
+                    )
+                    .group_by(ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device)
+                )
+            }
         for device in candidates:
-            if (device.site, device.agent, device.device) in ticketed:
+            key = (device.site, device.agent, device.device)
+            if key in ticketed:
                 continue  # its ticket is open already: nothing to decide
+            if key in closed and device.down_since <= closed[key]:
+                continue  # an engineer closed the ticket of this very outage: it must end and recur first
             if self._held(holds, device, now, done) is None:
                 self._confirmed_down(device, now, done)
         self._unstable(now, holds, done)

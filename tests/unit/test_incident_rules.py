@@ -597,3 +597,16 @@ def test_drops_before_a_flapping_ticket_was_closed_do_not_count_again(
         go(ingest, clock, agent.state("down", at=clock.advance(10)))
         go(ingest, clock, agent.state("up", at=clock.advance(10)))
     assert len(incidents.evaluate()) == 1
+
+
+def test_a_down_ticket_closed_by_hand_is_not_opened_again_for_the_same_outage(
+    ingest: Ingest, incidents: IncidentEngine, clock: Clock, agent: FakeAgent, engine: Engine, critical: str
+) -> None:
+    for action in ("respond", "resolve", "close"):
+        take(engine, clock, critical, action)
+    clock.advance(600)
+    assert incidents.evaluate() == []
+    go(ingest, clock, agent.state("up", at=clock()))
+    go(ingest, clock, agent.state("down", at=clock.advance(10)))
+    clock.advance(CONFIRM + 1)
+    assert len(incidents.evaluate()) == 1
