@@ -5,6 +5,10 @@ hezo-collector [--config FILE] migrate
 hezo-collector [--config FILE] tickets list [--json]
 hezo-collector [--config FILE] devices list [--json]
 hezo-collector [--config FILE] rejected list [--json]
+hezo-collector [--config FILE] tickets show|open|respond|confirm|ship|deliver|return|resolve|close|note ...
+hezo-collector [--config FILE] contracts list|coverage|add|remove ...
+hezo-collector [--config FILE] maintenance list|add|remove ...
+(collector/ticketcli.py has the details)
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from agent.configfile import ConfigError
-from collector import cli_diag, queries, tickets
+from collector import cli_diag, queries, ticketcli, tickets
 from collector.config import CollectorConfig, load_config
 from collector.service import CollectorService
 from collector.store import make_engine, migrate
@@ -48,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
         listing = actions.add_parser("list", help=f"list {what}")
         listing.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+        if name == "tickets":
+            ticketcli.add_ticket_actions(actions)
+    ticketcli.add_groups(commands)
     cli_diag.add_parsers(commands)  # remote diagnostics: keygen, logs, diag, audit, bundles
     return parser
 
@@ -89,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             print(f"hezo-collector: database {shown} is up to date")
             return 0
+        if ticketcli.handles(args):
+            return ticketcli.run(engine, config, args)
         return _list(engine, args.command, as_json=args.json)
     finally:
         engine.dispose()
@@ -137,7 +146,12 @@ def _serve(config: CollectorConfig) -> int:
         return _cannot_open(shown_url(config.store.url), exc)
     try:
         app = create_app(
-            service.engine, service.metrics.registry, health=service.health, diagnostics=service.commander
+            service.engine,
+            service.metrics.registry,
+            health=service.health,
+            sla=service.sla,
+            rules=config.incidents,
+            diagnostics=service.commander,
         )
         server = _WebServer(
             uvicorn.Config(app, host=config.web.host, port=config.web.port, log_config=None, access_log=False)
@@ -157,7 +171,9 @@ _LISTS: dict[str, tuple[Callable[[Connection], list[dict[str, Any]]], list[str]]
         [
             "number",
             "priority",
+            "cause",
             "status",
+            "sla_state",
             "site",
             "agent",
             "device",

@@ -4,13 +4,20 @@ With no file at all ``hezo-collector serve`` talks to a broker on 127.0.0.1:1883
 ``hezo-collector.db`` in the working directory and serves its page on http://127.0.0.1:8080/.
 """
 
-from pathlib import Path
+from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from datetime import date, datetime
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from agent.configfile import ConfigError, TlsConfig, TopicPrefix, load_yaml_model, parse_model
+from collector.maintenance import check_maintenance
+from collector.workcalendar import parse_hours
 from protocol import DEFAULT_PREFIX
 
 
@@ -37,15 +44,157 @@ class StoreConfig(BaseModel):
     url: str = Field(default="sqlite:///hezo-collector.db", min_length=1)
 
 
+class UnstableConfig(BaseModel):
+    """When a device that still works is unstable enough for a High ticket (docs/incidents.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flap_count: int = Field(default=3, ge=2)
+    flap_window: float = Field(default=900.0, gt=0)
+    reboot_count: int = Field(default=3, ge=1)
+    reboot_window: float = Field(default=3600.0, gt=0)
+    degraded_after: float = Field(default=300.0, ge=0)
+    loss_pct: float = Field(default=20.0, gt=0, le=100)
+    loss_after: float = Field(default=600.0, ge=0)
+
+
 class IncidentsConfig(BaseModel):
-    """When a down device becomes a ticket, and the deadline it gets."""
+    """When a device or an agent becomes a ticket (docs/incidents.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     confirm_window: float = Field(default=60.0, gt=0)
     evaluate_every: float = Field(default=1.0, gt=0)
-    critical_response_hours: float = Field(default=1.0, gt=0)
+    #: Overrides ``sla.priorities.critical.response_hours`` when given (kept for older files).
+    critical_response_hours: float | None = Field(default=None, gt=0)
     reopen_window: float = Field(default=86400.0, gt=0)
+    agent_silent_after: float = Field(default=300.0, gt=0)
+    heartbeat_timeout: float | None = Field(default=None, gt=0)
+    site_priority: Literal["critical", "high", "low"] = "high"
+    unregistered_contract: Literal["open", "hold"] = "open"
+    contract_warning_days: int = Field(default=60, ge=0)
+    unstable: UnstableConfig = Field(default_factory=UnstableConfig)
+
+
+class PriorityConfig(BaseModel):
+    """One priority of the terms: its service window and deadlines in hours."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: Literal["24x7", "8x5"]
+    response_hours: float = Field(gt=0)
+    update_hours: float = Field(gt=0)
+    delivery_hours: float | None = Field(default=None, gt=0)
+    delivery: Literal["hours", "next-business-day"] = "hours"
+
+
+PriorityName = Literal["critical", "high", "low"]
+
+
+def _default_priorities() -> dict[PriorityName, PriorityConfig]:
+    return {
+        "critical": PriorityConfig(window="24x7", response_hours=1, update_hours=1, delivery_hours=8),
+        "high": PriorityConfig(window="8x5", response_hours=1, update_hours=2, delivery_hours=8),
+        "low": PriorityConfig(window="8x5", response_hours=4, update_hours=4),
+    }
+
+
+class SlaConfig(BaseModel):
+    """The HEZO+ deadlines per priority (the terms' table by default), warnings and the return period."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priorities: dict[PriorityName, PriorityConfig] = Field(default_factory=_default_priorities)
+    warn_before_minutes: float = Field(default=15.0, ge=0)
+    return_days: int = Field(default=7, ge=1)
+
+    @model_validator(mode="after")
+    def _all_priorities(self) -> SlaConfig:
+        for name, terms in _default_priorities().items():
+            self.priorities.setdefault(name, terms)
+        return self
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _weekdays() -> list[Weekday]:
+    return ["mon", "tue", "wed", "thu", "fri"]
+
+
+class SiteConfig(BaseModel):
+    """A site's calendar: time zone, working hours and days, public holidays (``holidays`` country code)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = "Europe/Warsaw"
+    hours: str = "08:00-16:00"
+    workdays: list[Weekday] = Field(default_factory=_weekdays)
+    holidays: str | None = "PL"
+    subdivision: str | None = None
+    days_off: list[date] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Warsaw)") from exc
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        parse_hours(value)
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is not None:
+            import holidays
+
+            if value not in holidays.list_supported_countries():
+                raise ValueError(f"no public holidays known for country {value!r} (an ISO code like PL)")
+        return value
+
+
+class ContractConfig(BaseModel):
+    """A HEZO+ contract: its number, start date and term (1 to 5 years), optionally the serials it covers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(min_length=1, max_length=128)
+    start: date
+    years: int = Field(ge=1, le=5)
+    customer: str | None = None
+    serials: list[str] = Field(default_factory=list)
+
+
+class MaintenanceConfig(BaseModel):
+    """A maintenance window: recurring (``days`` + ``start``/``end`` local times, may cross midnight) or
+    one-off (``from``/``until``). Scope: a site, or one agent, or one device of an agent."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=128)
+    site: str = Field(min_length=1)
+    agent: str | None = None
+    device: str | None = None
+    days: list[Weekday] | None = None
+    start: str | None = None
+    end: str | None = None
+    starts_at: datetime | None = Field(default=None, alias="from")
+    ends_at: datetime | None = Field(default=None, alias="until")
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MaintenanceConfig:
+        check_maintenance(
+            self.days, self.start, self.end, self.starts_at, self.ends_at, self.agent, self.device
+        )
+        return self
 
 
 class WebConfig(BaseModel):
@@ -82,6 +231,11 @@ class CollectorConfig(BaseModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    sla: SlaConfig = Field(default_factory=SlaConfig)
+    sites: dict[str, SiteConfig] = Field(default_factory=dict)
+    default_site: SiteConfig = Field(default_factory=SiteConfig)
+    contracts: list[ContractConfig] = Field(default_factory=list)
+    maintenance: list[MaintenanceConfig] = Field(default_factory=list)
     web: WebConfig = Field(default_factory=WebConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 

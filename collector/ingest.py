@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from collector.incidents import record_transition
 from collector.metrics import Metrics
 from collector.store import agents, devices, events, rejected
 from protocol import Envelope, ProtocolError, Topics, UnsupportedVersionError, decode, parse_ts
@@ -317,6 +318,9 @@ class Ingest:
             )
         )
         if new_state != previous_state:
+            record_transition(
+                conn, site, agent, device, before=previous_state, after=new_state, at=received_at
+            )
             log.info(
                 "device %s/%s/%s %s -> %s: %s", site, agent, device, previous_state, new_state, body["reason"]
             )

@@ -1,5 +1,7 @@
 """Prometheus metrics of one collector, in a registry of its own (so tests can build several)."""
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
@@ -42,3 +44,36 @@ class Metrics:
             "Messages received from the broker and not yet written.",
             registry=self.registry,
         )
+        self.sla_breaches = Gauge(
+            "hezo_sla_breaches",
+            "SLA deadlines missed, as recorded in the store, by priority and deadline "
+            "(response, update, delivery, return).",
+            ["priority", "deadline"],
+            registry=self.registry,
+        )
+        self.tickets_sla = Gauge(
+            "hezo_tickets_sla",
+            "Tickets not closed, by SLA state (ok, warning, breached, none).",
+            ["state"],
+            registry=self.registry,
+        )
+
+    def publish_sla(self, conn: Any) -> None:
+        """Set the SLA gauges from the store (breaches recorded by any process count)."""
+        from sqlalchemy import func, select
+
+        from collector.store import ACTIVE_STATUSES, tickets
+        from collector.tickets import breach_counts
+
+        for priority, deadline, count in breach_counts(conn):
+            self.sla_breaches.labels(priority=priority, deadline=deadline).set(count)
+        query = (
+            select(tickets.c.sla_state, func.count())
+            .where(tickets.c.status.in_(ACTIVE_STATUSES))
+            .group_by(tickets.c.sla_state)
+        )
+        counts = dict.fromkeys(("ok", "warning", "breached", "none"), 0)
+        for state, count in conn.execute(query):
+            counts[state or "none"] = int(count)
+        for state, count in counts.items():
+            self.tickets_sla.labels(state=state).set(count)

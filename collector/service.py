@@ -15,6 +15,8 @@ from collector.incidents import IncidentEngine
 from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.mqtt import Job, Subscriber, Writer
+from collector.registry import apply_registry
+from collector.sla import SlaContext
 from collector.store import make_engine, migrate, utcnow
 
 log = logging.getLogger(__name__)
@@ -40,14 +42,16 @@ class CollectorService:
         self.ingest = Ingest(self.engine, self.metrics, config.mqtt.prefix)
         self.commander = Commander(self.engine, config, now=now)
         self.ingest.on_reply = self.commander.handle_reply
+        self.sla = SlaContext.from_config(config)
         self.incidents = IncidentEngine(
             self.engine,
             confirm_window=config.incidents.confirm_window,
-            critical_response_hours=config.incidents.critical_response_hours,
             reopen_window=config.incidents.reopen_window,
             metrics=self.metrics,
             now=now,
             on_ticket_opened=self.commander.on_ticket_opened,
+            rules=config.incidents,
+            context=self.sla,
         )
         self.writer = Writer(self.ingest.handle, self.ingest.keep_unstorable, metrics=self.metrics)
         self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
@@ -57,6 +61,8 @@ class CollectorService:
 
     def start(self) -> None:
         migrate(self.engine)
+        with self.engine.begin() as conn:
+            apply_registry(conn, self.config)
         log.info("store %s", self.engine.url.render_as_string(hide_password=True))
         self.writer.start()
         self.subscriber.start()

@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Engine,
@@ -237,6 +238,110 @@ bundles = Table(
 )
 
 # -- end of remote diagnostics ---------------------------------------------------------------------
+
+# -- Incidents, SLA, contracts and maintenance (migration 0003_sla) ------------------------------------------
+#
+# The ticket lifecycle (docs/incidents.md): open -> responded -> confirmed -> shipped -> delivered -> returned
+# -> closed, or (open|responded) -> recovered -> resolved -> closed. Every status but ``closed`` is open.
+CAUSE_DEVICE_UNSTABLE = "device-unstable"
+CAUSE_AGENT_SILENT = "agent-silent"
+CAUSE_MANUAL = "manual"
+TICKET_STATUSES = (
+    "open",
+    "responded",
+    "confirmed",
+    "shipped",
+    "delivered",
+    "returned",
+    "recovered",
+    "resolved",
+    "closed",
+)
+ACTIVE_STATUSES = tuple(status for status in TICKET_STATUSES if status != "closed")
+
+for _column in (
+    Column("opened_by", String(128)),
+    Column("summary", Text),
+    Column("responded_at", UTCDateTime),
+    Column("last_update_at", UTCDateTime),
+    Column("confirmed_at", UTCDateTime),
+    Column("delivery_accepted", UTCDateTime),
+    Column("shipped_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("returned_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("update_due", UTCDateTime),
+    Column("delivery_due", UTCDateTime),
+    Column("return_due", UTCDateTime),
+    Column("sla_state", String(16)),
+):
+    tickets.append_column(_column)
+for _column in (Column("by", String(128)), Column("sla_state", String(16))):
+    ticket_entries.append_column(_column)
+
+sla_breaches = Table(
+    "sla_breaches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("deadline", String(16), nullable=False),
+    Column("due", UTCDateTime, nullable=False),
+    Column("detected_at", UTCDateTime, nullable=False),
+    Column("priority", String(16), nullable=False),
+    UniqueConstraint("ticket_id", "deadline", "due", name="uq_sla_breaches_once"),
+)
+
+device_transitions = Table(
+    "device_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("device", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Index("ix_device_transitions_device_at", "site", "agent", "device", "at"),
+)
+
+device_conditions = Table(
+    "device_conditions",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("device", String(64), primary_key=True),
+    Column("condition", String(32), primary_key=True),
+    Column("since", UTCDateTime, nullable=False),
+)
+
+contracts = Table(
+    "contracts",
+    metadata,
+    Column("number", String(128), primary_key=True),
+    Column("start", Date, nullable=False),
+    Column("years", Integer, nullable=False),
+    Column("customer", String(255)),
+    Column("serials", JSON),
+    Column("source", String(16), nullable=False),
+)
+
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("site", String(64), nullable=False),
+    Column("agent", String(64)),
+    Column("device", String(64)),
+    Column("days", String(64)),
+    Column("start_time", String(5)),
+    Column("end_time", String(5)),
+    Column("starts_at", UTCDateTime),
+    Column("ends_at", UTCDateTime),
+    Column("reason", Text),
+    Column("source", String(16), nullable=False),
+)
 
 
 #: How long one SQLite statement waits for another process's write lock before it fails. Short on purpose:

@@ -6,6 +6,7 @@ Every datetime in JSON is RFC 3339 UTC (``2026-11-24T21:50:02.114Z``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector import queries, tickets, web_diag
+from collector import contracts, queries, ticketapi, tickets, web_diag
 from collector.commands import Commander
+from collector.config import IncidentsConfig
+from collector.sla import SlaContext
+from collector.store import utcnow
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATE_COLOURS = {"up": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e", "unknown": "#6e7781"}
@@ -35,6 +39,9 @@ def create_app(
     registry: CollectorRegistry | None = None,
     *,
     health: Callable[[], str | None] | None = None,
+    sla: SlaContext | None = None,
+    rules: IncidentsConfig | None = None,
+    now: Callable[[], datetime] = utcnow,
     diagnostics: Commander | None = None,
 ) -> FastAPI:
     """The web application over ``engine``; ``/metrics`` exposes ``registry`` (an empty one if None).
@@ -48,6 +55,12 @@ def create_app(
     templates.env.filters["when"] = _local
     if diagnostics is not None:  # remote diagnostics: collector/web_diag.py
         app.include_router(web_diag.router(diagnostics, templates))
+    context_sla = sla if sla is not None else SlaContext.default()
+    incident_rules = rules if rules is not None else IncidentsConfig()
+    app.include_router(ticketapi.router(engine, context_sla, incident_rules, now))
+
+    def today_of(site: str) -> date:
+        return context_sla.calendars[site].local(now()).date()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> Response:
@@ -57,6 +70,11 @@ def create_app(
                 "devices": queries.list_devices(conn),
                 "tickets": tickets.list_tickets(conn),
                 "rejected_count": queries.count_rejected(conn),
+                "coverage": [
+                    row
+                    for row in contracts.device_coverage(conn, today_of, incident_rules.contract_warning_days)
+                    if row["warning"] is not None
+                ],
                 "colours": STATE_COLOURS,
             }
         return templates.TemplateResponse(request, "index.html", context)

@@ -95,9 +95,15 @@ class FakeAgent:
         return self.topics.status(self.site, self.agent), self._payload("death", body, at)
 
     def state(
-        self, state: str, at: datetime = T0, device: str = "rally-bar-1", since: datetime | None = None
+        self,
+        state: str,
+        at: datetime = T0,
+        device: str = "rally-bar-1",
+        since: datetime | None = None,
+        checks: list[dict[str, Any]] | None = None,
     ) -> tuple[str, bytes]:
-        checks = [FAILED_CHECK] if state == "down" else [{**FAILED_CHECK, "ok": True, "detail": "200 OK"}]
+        if checks is None:
+            checks = [FAILED_CHECK] if state == "down" else [{**FAILED_CHECK, "ok": True, "detail": "200 OK"}]
         body = {
             "device": device,
             "state": state,
@@ -145,9 +151,12 @@ class AppClient:
         self._app = app
 
     def get(self, path: str) -> httpx.Response:
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, json: Any = None) -> httpx.Response:
         async def fetch() -> httpx.Response:
             transport = httpx.ASGITransport(app=self._app)
             async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
-                return await client.get(path)
+                return await client.request(method, path, json=json)
 
         return asyncio.run(fetch())

@@ -19,7 +19,7 @@ def test_no_file_gives_working_defaults() -> None:
     assert config.mqtt.password is None
     assert config.store.url == "sqlite:///hezo-collector.db"
     assert (config.incidents.confirm_window, config.incidents.evaluate_every) == (60.0, 1.0)
-    assert config.incidents.critical_response_hours == 1
+    assert config.sla.priorities["critical"].response_hours == 1
     assert config.incidents.reopen_window == 86400
     assert config.mqtt.keepalive == 30
     assert (config.web.host, config.web.port) == ("127.0.0.1", 8080)
@@ -102,3 +102,45 @@ def test_bad_store_url_names_the_key_and_hides_the_password(tmp_path: Path, url:
         load_config(path)
     assert str(error.value).startswith(f"{path}: store.url: {why}")
     assert "s3cret-pw" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "why"),
+    [
+        ("default_site:\n  timezone: Mars/Olympus\n", "default_site.timezone", "unknown time zone"),
+        ("sites:\n  hq:\n    hours: '16:00-08:00'\n", "sites.hq.hours", "must end after they start"),
+        ("sites:\n  hq:\n    holidays: XX\n", "sites.hq.holidays", "no public holidays known"),
+        (
+            "contracts:\n  - {number: A, start: 2026-01-01, years: 6}\n",
+            "contracts[0].years",
+            "less than or equal to 5",
+        ),
+        (
+            "maintenance:\n  - {name: n, site: hq, days: [mon], start: '22:00'}\n",
+            "maintenance[0]",
+            "needs days, start and end",
+        ),
+        (
+            "sla:\n  priorities:\n    high: {window: 7x24, response_hours: 1, update_hours: 2}\n",
+            "sla.priorities.high.window",
+            "",
+        ),
+    ],
+)
+def test_bad_incident_sla_and_site_keys_name_the_key_and_the_reason(
+    tmp_path: Path, text: str, where: str, why: str
+) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: {where}")
+    assert why in str(error.value)
+
+
+def test_a_partial_sla_table_keeps_the_terms_for_the_other_priorities(tmp_path: Path) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text("sla:\n  priorities:\n    low: {window: 8x5, response_hours: 1, update_hours: 4}\n")
+    config = load_config(path)
+    assert config.sla.priorities["low"].response_hours == 1
+    assert config.sla.priorities["critical"].window == "24x7"
