@@ -1,22 +1,28 @@
-"""Turn what agents publish into rows: agents, device inventory and state, events, rejected input.
+"""Turn what agents publish into rows: agents, device inventory and state, events, samples, rejected input.
 
-``Ingest.handle`` never raises for bad input: anything that breaks the wire contract is stored in
-``rejected`` with the reason, counted, and ingestion goes on. Messages of one agent are ordered by
-``(boot, seq)``, so the retained messages a broker delivers again at every subscribe, QoS 1 duplicates and
-late deliveries change nothing. Ingest records state only: ticket decisions are the incident engine's.
+``Ingest.handle_batch`` stores a batch of messages in one transaction and never raises for bad input:
+anything that breaks the wire contract is stored in ``rejected`` with the reason, counted, and ingestion goes
+on. Every valid message is first claimed by its identity ``(site, agent, boot, seq)`` with a conditional
+insert into ``messages``: the database decides that a message is new, so one delivered twice (QoS 1, a
+retained copy, or to two collectors sharing a subscription on one PostgreSQL) is applied once. Messages of
+one agent are ordered by ``(boot, seq)``, so late deliveries change nothing. Holes in ``seq`` are counted per
+agent start and answered with a request to re-publish state (``request_republish``). Ingest records state
+only: ticket decisions are the incident engine's.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, Insert, Row, Table, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.metrics import Metrics
-from collector.store import agents, devices, events, rejected
+from collector.store import agent_boots, agents, devices, events, messages, rejected, samples
 from protocol import Envelope, ProtocolError, Topics, UnsupportedVersionError, decode, parse_ts
 from protocol.bodies import validate_against_topic, validate_body
 
@@ -31,6 +37,43 @@ REASON_STORE = "store-error"
 RESTART_REASON = "waiting for the first check of the agent's new start"
 
 
+#: One message as the writer hands it over: topic, payload, when it was received, the broker's retain flag.
+Incoming = tuple[str, bytes, datetime, bool]
+
+#: What ingest calls, after the commit, once per gap in an agent's seq: ask that agent to publish its state
+#: again. The signed command channel plugs in here (``republish-state``).
+RequestRepublish = Callable[[str, str], None]
+
+
+class RepublishWanted:
+    """The default ``request_republish``: counts and logs that an agent should re-publish its state."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def __call__(self, site: str, agent: str) -> None:
+        self._metrics.republish_requested.inc()
+        log.info("gap in the messages of %s/%s: its state should be published again", site, agent)
+
+
+def upsert_ignore(conn: Connection, table: Table) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's database (SQLite or PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+@dataclass
+class _Batch:
+    """What one transaction found: new messages in arrival order, and what to do after the commit."""
+
+    received: list[tuple[Envelope, datetime, bool]] = field(default_factory=list)
+    fresh: list[tuple[Envelope, datetime, bool]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    republish: list[tuple[str, str]] = field(default_factory=list)
+
+
 def order_key(envelope: Envelope) -> tuple[str, int]:
     """Where a message stands among its agent's messages: ``(boot, seq)``."""
     return (envelope.boot, envelope.seq)
@@ -43,12 +86,20 @@ def _status_key(row: Row[Any, Any, Any] | Row[Any, Any, Any, Any] | None) -> tup
 
 
 class Ingest:
-    """Validates and stores one message at a time; call it from a single thread per store."""
+    """Validates and stores messages, a batch per transaction; call it from a single thread per engine."""
 
-    def __init__(self, engine: Engine, metrics: Metrics, prefix: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: Metrics,
+        prefix: str,
+        *,
+        request_republish: RequestRepublish | None = None,
+    ) -> None:
         self._engine = engine
         self._metrics = metrics
         self._topics = Topics(prefix)
+        self._request_republish = request_republish or RepublishWanted(metrics)
 
     def handle(self, topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
         """Store one message received on ``topic`` at ``received_at``, or keep it as rejected.
@@ -56,34 +107,66 @@ class Ingest:
         ``retained``: the broker delivered a retained copy (at a subscribe), which it does again at every
         new subscription: one already kept in ``rejected`` (same topic and payload) is not kept twice.
         """
+        self.handle_batch([(topic, payload, received_at, retained)])
+
+    def handle_batch(self, items: Sequence[Incoming]) -> None:
+        """Store ``items`` in one transaction (all or nothing); raises only when the store fails."""
+        batch = _Batch()
+        valid: list[tuple[Envelope, datetime, bool]] = []
+        invalid: list[tuple[str, bytes, str, str, datetime, bool]] = []
+        for topic, payload, received_at, retained in items:
+            checked = self._check(topic, payload)
+            if isinstance(checked, Envelope):
+                valid.append((checked, received_at, retained))
+            else:
+                invalid.append((topic, payload, checked[0], checked[1], received_at, retained))
+        with self._engine.begin() as conn:
+            for topic, payload, reason, error, received_at, retained in invalid:
+                if self._reject(conn, topic, payload, reason, error, received_at, retained=retained):
+                    batch.rejected.append(reason)
+            if valid:
+                self._claim(conn, valid, batch)
+                self._apply(conn, batch)
+                self._track_seq(conn, batch)
+        # After the commit: the database has decided, so counters and requests say what was stored.
+        for reason in batch.rejected:
+            self._metrics.rejected.labels(reason=reason).inc()
+        if batch.duplicates:
+            self._metrics.duplicates.inc(batch.duplicates)
+        for envelope, _, _ in batch.fresh:
+            self._metrics.ingested.labels(kind=envelope.kind).inc()
+        for site, agent in batch.republish:
+            self._metrics.gaps.inc()
+            self._request_republish(site, agent)
+
+    def _check(self, topic: str, payload: bytes) -> Envelope | tuple[str, str]:
+        """The envelope, or (reason, error) for ``rejected``."""
         try:
             parsed = self._topics.parse(topic)
         except ProtocolError as exc:
-            self._reject(topic, payload, REASON_TOPIC, str(exc), received_at, retained=retained)
-            return
+            return REASON_TOPIC, str(exc)
         try:
             envelope = decode(payload)
             validate_body(envelope)
         except UnsupportedVersionError as exc:
-            self._reject(topic, payload, REASON_VERSION, str(exc), received_at, retained=retained)
-            return
+            return REASON_VERSION, str(exc)
         except ProtocolError as exc:
-            self._reject(topic, payload, REASON_MALFORMED, str(exc), received_at, retained=retained)
-            return
+            return REASON_MALFORMED, str(exc)
         try:
             validate_against_topic(envelope, parsed)
         except ProtocolError as exc:
-            self._reject(topic, payload, REASON_TOPIC, str(exc), received_at, retained=retained)
-            return
-        self._apply(envelope, received_at)
-        self._metrics.ingested.labels(kind=envelope.kind).inc()
+            return REASON_TOPIC, str(exc)
+        return envelope
 
     def keep_unstorable(self, topic: str, payload: bytes, error: str, received_at: datetime) -> None:
         """Keep a message that could not be stored after retrying as rejected, reason ``store-error``."""
-        self._reject(topic, payload, REASON_STORE, error, received_at)
+        with self._engine.begin() as conn:
+            self._reject(conn, topic, payload, REASON_STORE, error, received_at)
+        self._metrics.rejected.labels(reason=REASON_STORE).inc()
 
-    def _reject(
+    def _reject(  # noqa: PLR0917 - the fields of one rejected row
         self,
+        conn: Connection,
         topic: str,
         payload: bytes,
         reason: str,
@@ -91,38 +174,157 @@ class Ingest:
         received_at: datetime,
         *,
         retained: bool = False,
-    ) -> None:
+    ) -> bool:
+        """Keep a bad message; False if it is a retained copy already kept."""
         log.debug("rejected message on %s (%s): %s", topic, reason, error)
-        with self._engine.begin() as conn:
-            if retained:
-                kept = select(rejected.c.id).where(rejected.c.topic == topic, rejected.c.payload == payload)
-                if conn.execute(kept.limit(1)).first() is not None:
-                    log.debug("retained message on %s already kept as rejected", topic)
-                    return
+        if retained:
+            kept = select(rejected.c.id).where(rejected.c.topic == topic, rejected.c.payload == payload)
+            if conn.execute(kept.limit(1)).first() is not None:
+                log.debug("retained message on %s already kept as rejected", topic)
+                return False
+        conn.execute(
+            insert(rejected).values(
+                topic=topic, payload=payload, reason=reason, error=error, received_at=received_at
+            )
+        )
+        return True
+
+    # -- identity and gaps ------------------------------------------------------------------------
+
+    def _claim(self, conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch: _Batch) -> None:
+        """Insert each identity unless stored already; ``batch.fresh`` gets the ones this insert won."""
+        seen: set[tuple[str, str, str, int]] = set()
+        rows = []
+        for envelope, received_at, retained in valid:
+            identity = (envelope.site, envelope.agent, envelope.boot, envelope.seq)
+            if identity in seen:
+                batch.duplicates += 1
+                continue
+            seen.add(identity)
+            batch.received.append((envelope, received_at, retained))
+            rows.append(
+                {
+                    "site": envelope.site,
+                    "agent": envelope.agent,
+                    "boot": envelope.boot,
+                    "seq": envelope.seq,
+                    "kind": envelope.kind,
+                    "received_at": received_at,
+                }
+            )
+        statement = upsert_ignore(conn, messages).returning(
+            messages.c.site, messages.c.agent, messages.c.boot, messages.c.seq
+        )
+        won: set[tuple[str, str, str, int]] = set()
+        for start in range(0, len(rows), 500):
+            result = conn.execute(statement, rows[start : start + 500])
+            won.update((r.site, r.agent, r.boot, r.seq) for r in result)
+        for item in batch.received:
+            envelope = item[0]
+            if (envelope.site, envelope.agent, envelope.boot, envelope.seq) in won:
+                batch.fresh.append(item)
+            else:
+                batch.duplicates += 1
+
+    def _track_seq(self, conn: Connection, batch: _Batch) -> None:
+        """Per agent start, follow the highest seq received live and count the holes below it.
+
+        Retained copies (delivered at a subscribe, out of the live stream) are left out. The first live
+        message of a start sets the mark (the collector may have subscribed after the start began). A message
+        whose seq jumps past the next one opens a gap of the seqs skipped, except the will named by a birth
+        (a will that did not fire leaves that one hole on purpose); a late message fills one.
+        """
+        by_boot: dict[tuple[str, str, str], list[tuple[Envelope, datetime]]] = {}
+        for envelope, received_at, retained in batch.fresh:
+            if not retained:
+                key = (envelope.site, envelope.agent, envelope.boot)
+                by_boot.setdefault(key, []).append((envelope, received_at))
+        # Sorted: collectors sharing one database lock the rows in the same order, so they cannot deadlock.
+        for (site, agent, boot), live in sorted(by_boot.items(), key=lambda item: item[0]):
+            where = (agent_boots.c.site == site, agent_boots.c.agent == agent, agent_boots.c.boot == boot)
             conn.execute(
-                insert(rejected).values(
-                    topic=topic, payload=payload, reason=reason, error=error, received_at=received_at
+                upsert_ignore(conn, agent_boots).values(
+                    site=site, agent=agent, boot=boot, first_seen=live[0][1], last_seen=live[0][1]
                 )
             )
-        self._metrics.rejected.labels(reason=reason).inc()
-
-    def _apply(self, envelope: Envelope, received_at: datetime) -> None:
-        if envelope.kind == "event":
-            self._event(envelope, received_at)
-            return
-        with self._engine.begin() as conn:
-            if envelope.kind == "birth":
-                self._birth(conn, envelope, received_at)
-            elif envelope.kind == "death":
-                self._death(conn, envelope, received_at)
-            else:
-                if envelope.kind == "state":
-                    self._state(conn, envelope, received_at)
+            row = conn.execute(
+                select(agent_boots.c.max_seq, agent_boots.c.missing).where(*where).with_for_update()
+            ).one()
+            max_seq, missing, gaps, opened = row.max_seq, row.missing, 0, 0
+            for envelope, _received_at in live:
+                seq = envelope.seq
+                if max_seq is None:
+                    max_seq = seq
+                elif seq > max_seq:
+                    holes = seq - max_seq - 1
+                    if envelope.kind == "birth" and max_seq < envelope.body["will_seq"] < seq:
+                        holes -= 1
+                    if holes > 0:
+                        gaps += 1
+                        opened += holes
+                        log.info(
+                            "gap in the messages of %s/%s boot %s: %d missing before seq %d",
+                            site,
+                            agent,
+                            boot,
+                            holes,
+                            seq,
+                        )
+                        batch.republish.append((site, agent))
+                    max_seq = seq
+                elif envelope.kind != "death":  # a late will fills no hole: its birth excused it
+                    missing = max(0, missing - 1)
+            filled = row.missing - missing
+            conn.execute(
+                update(agent_boots)
+                .where(*where)
+                .values(
+                    max_seq=max_seq,
+                    received=agent_boots.c.received + len(live),
+                    gaps=agent_boots.c.gaps + gaps,
+                    missing=missing + opened,
+                    last_seen=live[-1][1],
+                )
+            )
+            if gaps or opened or filled:
                 conn.execute(
                     update(agents)
-                    .where(agents.c.site == envelope.site, agents.c.agent == envelope.agent)
-                    .values(last_seen=received_at)
+                    .where(agents.c.site == site, agents.c.agent == agent)
+                    .values(
+                        seq_gaps=agents.c.seq_gaps + gaps,
+                        seq_missing=agents.c.seq_missing + opened - filled,
+                    )
                 )
+
+    # -- applying ---------------------------------------------------------------------------------
+
+    def _apply(self, conn: Connection, batch: _Batch) -> None:
+        event_rows: list[dict[str, Any]] = []
+        sample_rows: list[dict[str, Any]] = []
+        last_seen: dict[tuple[str, str], datetime] = {}
+        for envelope, received_at, _retained in batch.fresh:
+            kind = envelope.kind
+            if kind == "telemetry":
+                sample_rows.extend(_sample_rows(envelope))
+            elif kind == "event":
+                event_rows.append(_event_row(envelope, received_at))
+            elif kind == "birth":
+                self._birth(conn, envelope, received_at)
+                continue
+            elif kind == "death":
+                self._death(conn, envelope, received_at)
+                continue
+            elif kind == "state":
+                self._state(conn, envelope, received_at)
+            last_seen[(envelope.site, envelope.agent)] = received_at
+        if sample_rows:
+            conn.execute(insert(samples), sample_rows)
+        if event_rows:
+            conn.execute(insert(events), event_rows)
+        for (site, agent), moment in sorted(last_seen.items()):
+            conn.execute(
+                update(agents).where(agents.c.site == site, agents.c.agent == agent).values(last_seen=moment)
+            )
 
     # -- agents -----------------------------------------------------------------------------------
     #
@@ -316,38 +518,6 @@ class Ingest:
                 "device %s/%s/%s %s -> %s: %s", site, agent, device, previous_state, new_state, body["reason"]
             )
 
-    # -- events -----------------------------------------------------------------------------------
-
-    def _event(self, envelope: Envelope, received_at: datetime) -> None:
-        body = envelope.body
-        identity = (
-            events.c.site == envelope.site,
-            events.c.agent == envelope.agent,
-            events.c.boot == envelope.boot,
-            events.c.seq == envelope.seq,
-        )
-        try:
-            with self._engine.begin() as conn:
-                if conn.execute(select(events.c.id).where(*identity)).first() is not None:
-                    self._metrics.duplicates.inc()
-                    return
-                conn.execute(
-                    insert(events).values(
-                        site=envelope.site,
-                        agent=envelope.agent,
-                        boot=envelope.boot,
-                        seq=envelope.seq,
-                        ts=envelope.moment,
-                        received_at=received_at,
-                        device=body.get("device"),
-                        type=body["type"],
-                        body=body,
-                    )
-                )
-        except IntegrityError:
-            # Another collector stored the same message between our check and our insert.
-            self._metrics.duplicates.inc()
-
 
 def _insert_device(
     conn: Connection, site: str, agent: str, device: str, received_at: datetime, **values: Any
@@ -358,3 +528,33 @@ def _insert_device(
             site=site, agent=agent, device=device, state="unknown", updated_at=received_at, **values
         )
     )
+
+
+def _sample_rows(envelope: Envelope) -> Iterable[dict[str, Any]]:
+    for index, item in enumerate(envelope.body["samples"]):
+        yield {
+            "site": envelope.site,
+            "agent": envelope.agent,
+            "boot": envelope.boot,
+            "seq": envelope.seq,
+            "idx": index,
+            "device": item["device"],
+            "metric": item["metric"],
+            "value": float(item["value"]),
+            "ts": parse_ts(item["ts"]),
+        }
+
+
+def _event_row(envelope: Envelope, received_at: datetime) -> dict[str, Any]:
+    body = envelope.body
+    return {
+        "site": envelope.site,
+        "agent": envelope.agent,
+        "boot": envelope.boot,
+        "seq": envelope.seq,
+        "ts": envelope.moment,
+        "received_at": received_at,
+        "device": body.get("device"),
+        "type": body["type"],
+        "body": body,
+    }

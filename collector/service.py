@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from collector.config import CollectorConfig
 from collector.incidents import IncidentEngine
-from collector.ingest import Ingest
+from collector.ingest import Ingest, RequestRepublish
 from collector.metrics import Metrics
 from collector.mqtt import Job, Subscriber, Writer
 from collector.store import make_engine, migrate, utcnow
@@ -32,11 +32,16 @@ class CollectorService:
         *,
         engine: Engine | None = None,
         now: Callable[[], datetime] = utcnow,
+        request_republish: RequestRepublish | None = None,
     ) -> None:
+        """``request_republish(site, agent)`` is called once per gap seen in an agent's messages; by default
+        it only counts and logs (``RepublishWanted``); the command channel sends ``republish-state``."""
         self.config = config
         self.engine = engine if engine is not None else make_engine(config.store.url)
         self.metrics = Metrics()
-        self.ingest = Ingest(self.engine, self.metrics, config.mqtt.prefix)
+        self.ingest = Ingest(
+            self.engine, self.metrics, config.mqtt.prefix, request_republish=request_republish
+        )
         self.incidents = IncidentEngine(
             self.engine,
             confirm_window=config.incidents.confirm_window,
@@ -45,7 +50,13 @@ class CollectorService:
             metrics=self.metrics,
             now=now,
         )
-        self.writer = Writer(self.ingest.handle, self.ingest.keep_unstorable, metrics=self.metrics)
+        self.writer = Writer(
+            self.ingest.handle,
+            self.ingest.keep_unstorable,
+            metrics=self.metrics,
+            handle_batch=self.ingest.handle_batch,
+            batch_size=config.store.batch_size,
+        )
         self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
         self._stopping = threading.Event()
         self._evaluation_queued = threading.Event()

@@ -1,4 +1,4 @@
-"""The agent's spool: durable across reopen, ordered by (boot, seq), bounded by evicting old telemetry only."""
+"""The agent's spool: durable across a reopen, ordered by (boot, seq), bounded by evicting old telemetry."""
 
 from pathlib import Path
 
@@ -40,7 +40,12 @@ def test_messages_come_out_in_boot_then_seq_order(tmp_path: Path) -> None:
     spool.add("b2", 3, "event", TOPIC, b"{}", retain=False)
     spool.add("b2", 2, "birth", TOPIC, b"{}", retain=False)
     spool.commit()
-    assert [(m.boot, m.seq) for m in spool.next_after(None, 10)] == [("b1", 7), ("b2", 1), ("b2", 2), ("b2", 3)]
+    assert [(m.boot, m.seq) for m in spool.next_after(None, 10)] == [
+        ("b1", 7),
+        ("b2", 1),
+        ("b2", 2),
+        ("b2", 3),
+    ]
     assert [(m.boot, m.seq) for m in spool.next_after(("b2", 1), 10)] == [("b2", 2), ("b2", 3)]
 
 
