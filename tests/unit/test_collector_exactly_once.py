@@ -166,3 +166,13 @@ def test_two_collectors_storing_the_same_messages_at_once_store_each_once(engine
     assert count(engine, messages) == len(stream)
     assert count(engine, samples) == 2 * (len(stream) - 1)
     assert boot_row(engine).received == len(stream)
+
+
+def test_samples_are_stored_with_their_values_and_times(ingest: Ingest, engine: Engine) -> None:
+    ingest.handle(*FakeAgent().telemetry(at=T0 + timedelta(seconds=5), count=2), T0)
+    with engine.connect() as conn:
+        rows = conn.execute(select(samples.c.idx, samples.c.metric, samples.c.value, samples.c.ts)).all()
+    assert sorted(tuple(row) for row in rows) == [
+        (0, "https.duration_ms", 10.0, T0 + timedelta(seconds=5)),
+        (1, "https.duration_ms", 11.0, T0 + timedelta(seconds=5)),
+    ]
