@@ -99,6 +99,7 @@ class Link:
         self._inflight: dict[int, int] = {}
         self._handed: tuple[str, int] | None = None
         self._acked: list[int] = []
+        self._uncommitted: list[tuple[str, int, str]] = []  # for the debug log only
         self._flush_handle: asyncio.TimerHandle | None = None
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self.client = self._make_client()
@@ -247,6 +248,8 @@ class Link:
             retain=retain,
             handed=self._handed,
         )
+        if log.isEnabledFor(logging.DEBUG):
+            self._uncommitted.append((envelope.boot, envelope.seq, envelope.kind))
         self._schedule_flush()
         return spool_id
 
@@ -263,6 +266,9 @@ class Link:
             self.spool.remove(self._acked)
             self._acked = []
         self.spool.commit()
+        for boot, seq, kind in self._uncommitted:
+            log.debug("spooled %s %d %s", boot, seq, kind)  # committed: it will reach the broker
+        self._uncommitted = []
         self._pump()
 
     def _pump(self) -> None:

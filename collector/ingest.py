@@ -87,6 +87,7 @@ _UPDATE_BOOT = (
         received=agent_boots.c.received + bindparam("k_received"),
         gaps=agent_boots.c.gaps + bindparam("k_gaps"),
         missing=bindparam("k_missing"),
+        dropped=agent_boots.c.dropped + bindparam("k_dropped"),
         last_seen=bindparam("k_last"),
     )
 )
@@ -299,9 +300,12 @@ class Ingest:
         for key in keys:
             site, agent, boot = key
             max_seq, missing = stored[key]
-            before, gaps, opened = missing, 0, 0
+            before, gaps, opened, dropped = missing, 0, 0, 0
             for envelope in by_boot[key]:
                 seq = envelope.seq
+                reported = envelope.body.get("dropped") if envelope.kind == "birth" else None
+                if type(reported) is int and reported > 0:  # a field the contract does not check
+                    dropped += reported
                 if max_seq is None:
                     max_seq = seq
                 elif seq > max_seq:
@@ -332,6 +336,7 @@ class Ingest:
                     "k_received": len(by_boot[key]),
                     "k_gaps": gaps,
                     "k_missing": missing + opened,
+                    "k_dropped": dropped,
                     "k_last": last_seen,
                 }
             )

@@ -225,6 +225,8 @@ agent_boots = Table(
     Column("received", BigInteger, nullable=False, server_default="0"),
     Column("gaps", BigInteger, nullable=False, server_default="0"),
     Column("missing", BigInteger, nullable=False, server_default="0"),
+    # Telemetry the agent's spool evicted, as its births of this start reported (``dropped``).
+    Column("dropped", BigInteger, nullable=False, server_default="0"),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
 )

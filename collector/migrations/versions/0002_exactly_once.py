@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("received", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("gaps", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("missing", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("dropped", sa.BigInteger, nullable=False, server_default="0"),
         _when("first_seen", nullable=False),
         _when("last_seen", nullable=False),
     )
