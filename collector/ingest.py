@@ -392,7 +392,9 @@ class Ingest:
         body = envelope.body
         site, agent = envelope.site, envelope.agent
         key = (agents.c.site == site, agents.c.agent == agent)
-        row = conn.execute(select(agents.c.online, agents.c.boot, agents.c.status_seq).where(*key)).first()
+        row = conn.execute(
+            select(agents.c.online, agents.c.boot, agents.c.status_seq).where(*key).with_for_update()
+        ).first()
         stored = _status_key(row)
         if stored is not None and order_key(envelope) <= stored:
             log.debug(
@@ -475,7 +477,9 @@ class Ingest:
         site, agent = envelope.site, envelope.agent
         key = (agents.c.site == site, agents.c.agent == agent)
         row = conn.execute(
-            select(agents.c.online, agents.c.boot, agents.c.status_seq, agents.c.will_seq).where(*key)
+            select(agents.c.online, agents.c.boot, agents.c.status_seq, agents.c.will_seq)
+            .where(*key)
+            .with_for_update()
         ).first()
         values: dict[str, Any] = {"online": False, "last_seen": received_at, "status_changed_at": received_at}
         if row is None:
@@ -530,7 +534,7 @@ class Ingest:
             log.debug("ignored state of %s/%s/%s from an earlier boot", site, agent, device)
             return  # from a start of the agent before its current one
         query = select(devices.c.state, devices.c.state_boot, devices.c.state_seq, devices.c.down_since)
-        row = conn.execute(query.where(*key)).first()
+        row = conn.execute(query.where(*key).with_for_update()).first()
         if row is None:
             # Not in an inventory yet. If the agent's current birth is already applied, it did not list the
             # device: keep the state, but as a retired device, which gets no ticket.
