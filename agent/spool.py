@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+class SpoolError(Exception):
+    """The spool file cannot be opened or created; the message names the file and why."""
+
+
 @dataclass(frozen=True)
 class Spooled:
     """One message waiting in the spool."""
@@ -67,14 +71,17 @@ class Spool:
     def __init__(self, path: str | Path, max_bytes: int) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are opened and committed here, explicitly.
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit is durable once the WAL is synced at checkpoint; a power cut can lose
-        # the last commits, never corrupt the file. See the module docstring for what that means here.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are opened and committed here, explicitly.
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit is durable once the WAL is synced at checkpoint; a power cut can
+            # lose the last commits, never corrupt the file. See the module docstring for what that means.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolError(f"cannot open the spool {self.path}: {exc}") from None
         self._in_transaction = False
         self._over_cap_logged = False
         row = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM outbox").fetchone()

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from agent.spool import Spool
+import pytest
+
+from agent.spool import Spool, SpoolError
 
 TOPIC = "hezo/v1/hq/a/telemetry"
 
@@ -100,3 +102,9 @@ def test_telemetry_already_handed_to_the_broker_is_not_evicted(tmp_path: Path) -
     spool.add("b1", 4, "telemetry", TOPIC, b"x" * 100, retain=False, handed=("b1", 2))
     spool.commit()
     assert [k[1] for k in keys(spool)] == [1, 2, 4]
+
+
+def test_a_spool_that_cannot_be_created_says_which_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(SpoolError, match=r"cannot open the spool .*file/spool\.db"):
+        Spool(tmp_path / "file" / "spool.db", 10**6)
