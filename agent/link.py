@@ -159,8 +159,8 @@ class Link:
         log.info("connected to broker %s:%s", self.config.mqtt.host, self.config.mqtt.port)
         reserved = self._reserved
         self._reserved = None  # the next connection reserves its own will and birth
-        assert reserved is not None
-        self._loop.call_soon_threadsafe(self._after_connect, reserved[0].seq, reserved[1])
+        will_seq, birth_seq = (reserved[0].seq, reserved[1]) if reserved else (self._will_seq, None)
+        self._loop.call_soon_threadsafe(self._after_connect, will_seq, birth_seq)
 
     def _handle_disconnect(
         self, _client: mqtt.Client, _userdata: object, _flags: Any, reason: Any, _props: Any
@@ -177,7 +177,7 @@ class Link:
 
     # -- the asyncio loop -------------------------------------------------------------------------
 
-    def _after_connect(self, will_seq: int, birth_seq: int) -> None:
+    def _after_connect(self, will_seq: int, birth_seq: int | None) -> None:
         self.publish_birth(will_seq, birth_seq)
         self._ready = True
         self._on_connected()

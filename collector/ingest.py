@@ -75,6 +75,8 @@ class _Batch:
     republish: list[tuple[str, str]] = field(default_factory=list)
 
 
+_IDENTITY = (messages.c.site, messages.c.agent, messages.c.boot, messages.c.seq)
+
 _UPDATE_BOOT = (
     update(agent_boots)
     .where(
@@ -238,19 +240,59 @@ class Ingest:
                     "received_at": received_at,
                 }
             )
-        statement = upsert_ignore(conn, messages).returning(
-            messages.c.site, messages.c.agent, messages.c.boot, messages.c.seq
-        )
-        won: set[tuple[str, str, str, int]] = set()
-        for start in range(0, len(rows), 500):
-            result = conn.execute(statement, rows[start : start + 500])
-            won.update((r.site, r.agent, r.boot, r.seq) for r in result)
+        won = self._insert_identities(conn, rows)
         for item in batch.received:
             envelope = item[0]
             if (envelope.site, envelope.agent, envelope.boot, envelope.seq) in won:
                 batch.fresh.append(item)
             else:
                 batch.duplicates += 1
+
+    def _insert_identities(
+        self, conn: Connection, rows: list[dict[str, Any]]
+    ) -> set[tuple[str, str, str, int]]:
+        """Insert the identities not stored yet; return those this transaction inserted.
+
+        Each chunk is one ``INSERT ... ON CONFLICT DO NOTHING`` of many rows, inside a savepoint: when it
+        inserted every row (the common case) they are all ours. Otherwise (some were stored already, or
+        another collector got there first) the savepoint is rolled back and the chunk inserted again with
+        ``RETURNING``, which names the rows this transaction won. Either way the database decides; the
+        common case avoids a result row per message, which costs a round trip on PostgreSQL and, on SQLite,
+        releases and retakes the GIL once per row.
+        """
+        bind = messages.c.received_at.type.bind_processor(conn.dialect)
+        mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+        row_marks = "(" + ", ".join([mark] * 6) + ")"
+        won: set[tuple[str, str, str, int]] = set()
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            # Driver SQL: SQLAlchemy would compile a statement of 500 VALUES rows on every call.
+            sql = (
+                "INSERT INTO messages (site, agent, boot, seq, kind, received_at) VALUES "  # noqa: S608
+                + ", ".join([row_marks] * len(chunk))
+                + " ON CONFLICT DO NOTHING"
+            )
+            flat = tuple(
+                value
+                for row in chunk
+                for value in (
+                    row["site"],
+                    row["agent"],
+                    row["boot"],
+                    row["seq"],
+                    row["kind"],
+                    bind(row["received_at"]) if bind else row["received_at"],
+                )
+            )
+            savepoint = conn.begin_nested()
+            if conn.exec_driver_sql(sql, flat).rowcount == len(chunk):
+                savepoint.commit()
+                won.update((row["site"], row["agent"], row["boot"], row["seq"]) for row in chunk)
+                continue
+            savepoint.rollback()
+            result = conn.exec_driver_sql(sql + " RETURNING site, agent, boot, seq", flat)
+            won.update((r[0], r[1], r[2], r[3]) for r in result)
+        return won
 
     def _track_seq(self, conn: Connection, batch: _Batch) -> None:
         """Per agent start, follow the highest seq received live and count the holes below it.
@@ -607,6 +649,8 @@ def _sample_rows(envelope: Envelope) -> Iterable[tuple[Any, ...]]:
 
 
 _SAMPLE_COLUMNS = "site, agent, boot, seq, idx, device, metric, value, ts"
+#: Rows per INSERT statement on SQLite (9 parameters each; SQLite allows 32,766 per statement).
+_SQLITE_ROWS = 1000
 
 
 def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -636,10 +680,13 @@ def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         finally:
             cursor.close()
         return
-    conn.exec_driver_sql(
-        f"INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-        [(*row[:8], moment(row[8])) for row in rows],
-    )
+    # Many rows per statement, not executemany: sqlite3 releases the GIL around every step, and each time the
+    # network thread takes it, the writer waits for it again (a convoy that costs more than the inserts).
+    for start in range(0, len(rows), _SQLITE_ROWS):
+        chunk = rows[start : start + _SQLITE_ROWS]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        flat = [value for row in chunk for value in (*row[:8], moment(row[8]))]
+        conn.exec_driver_sql(f"INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES {values}", tuple(flat))  # noqa: S608
 
 
 def _event_row(envelope: Envelope, received_at: datetime) -> dict[str, Any]:
