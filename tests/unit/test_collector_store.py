@@ -3,12 +3,15 @@ back in UTC, and a plain ``postgresql://`` URL uses the installed psycopg 3 driv
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, select
 
 from collector.store import agents, engine_url, metadata, migrate
+from tests.support import postgres
 from tests.support.collector import T0, migrated_engine
+from tests.support.mosquitto import free_port
 
 
 def test_migrations_match_the_table_definitions(engine: Engine) -> None:
@@ -35,3 +38,10 @@ def test_datetimes_come_back_timezone_aware_utc(engine: Engine) -> None:
 def test_a_plain_postgresql_url_means_psycopg_3() -> None:
     assert engine_url("postgresql://hezo@db/hezo").drivername == "postgresql+psycopg"
     assert engine_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_an_unreachable_postgresql_fails_the_test_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres, "URL", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test")
+    schema = postgres.postgres_schema()
+    with pytest.raises(pytest.fail.Exception, match=r"PostgreSQL at .* is not reachable"):
+        schema.__enter__()
