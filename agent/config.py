@@ -5,6 +5,7 @@ Unknown keys are rejected and every error names the file, the key path and what 
 See ``docs/agent.md`` for every key.
 """
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
@@ -48,7 +49,17 @@ class MqttConfig(Strict):
     tls: TlsConfig | None = None
     keepalive: int = Field(30, ge=5, le=3600)
     max_inflight: int = Field(100, ge=1, le=65535, description="unacknowledged QoS 1 messages at once")
-    max_queued: int = Field(100_000, ge=1, description="messages kept while the broker is unreachable")
+
+
+class SpoolConfig(Strict):
+    """The durable outgoing spool (``agent/spool.py``)."""
+
+    path: Path | None = Field(
+        None,
+        description="default: $STATE_DIRECTORY/spool.db, else CONFIG.spool.db beside the config file",
+    )
+    max_bytes: int = Field(100 * 1024 * 1024, ge=4096, description="cap; past it old telemetry is evicted")
+    commit_interval: float = Field(0.05, gt=0, le=10, description="seconds between commits to disk")
 
 
 class PollConfig(Strict):
@@ -172,6 +183,7 @@ class AgentConfig(Strict):
     room: str | None = Field(None, description="default room of the devices")
     contract: str | None = Field(None, description="default service contract number of the devices")
     mqtt: MqttConfig = MqttConfig()
+    spool: SpoolConfig = SpoolConfig()
     poll: PollConfig = PollConfig()
     sync: SyncAccountConfig | None = Field(None, description="the Logitech Sync account of sync checks")
     devices: list[DeviceConfig] = Field(min_length=1)
@@ -213,5 +225,15 @@ class AgentConfig(Strict):
 
 
 def load_config(path: str | Path) -> AgentConfig:
-    """Load and validate an agent config file, or raise ``ConfigError`` saying what to fix."""
-    return load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
+    """Load and validate an agent config file, or raise ``ConfigError`` saying what to fix.
+
+    A missing ``spool.path`` is resolved here: systemd's ``StateDirectory`` (``$STATE_DIRECTORY``, i.e.
+    ``/var/lib/hezo-agent`` with the shipped unit), else ``NAME.spool.db`` beside the config file ``NAME``.
+    """
+    config = load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
+    if config.spool.path is None:
+        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        config.spool.path = (
+            Path(state) / "spool.db" if state else Path(path).with_name(Path(path).name + ".spool.db")
+        )
+    return config

@@ -8,6 +8,7 @@ import sys
 
 from agent import __version__
 from agent.configfile import ConfigError
+from agent.spool import SpoolError
 
 log = logging.getLogger("agent")
 
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hezo-agent: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    except SpoolError as exc:
+        print(f"hezo-agent: {exc} (set spool.path to a writable file)", file=sys.stderr)
+        return 1
     return 0
 
 

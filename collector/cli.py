@@ -47,7 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="ingest, open tickets and serve the web page until SIGINT/SIGTERM")
     commands.add_parser("migrate", help="bring the database schema up to date")
-    for name, what in (("tickets", "tickets"), ("devices", "devices"), ("rejected", "rejected messages")):
+    for name, what in (
+        ("tickets", "tickets"),
+        ("devices", "devices"),
+        ("rejected", "rejected messages"),
+        ("agents", "agents and the gaps in their messages"),
+    ):
         group = commands.add_parser(name, help=f"look at {what}")
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
         listing = actions.add_parser("list", help=f"list {what}")
@@ -188,6 +193,10 @@ _LISTS: dict[str, tuple[Callable[[Connection], list[dict[str, Any]]], list[str]]
         ["site", "agent", "device", "model", "serial", "room", "contract", "state", "state_since"],
     ),
     "rejected": (queries.list_rejected, ["received_at", "reason", "topic", "error"]),
+    "agents": (
+        queries.list_agents,
+        ["site", "agent", "online", "boot", "version", "last_seen", "seq_gaps", "seq_missing"],
+    ),
 }
 
 

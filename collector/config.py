@@ -12,7 +12,6 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from agent.configfile import ConfigError, TlsConfig, TopicPrefix, load_yaml_model, parse_model
@@ -42,6 +41,7 @@ class StoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(default="sqlite:///hezo-collector.db", min_length=1)
+    batch_size: int = Field(default=500, ge=1, le=10_000)
 
 
 class UnstableConfig(BaseModel):
@@ -254,12 +254,14 @@ def load_config(path: str | Path | None) -> CollectorConfig:
 
 def store_url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable SQLAlchemy URL, or None. Never repeats the URL: it may hold a password."""
+    from collector.store import engine_url
+
     try:
-        parsed = make_url(url)
+        parsed = engine_url(url)
     except (ArgumentError, ValueError):
         return "not a SQLAlchemy URL (like sqlite:///collector.db or postgresql+psycopg://user@host/hezo)"
     try:
         parsed.get_dialect()
     except NoSuchModuleError:
-        return f"unknown database type {parsed.drivername!r} (use sqlite or postgresql+psycopg)"
+        return f"unknown database type {parsed.drivername!r} (use sqlite or postgresql)"
     return None

@@ -25,7 +25,22 @@ class Metrics:
         )
         self.duplicates = Counter(
             "hezo_messages_duplicate",
-            "Events received again with an identity already stored, and ignored.",
+            "Messages received again with an identity (site, agent, boot, seq) already stored, and ignored.",
+            registry=self.registry,
+        )
+        self.gaps = Counter(
+            "hezo_seq_gaps",
+            "Gaps seen in an agent's seq (messages missing); each asks the agent to re-publish its state.",
+            registry=self.registry,
+        )
+        self.republish_requested = Counter(
+            "hezo_republish_requested",
+            "Requests that an agent publish its state again, made by the default handler (no command sent).",
+            registry=self.registry,
+        )
+        self.batch_size = Counter(
+            "hezo_ingest_batches",
+            "Transactions the writer committed for batches of messages.",
             registry=self.registry,
         )
         self.tickets_opened = Counter(

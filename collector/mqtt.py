@@ -1,8 +1,9 @@
 """The collector's MQTT side: a persistent-session subscriber and the one thread that writes.
 
 paho's network thread only timestamps each message and queues it. A single writer thread drains the queue:
-it stores each message, then acknowledges it to the broker (paho's manual acks), so a message the collector
-has not stored yet is still the broker's to deliver again after a crash. The incident engine's evaluations go
+it takes up to ``BATCH_SIZE`` messages at a time (waiting at most ``BATCH_WAIT`` for more), stores them in one
+transaction, then acknowledges them to the broker (paho's manual acks), so a message the collector has not
+committed yet is still the broker's to deliver again after a crash. The incident engine's evaluations go
 through the same queue, so ingest and ticket decisions never interleave. The session is persistent (fixed
 client id, clean session off), so QoS 1 messages wait in the broker while the collector restarts.
 
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,12 +45,18 @@ class Handler(Protocol):
 
 Keeper = Callable[[str, bytes, str, datetime], None]
 
+#: Stores a batch of (topic, payload, received_at, retained) in one transaction, or raises (nothing stored).
+BatchHandler = Callable[[list[tuple[str, bytes, datetime, bool]]], None]
+
 #: How often the writer tries to store one message before it tries to keep it as rejected (``store-error``).
 STORE_TRIES = 5
 FIRST_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 30.0
 #: Messages received and not yet written; past this paho's network thread waits (backpressure).
 QUEUE_SIZE = 10_000
+#: At most this many messages per transaction, and at most this long (seconds) waiting to fill a batch.
+BATCH_SIZE = 500
+BATCH_WAIT = 0.005
 #: How often a ``put`` waiting on a full queue looks whether the writer is stopping.
 _PUT_POLL = 0.1
 
@@ -76,7 +84,12 @@ _STOP = object()
 
 
 class Writer:
-    """The single thread that writes: messages and jobs, one at a time, in the order they were queued.
+    """The single thread that writes: messages and jobs, in the order they were queued.
+
+    With ``handle_batch``, consecutive messages go in batches: up to ``batch_size``, or what arrives within
+    ``batch_wait`` seconds of the first, stored in one transaction and acknowledged after its commit. A job
+    ends a batch (it runs after the messages queued before it). A batch whose transaction fails is rolled
+    back as a whole and its messages are then stored one by one, as below.
 
     A message whose storing raises (the database is down) is tried again after 1 s, doubling to 30 s; after
     ``STORE_TRIES`` failures it is handed to ``keep`` (stored as rejected with the error) and acknowledged.
@@ -97,8 +110,15 @@ class Writer:
         metrics: Metrics | None = None,
         wait: Callable[[float], bool] | None = None,
         maxsize: int = QUEUE_SIZE,
+        handle_batch: BatchHandler | None = None,
+        batch_size: int = BATCH_SIZE,
+        batch_wait: float = BATCH_WAIT,
     ) -> None:
         self._handle = handle
+        self._handle_batch = handle_batch
+        self._batch_size = batch_size
+        self._batch_wait = batch_wait
+        self._held: object | None = None  # a job or stop taken while filling a batch, done next
         self._keep = keep
         self._metrics = metrics
         self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
@@ -135,6 +155,9 @@ class Writer:
         log.debug("stopping: not queued, the broker keeps it: %s", item)
 
     def _next(self) -> object:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
         if not self._stopping.is_set():
             return self._queue.get()
         try:
@@ -149,7 +172,10 @@ class Writer:
                 return
             assert isinstance(item, Message | Job)
             try:
-                done = self.process(item)
+                if isinstance(item, Message) and self._handle_batch is not None:
+                    done = self.process_batch(self._fill(item))
+                else:
+                    done = self.process(item)
             except Exception:
                 log.exception("the writer failed on %s; going on", item)
                 continue
@@ -170,6 +196,62 @@ class Writer:
                 if self._metrics is not None:
                     self._metrics.queue_depth.dec()
         log.warning("stopping: %d more queued messages stay with the broker", left)
+
+    def _fill(self, first: Message) -> list[Message]:
+        """``first`` and the messages right behind it, up to the batch size or the batch wait."""
+        batch = [first]
+        deadline = time.monotonic() + self._batch_wait
+        while len(batch) < self._batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping.is_set():
+                    break
+                try:
+                    item = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
+            if not isinstance(item, Message):
+                self._held = item
+                break
+            batch.append(item)
+        return batch
+
+    def process_batch(self, batch: list[Message]) -> bool:
+        """Store ``batch`` in one transaction and ack it; on failure, one by one. False if not all done."""
+        assert self._handle_batch is not None
+        try:
+            self._handle_batch([(m.topic, m.payload, m.received_at, m.retained) for m in batch])
+        except Exception as exc:  # noqa: BLE001 - whatever the store raised, the messages go one by one
+            if self._metrics is not None:
+                self._metrics.store_errors.inc()
+            log.warning(
+                "could not store a batch of %d messages (%s: %s); storing them one by one",
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
+            for index, message in enumerate(batch):
+                if not self.process(message):
+                    self._uncount(len(batch) - index - 1)
+                    return False
+            return True
+        if self._metrics is not None:
+            self._metrics.batch_size.inc()
+            self._metrics.queue_depth.dec(len(batch))
+        for message in batch:
+            if message.ack is not None:
+                try:
+                    message.ack()
+                except Exception:
+                    # Stored: at worst the broker delivers it again, and its identity makes that harmless.
+                    log.exception("could not acknowledge the message on %s", message.topic)
+        return True
+
+    def _uncount(self, left: int) -> None:
+        if self._metrics is not None and left:
+            self._metrics.queue_depth.dec(left)
 
     def process(self, item: Message | Job) -> bool:
         """Do one item now, on the calling thread (the writer thread, or a test); False if not done."""

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from collector.commands import Commander
 from collector.config import CollectorConfig
 from collector.incidents import IncidentEngine
-from collector.ingest import Ingest
+from collector.ingest import Ingest, RepublishWanted, RequestRepublish
 from collector.metrics import Metrics
 from collector.mqtt import Job, Subscriber, Writer
 from collector.registry import apply_registry
@@ -20,6 +20,9 @@ from collector.sla import SlaContext
 from collector.store import make_engine, migrate, utcnow
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two ``republish-state`` commands to one agent: a burst of gaps needs one answer.
+REPUBLISH_EVERY = 60.0
 
 
 class CollectorService:
@@ -35,13 +38,25 @@ class CollectorService:
         *,
         engine: Engine | None = None,
         now: Callable[[], datetime] = utcnow,
+        request_republish: RequestRepublish | None = None,
     ) -> None:
+        """``request_republish(site, agent)`` is called once per gap seen in an agent's messages; by default
+        it counts and logs the gap (``RepublishWanted``) and, when remote diagnostics are on, sends the agent
+        a signed ``republish-state`` command, at most once per ``REPUBLISH_EVERY`` seconds per agent."""
         self.config = config
         self.engine = engine if engine is not None else make_engine(config.store.url)
         self.metrics = Metrics()
-        self.ingest = Ingest(self.engine, self.metrics, config.mqtt.prefix)
         self.commander = Commander(self.engine, config, now=now)
+        self.ingest = Ingest(
+            self.engine,
+            self.metrics,
+            config.mqtt.prefix,
+            request_republish=request_republish or self._republish_after_gap,
+        )
         self.ingest.on_reply = self.commander.handle_reply
+        self._gap_seen = RepublishWanted(self.metrics)
+        self._republished_at: dict[tuple[str, str], datetime] = {}
+        self._now = now
         self.sla = SlaContext.from_config(config)
         self.incidents = IncidentEngine(
             self.engine,
@@ -53,11 +68,27 @@ class CollectorService:
             rules=config.incidents,
             context=self.sla,
         )
-        self.writer = Writer(self.ingest.handle, self.ingest.keep_unstorable, metrics=self.metrics)
+        self.writer = Writer(
+            self.ingest.handle,
+            self.ingest.keep_unstorable,
+            metrics=self.metrics,
+            handle_batch=self.ingest.handle_batch,
+            batch_size=config.store.batch_size,
+        )
         self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
         self._stopping = threading.Event()
         self._evaluation_queued = threading.Event()
         self._timer = threading.Thread(target=self._timer_loop, name="hezo-collector-timer", daemon=True)
+
+    def _republish_after_gap(self, site: str, agent: str) -> None:
+        """Count the gap, then ask the agent for its states again (writer thread, after the commit)."""
+        self._gap_seen(site, agent)
+        now = self._now()
+        last = self._republished_at.get((site, agent))
+        if last is not None and (now - last).total_seconds() < REPUBLISH_EVERY:
+            return
+        self._republished_at[(site, agent)] = now
+        self.commander.request_republish(site, agent)
 
     def start(self) -> None:
         migrate(self.engine)

@@ -38,6 +38,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -84,6 +85,9 @@ agents = Table(
     Column("will_seq", BigInteger),
     Column("last_seen", UTCDateTime),
     Column("status_changed_at", UTCDateTime),
+    # Gap bookkeeping over all boots (migration 0002): seq gaps seen, and seqs still missing.
+    Column("seq_gaps", BigInteger, nullable=False, server_default="0"),
+    Column("seq_missing", BigInteger, nullable=False, server_default="0"),
 )
 
 devices = Table(
@@ -343,6 +347,53 @@ maintenance = Table(
     Column("source", String(16), nullable=False),
 )
 
+# -- exactly-once ingest (migration 0002_exactly_once) ----------------------------------------------------
+
+#: Every message stored, by its identity: the conditional insert into this table is what decides, in the
+#: database, that a message is new. A message delivered twice (QoS 1, or to two collectors) is stored once.
+messages = Table(
+    "messages",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("boot", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+#: Telemetry samples, keyed by the identity of their message and their place in it.
+samples = Table(
+    "samples",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("boot", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("device", String(64), nullable=False),
+    Column("metric", String(128), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
+)
+
+#: Per agent start: the highest seq received live, how many messages, and the gaps seen in seq.
+agent_boots = Table(
+    "agent_boots",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("boot", String(64), primary_key=True),
+    Column("max_seq", BigInteger),
+    Column("received", BigInteger, nullable=False, server_default="0"),
+    Column("gaps", BigInteger, nullable=False, server_default="0"),
+    Column("missing", BigInteger, nullable=False, server_default="0"),
+    # Telemetry the agent's spool evicted, as its births of this start reported (``dropped``).
+    Column("dropped", BigInteger, nullable=False, server_default="0"),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+)
+
 
 #: How long one SQLite statement waits for another process's write lock before it fails. Short on purpose:
 #: the writer retries a failed store itself (with backoff), so a locked database costs one message at most
@@ -359,9 +410,20 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL and a busy timeout so readers and the writer coexist."""
-    engine = create_engine(url)
+def engine_url(url: str | URL) -> URL:
+    """``url`` parsed, with plain ``postgresql://`` mapped to the psycopg 3 driver (the one installed)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL, **options: Any) -> Engine:
+    """An engine for ``url``; SQLite files get WAL and a busy timeout so readers and the writer coexist.
+
+    ``postgresql://`` means ``postgresql+psycopg://``. ``options`` go to ``create_engine``.
+    """
+    engine = create_engine(engine_url(url), **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
     return engine

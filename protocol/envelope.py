@@ -98,6 +98,13 @@ def _check_depth(doc: object) -> None:
             stack.extend((child, depth + 1) for child in item)
 
 
+def _limit_depth(payload: bytes, doc: object) -> None:
+    # A document with fewer containers than MAX_DEPTH cannot nest deeper (counting its scalars' level too);
+    # braces inside strings only raise the count. This skips the walk for every ordinary message.
+    if payload.count(b"{") + payload.count(b"[") >= MAX_DEPTH:
+        _check_depth(doc)
+
+
 def decode(payload: bytes) -> Envelope:
     """Parse and validate a payload, or raise ``MalformedMessageError`` / ``UnsupportedVersionError``."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -121,7 +128,7 @@ def decode(payload: bytes) -> Envelope:
         raise
     except ValueError:  # the one left: an integer of more digits than Python converts (4300)
         raise MalformedMessageError("payload is not JSON we accept: a number has too many digits") from None
-    _check_depth(doc)
+    _limit_depth(payload, doc)
     if not isinstance(doc, dict):
         raise MalformedMessageError(f"payload must be a JSON object, got {type(doc).__name__}")
     if "v" not in doc:

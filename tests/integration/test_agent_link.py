@@ -144,10 +144,10 @@ def test_the_agent_reconnects_after_a_broker_restart_and_announces_itself_again(
     assert second.body["will_seq"] > first.seq  # a fresh will was registered for the new connection
 
 
-def test_after_an_outage_that_fills_the_queue_the_birth_still_goes_out(
+def test_after_an_outage_that_fills_the_spool_the_birth_still_goes_out(
     mosquitto: Mosquitto, listener: Listener, tmp_path: Path
 ) -> None:
-    # A MeetUp that is present, polled fast: telemetry every 0.1 s, at most 3 messages kept unacknowledged.
+    # A MeetUp that is present, polled fast: telemetry every 0.1 s, into a spool of 4 KiB.
     sysfs = tmp_path / "busy-sysfs"
     for name, product in (("1-2", "0866"), ("1-3", "0867")):
         (sysfs / name).mkdir(parents=True)
@@ -156,7 +156,8 @@ def test_after_an_outage_that_fills_the_queue_the_birth_still_goes_out(
     config = {
         "site": "test-site",
         "agent": "room-2",
-        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "max_queued": 3},
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
+        "spool": {"max_bytes": 4096},
         "poll": {"interval": 0.1, "recheck_count": 0},
         "devices": [
             {"id": "meetup", "model": "meetup", "checks": [{"driver": "usb", "sysfs_root": str(sysfs)}]}
@@ -170,7 +171,7 @@ def test_after_an_outage_that_fills_the_queue_the_birth_still_goes_out(
     try:
         first = decode(listener.wait_for(lambda m: m.topic.endswith("room-2/status")).payload)
         mosquitto.stop()
-        time.sleep(2)  # some 20 telemetry messages meet a full queue
+        time.sleep(2)  # some 20 telemetry messages meet a full spool
         mosquitto.start()
 
         def later_birth(message: Received) -> bool:
@@ -183,4 +184,4 @@ def test_after_an_outage_that_fills_the_queue_the_birth_still_goes_out(
     finally:
         busy.kill()
         busy.wait()
-    assert second.body["dropped"] > 0  # telemetry was dropped and counted, the birth was not
+    assert second.body["dropped"] > 0  # telemetry was evicted and counted, the birth was not

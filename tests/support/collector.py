@@ -126,6 +126,15 @@ class FakeAgent:
         }
         return self.topics.event(self.site, self.agent), self._payload("event", body, at)
 
+    def telemetry(self, at: datetime = T0, device: str = "rally-bar-1", count: int = 2) -> tuple[str, bytes]:
+        samples = [
+            {"device": device, "metric": "https.duration_ms", "value": 10.0 + i, "ts": format_ts(at)}
+            for i in range(count)
+        ]
+        return self.topics.telemetry(self.site, self.agent), self._payload(
+            "telemetry", {"samples": samples}, at
+        )
+
 
 class Clock:
     """An injectable clock the test moves by hand."""

@@ -12,7 +12,7 @@ from collector.commands import Commander, DiagnosticsError, keygen
 from collector.config import CollectorConfig
 from collector.store import agents, devices
 from collector.web import create_app
-from tests.support.collector import AppClient
+from tests.support.collector import AppClient, migrated_engine
 
 
 @pytest.fixture
@@ -51,9 +51,9 @@ def test_an_unknown_bundle_is_a_404_with_a_reason(client: AppClient) -> None:
     assert answer.json()["detail"] == "no bundle 42"
 
 
-def test_cli_audit_list_prints_the_log_as_json(
-    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_audit_list_prints_the_log_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The command opens the store by its URL, so the database is a file of the test's own.
+    engine = migrated_engine(tmp_path)
     keygen(tmp_path / "c.key")
     url = str(engine.url)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"store": {"url": url}}))

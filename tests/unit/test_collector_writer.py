@@ -231,3 +231,72 @@ def test_a_put_on_a_full_queue_gives_up_once_the_writer_has_stopped() -> None:
     producer.join(10)
     assert not producer.is_alive(), "put waits for ever on a writer that has stopped"
     assert not writer.alive()
+
+
+class Batches:
+    """A batch handler that records each batch it stored, failing its first ``failures`` calls."""
+
+    def __init__(self, log: list[str], failures: int = 0) -> None:
+        self.log = log
+        self.failures = failures
+
+    def __call__(self, batch: list[tuple[str, bytes, datetime, bool]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("INSERT ...", {}, Exception("database is locked"))
+        self.log.append("commit " + ",".join(topic for topic, *_ in batch))
+
+
+def queued_writer(log: list[str], batches: Batches, items: list[Message | Job]) -> Writer:
+    store = Store()
+
+    def handle(topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+        store.handle(topic, payload, received_at)
+        log.append(f"stored {topic}")
+
+    writer = Writer(handle, store.keep, wait=lambda _: False, handle_batch=batches, batch_size=3)
+    for item in items:
+        writer.put(item)
+    return writer
+
+
+def run_until_done(writer: Writer) -> None:
+    done = threading.Event()
+    writer.put(Job(done.set, "done"))
+    writer.start()
+    try:
+        assert done.wait(10)
+    finally:
+        writer.stop()
+
+
+def test_a_batch_is_acknowledged_only_after_its_commit() -> None:
+    log: list[str] = []
+    items: list[Message | Job] = [
+        Message(t, b"{}", T0, ack=lambda t=t: log.append(f"ack {t}")) for t in ("a", "b", "c", "d")
+    ]
+    writer = queued_writer(log, Batches(log), items)
+    run_until_done(writer)
+    assert log == ["commit a,b,c", "ack a", "ack b", "ack c", "commit d", "ack d"]
+
+
+def test_a_job_ends_a_batch_and_runs_after_the_messages_before_it() -> None:
+    log: list[str] = []
+    items: list[Message | Job] = [
+        Message("a", b"{}", T0),
+        Job(lambda: log.append("job"), "job"),
+        Message("b", b"{}", T0),
+    ]
+    writer = queued_writer(log, Batches(log), items)
+    run_until_done(writer)
+    assert log == ["commit a", "job", "commit b"]
+
+
+def test_a_failed_batch_is_stored_one_message_at_a_time() -> None:
+    log: list[str] = []
+    items: list[Message | Job] = [
+        Message(t, b"{}", T0, ack=lambda t=t: log.append(f"ack {t}")) for t in ("a", "b")
+    ]
+    writer = queued_writer(log, Batches(log, failures=1), items)
+    run_until_done(writer)
+    assert log == ["stored a", "ack a", "stored b", "ack b"]
