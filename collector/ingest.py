@@ -24,7 +24,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.incidents import record_transition
 from collector.metrics import Metrics
-from collector.store import agent_boots, agents, devices, events, messages, rejected, samples
+from collector.store import (
+    agent_boots,
+    agents,
+    devices,
+    events,
+    messages,
+    rejected,
+    samples,
+    write_transaction,
+)
 from protocol import Envelope, ProtocolError, Topics, UnsupportedVersionError, decode, parse_ts
 from protocol.bodies import validate_against_topic, validate_body
 
@@ -150,7 +159,7 @@ class Ingest:
                 valid.append((checked, received_at, retained))
             else:
                 invalid.append((topic, payload, checked[0], checked[1], received_at, retained))
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             for topic, payload, reason, error, received_at, retained in invalid:
                 if self._reject(conn, topic, payload, reason, error, received_at, retained=retained):
                     batch.rejected.append(reason)

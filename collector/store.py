@@ -10,6 +10,8 @@ values, so ``UTCDateTime`` stores UTC and marks what it reads as UTC.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -427,6 +429,22 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
     return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes: ``engine.begin()``, holding SQLite's write lock from the start.
+
+    Python's sqlite3 module opens a transaction only at the first INSERT/UPDATE/DELETE, so a SAVEPOINT issued
+    before that opens one of its own, and releasing the savepoint commits it: work meant to be all or nothing
+    would be half committed. An explicit ``BEGIN IMMEDIATE`` makes the savepoints nest inside one real
+    transaction, and takes the write lock at once, so a transaction that reads before it writes cannot find
+    its snapshot stale. PostgreSQL needs none of this.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, Row, func, select
 
 from collector.ingest import Ingest
 from collector.metrics import Metrics
-from collector.store import agents, devices, events, rejected
+from collector.store import agents, devices, events, rejected, samples
 from tests.support.collector import RALLY_BAR, T0, FakeAgent
 
 TOPIC = "hezo/v1/hq/room-101-pc/status"
@@ -359,3 +359,24 @@ def test_the_same_bad_payload_published_twice_is_kept_twice(ingest: Ingest, engi
     ingest.handle(TOPIC, b"{not json", T0)  # a new publish, not a retained copy
     ingest.handle("hezo/v1/hq/other-pc/status", b"{not json", T0, retained=True)  # another topic
     assert len(rejected_rows(engine)) == 3
+
+
+def test_a_batch_that_fails_after_claiming_its_messages_leaves_no_claim_behind(
+    ingest: Ingest, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The identities are claimed (in a savepoint) before the samples go in: if the process died or the store
+    # failed in between, a claim left behind would make the redelivered message a "duplicate", never stored.
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    telemetry = agent.telemetry()
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("collector.ingest.insert_samples", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest.handle(*telemetry, T0)
+    monkeypatch.undo()
+    ingest.handle(*telemetry, T0)  # the broker delivers it again
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(samples)).scalar_one() == 2
