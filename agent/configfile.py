@@ -18,7 +18,7 @@ from protocol import ProtocolError, validate_id
 from protocol.topics import validate_prefix
 
 M = TypeVar("M", bound=BaseModel)
-_SECRET = re.compile(r"password|secret|token|passphrase|private", re.IGNORECASE)
+_SECRET = re.compile(r"password|secret|token|passphrase|private|community|key", re.IGNORECASE)
 
 
 class ConfigError(Exception):

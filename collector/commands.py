@@ -329,6 +329,10 @@ class Commander:
                 )
             if not known or row is None or row.status in FINAL_STATUSES:
                 return
+            if status == "refused" and row.status != "sent":
+                # A second delivery of a command the agent already took (QoS 1 resends after a reconnect) is
+                # refused as replayed: on record above, but it does not undo the command that is running.
+                return
             values: dict[str, Any] = {"status": status, "updated_at": received_at}
             if isinstance(body.get("progress"), int | float):
                 values["progress"] = float(body["progress"])

@@ -533,6 +533,8 @@ class IncidentEngine:
                 events.c.type == "reboot",
                 events.c.device.is_not(None),
                 events.c.received_at >= now - timedelta(seconds=rules.reboot_window),
+                # and by the agent's clock: reboots spooled through an outage arrive together but are old
+                events.c.ts >= now - timedelta(seconds=rules.reboot_window),
             )
             .group_by(events.c.site, events.c.agent, events.c.device)
         )
@@ -647,7 +649,7 @@ class IncidentEngine:
             if row.type not in NOTED_EVENTS or row.device is None:
                 continue
             body = row.body if isinstance(row.body, dict) else {}
-            detail = body.get("detail")
+            detail = body.get("reason")
             text = f"Event {row.type} of device {row.device}" + (
                 f": {detail}" if isinstance(detail, str) else "."
             )

@@ -180,7 +180,10 @@ class Ingest:
             self._metrics.ingested.labels(kind=kind).inc(number)
         for site, agent in batch.republish:
             self._metrics.gaps.inc()
-            self._request_republish(site, agent)
+            try:
+                self._request_republish(site, agent)
+            except Exception:  # the batch is stored; a failed request must not make it look failed
+                log.exception("could not ask %s/%s to publish its states again", site, agent)
         if self.on_reply is not None:
             for envelope, received_at, _retained in batch.fresh:
                 if envelope.kind == "reply":
@@ -645,8 +648,10 @@ class Ingest:
             )
         )
         if new_state != previous_state:
+            # When it changed, by the agent's clock but never later than now: a backlog delivered at once
+            # after an outage keeps its spacing, so hours of changes do not look like a device flapping.
             record_transition(
-                conn, site, agent, device, before=previous_state, after=new_state, at=received_at
+                conn, site, agent, device, before=previous_state, after=new_state, at=min(since, received_at)
             )
             log.info(
                 "device %s/%s/%s %s -> %s: %s", site, agent, device, previous_state, new_state, body["reason"]

@@ -9,6 +9,7 @@ regular files, checksums from the manifest) and stored under ``bundle_dir`` with
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import threading
@@ -128,7 +129,9 @@ class Uploads:
                     handle.flush()
             if held < length:
                 return held
-            stored = self._complete(row, path, length, sha256)
+            # The checksum and the bundle check read the whole file: off the event loop, so the web server
+            # (and /healthz) keeps answering meanwhile.
+            stored = await asyncio.to_thread(self._complete, row, path, length, sha256)
         finally:
             lock.release()
         with self._guard:

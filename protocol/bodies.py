@@ -16,8 +16,9 @@ from protocol.topics import Topic, TopicKind
 DEVICE_STATES = ("up", "degraded", "down", "unknown")
 DEATH_REASONS = ("connection-lost", "shutdown")
 EVENT_TYPES = ("state-changed", "reboot", "firmware-changed")
-#: How many facts (firmware version, ...) one check result may carry.
+#: How many facts (firmware version, ...) and metrics one check result may carry.
 MAX_FACTS = 32
+MAX_METRICS = 64
 
 # Longest strings accepted, so that a value always fits its column in the collector's store.
 SHORT, MEDIUM, NAME, LONG = 64, 128, 255, 4096
@@ -117,6 +118,15 @@ def check_result(doc: object, path: str) -> None:
             if len(name) > SHORT:
                 raise _fail(f"{path}.facts", f"names of at most {SHORT} characters", name)
             _str(facts, f"{path}.facts", name, MEDIUM)
+    if "metrics" in item:
+        metrics = _object(item["metrics"], f"{path}.metrics")
+        if len(metrics) > MAX_METRICS:
+            raise _fail(f"{path}.metrics", f"at most {MAX_METRICS} entries", f"{len(metrics)} entries")
+        for name, value in metrics.items():
+            if len(name) > MEDIUM:
+                raise _fail(f"{path}.metrics", f"names of at most {MEDIUM} characters", name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _fail(f"{path}.metrics.{name}", "a number", value)
 
 
 def _checks(body: dict[str, Any]) -> None:

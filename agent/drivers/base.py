@@ -42,6 +42,9 @@ class CheckResult:
             doc["degraded"] = True
         if self.facts:
             doc["facts"] = dict(self.facts)
+        if self.metrics:
+            # With the state, the figures that decided it (the collector's packet-loss rule reads loss_pct).
+            doc["metrics"] = {name: round(value, 3) for name, value in self.metrics.items()}
         return doc
 
 

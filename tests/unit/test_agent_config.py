@@ -129,6 +129,14 @@ def test_a_bad_password_value_is_not_echoed_in_the_error(tmp_path: Path) -> None
     assert "123456789" not in message
 
 
+def test_an_snmp_community_value_is_not_echoed_in_the_error(tmp_path: Path) -> None:
+    check = "      - driver: snmp\n        host: 192.0.2.1\n        if_index: 5\n        community: 8675309\n"
+    path = write(tmp_path, GOOD.replace("      - driver: https\n", check + "      - driver: https\n"))
+    message = error_of(path)
+    assert "community" in message
+    assert "8675309" not in message
+
+
 def test_a_usb_check_for_a_model_without_published_ids_must_list_them(tmp_path: Path) -> None:
     text = GOOD.replace("model: rally-bar", "model: rally-camera").replace(
         "      - driver: https\n        url: https://192.0.2.10/\n", "      - driver: usb\n"

@@ -108,6 +108,19 @@ def test_a_refusal_is_stored_with_its_reason_and_audited(commander: Commander, e
     assert (last["event"], last["detail"]) == ("refused", "replayed: seen already")
 
 
+def test_a_second_delivery_refused_as_replayed_does_not_undo_the_running_command(
+    commander: Commander, engine: Engine
+) -> None:
+    command_id = commander.request("hq", "room-1", "collect-logs")
+    commander.handle_reply(reply({"command": command_id, "status": "accepted"}, seq=1), T0)
+    again = {"command": command_id, "status": "refused", "reason": "replayed", "message": "seen already"}
+    commander.handle_reply(reply(again, seq=2), T0)
+    assert commander.get(command_id)["status"] == "accepted"  # type: ignore[index]
+    commander.handle_reply(reply({"command": command_id, "status": "done", "result": {}}, seq=3), T0)
+    assert commander.get(command_id)["status"] == "done"  # type: ignore[index]
+    assert {"refused", "done"} <= set(audit_events(engine))  # both on record
+
+
 def test_a_refusal_of_a_command_we_never_sent_is_audited(commander: Commander, engine: Engine) -> None:
     commander.handle_reply(reply({"command": "-", "status": "refused", "reason": "bad-signature"}), T0)
     assert audit_events(engine) == ["refused-unknown"]

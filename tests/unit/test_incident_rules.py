@@ -333,7 +333,7 @@ def test_repeated_reboots_open_a_high_ticket(
                     received_at=moment,
                     device="rally-bar-1",
                     type="reboot",
-                    body={"type": "reboot", "device": "rally-bar-1", "detail": "switch port restarted"},
+                    body={"type": "reboot", "device": "rally-bar-1", "reason": "switch port restarted"},
                 )
             )
     incidents.evaluate()
@@ -536,7 +536,7 @@ def test_a_firmware_change_is_noted_on_the_devices_active_ticket(
                 received_at=clock(),
                 device="rally-bar-1",
                 type="firmware-changed",
-                body={"type": "firmware-changed", "device": "rally-bar-1", "detail": "1.10.3 -> 1.11.0"},
+                body={"type": "firmware-changed", "device": "rally-bar-1", "reason": "1.10.3 -> 1.11.0"},
             )
         )
     incidents.evaluate()
@@ -610,3 +610,27 @@ def test_a_down_ticket_closed_by_hand_is_not_opened_again_for_the_same_outage(
     go(ingest, clock, agent.state("down", at=clock.advance(10)))
     clock.advance(CONFIRM + 1)
     assert len(incidents.evaluate()) == 1
+
+
+def test_a_backlog_of_hourly_drops_delivered_at_once_is_not_flapping(engine: Engine) -> None:
+    # A broker outage: the device went down once an hour for three hours (never "3 drops in 15 minutes"), and
+    # the agent's spool delivers it all in one batch when the link returns.
+    from protocol import Envelope, Topics, encode, format_ts
+
+    now = T0 + timedelta(hours=3)
+    topics = Topics()
+    birth = {
+        "state": "online",
+        "version": "1",
+        "will_seq": 1,
+        "devices": [{"id": "bar", "model": "rally-bar", "contract": "HZ-1"}],
+    }
+    items = [(topics.status("s", "a"), encode(Envelope("s", "a", "b0", 2, format_ts(T0), "birth", birth)))]
+    for i in range(6):
+        at = T0 + timedelta(minutes=30 * i)
+        body = {"device": "bar", "state": "up" if i % 2 else "down", "since": format_ts(at), "reason": "x"}
+        envelope = Envelope("s", "a", "b0", 3 + i, format_ts(at), "state", {**body, "checks": []})
+        items.append((topics.state("s", "a", "bar"), encode(envelope)))
+    Ingest(engine, Metrics(), "hezo/v1").handle_batch([(t, p, now, False) for t, p in items])
+    IncidentEngine(engine, confirm_window=60, now=lambda: now + timedelta(seconds=1)).evaluate()
+    assert all_tickets(engine) == []

@@ -172,3 +172,20 @@ def test_a_new_firmware_version_is_reported_with_both_versions() -> None:
     assert len(changed) == 1
     assert "1.0 -> 1.1" in changed[0]["reason"]
     assert changed[0]["checks"][0]["facts"] == {"firmware": "1.1"}
+
+
+def test_a_state_carries_the_figures_of_the_checks_that_decided_it() -> None:
+    class LossyProbe:
+        driver = "icmp"
+        target = "198.18.0.2"
+
+        async def poll(self) -> CheckResult:
+            return CheckResult(
+                self.driver, self.target, True, "40% loss", degraded=True, metrics={"loss_pct": 40.0}
+            )
+
+    recorder = Recorder()
+    device = Device("tap-ip", [LossyProbe()])
+    asyncio.run(poller([device], recorder).poll_device(device))
+    assert recorder.states[-1]["state"] == "degraded"
+    assert recorder.states[-1]["checks"][0]["metrics"] == {"loss_pct": 40.0}

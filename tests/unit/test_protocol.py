@@ -212,3 +212,11 @@ def test_check_facts_must_be_short_strings() -> None:
     with pytest.raises(MalformedMessageError) as caught:
         validate_body(state_envelope(checks=[{**check, "facts": {"firmware": 112}}]))
     assert str(caught.value) == "body.checks[0].facts.firmware: expected a string, got 112"
+
+
+def test_check_metrics_must_be_numbers() -> None:
+    check = {"driver": "icmp", "target": "x", "ok": True, "detail": "", "ts": TS, "duration_ms": 1}
+    validate_body(state_envelope(checks=[{**check, "metrics": {"loss_pct": 40.0}}]))
+    with pytest.raises(MalformedMessageError) as caught:
+        validate_body(state_envelope(checks=[{**check, "metrics": {"loss_pct": "40%"}}]))
+    assert str(caught.value) == "body.checks[0].metrics.loss_pct: expected a number, got '40%'"
