@@ -24,7 +24,15 @@ class Transition:
 
 
 def judge(results: list[CheckResult]) -> tuple[str, str]:
-    """What the results add up to, and why: a failed check makes ``down``, a degraded one ``degraded``."""
+    """What the results add up to, and why: a failed check makes ``down``, a degraded one ``degraded``.
+
+    Inconclusive results (the check's source failed, not the device) are left out; when nothing else is
+    left, the state is ``unknown``: a cloud outage says nothing about the devices, and opens no ticket.
+    """
+    unsure = [r for r in results if r.inconclusive]
+    results = [r for r in results if not r.inconclusive]
+    if unsure and not results:
+        return "unknown", "; ".join(f"{r.driver} {r.target}: cannot tell: {r.detail}" for r in unsure)
     failed = [r for r in results if not r.ok]
     if failed:
         return "down", "; ".join(f"{r.driver} {r.target}: {r.detail}" for r in failed)

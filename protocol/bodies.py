@@ -110,23 +110,34 @@ def check_result(doc: object, path: str) -> None:
     duration = item.get("duration_ms")
     if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
         raise _fail(f"{path}.duration_ms", "a number or null", duration)
+    for flag in ("degraded", "inconclusive"):
+        if flag in item and not isinstance(item[flag], bool):
+            raise _fail(f"{path}.{flag}", "a boolean", item[flag])
     if "facts" in item:
-        facts = _object(item["facts"], f"{path}.facts")
-        if len(facts) > MAX_FACTS:
-            raise _fail(f"{path}.facts", f"at most {MAX_FACTS} entries", f"{len(facts)} entries")
-        for name in facts:
-            if len(name) > SHORT:
-                raise _fail(f"{path}.facts", f"names of at most {SHORT} characters", name)
-            _str(facts, f"{path}.facts", name, MEDIUM)
+        _facts(item["facts"], f"{path}.facts")
     if "metrics" in item:
-        metrics = _object(item["metrics"], f"{path}.metrics")
-        if len(metrics) > MAX_METRICS:
-            raise _fail(f"{path}.metrics", f"at most {MAX_METRICS} entries", f"{len(metrics)} entries")
-        for name, value in metrics.items():
-            if len(name) > MEDIUM:
-                raise _fail(f"{path}.metrics", f"names of at most {MEDIUM} characters", name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise _fail(f"{path}.metrics.{name}", "a number", value)
+        _metrics(item["metrics"], f"{path}.metrics")
+
+
+def _facts(value: object, path: str) -> None:
+    facts = _object(value, path)
+    if len(facts) > MAX_FACTS:
+        raise _fail(path, f"at most {MAX_FACTS} entries", f"{len(facts)} entries")
+    for name in facts:
+        if len(name) > SHORT:
+            raise _fail(path, f"names of at most {SHORT} characters", name)
+        _str(facts, path, name, MEDIUM)
+
+
+def _metrics(value: object, path: str) -> None:
+    metrics = _object(value, path)
+    if len(metrics) > MAX_METRICS:
+        raise _fail(path, f"at most {MAX_METRICS} entries", f"{len(metrics)} entries")
+    for name, number in metrics.items():
+        if len(name) > MEDIUM:
+            raise _fail(path, f"names of at most {MEDIUM} characters", name)
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise _fail(f"{path}.{name}", "a number", number)
 
 
 def _checks(body: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ class CheckResult:
     (the camera is there, the speakerphone is not). ``metrics`` are numbers sent as telemetry;
     a metric named ``uptime_s`` (seconds since the device or its switch port last started) lets the
     poller see reboots. ``facts`` are short strings published with the state, such as ``firmware``,
-    whose change the poller reports as an event.
+    whose change the poller reports as an event. ``inconclusive`` says the check could not tell, because its
+    source failed rather than the device (the Logitech Sync cloud unreachable): it never makes a device down.
     """
 
     driver: str
@@ -28,6 +29,7 @@ class CheckResult:
     degraded: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)
+    inconclusive: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -40,6 +42,8 @@ class CheckResult:
         }
         if self.degraded:
             doc["degraded"] = True
+        if self.inconclusive:
+            doc["inconclusive"] = True
         if self.facts:
             doc["facts"] = dict(self.facts)
         if self.metrics:

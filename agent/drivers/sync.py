@@ -145,6 +145,7 @@ class SyncProbe:
         degraded: bool = False,
         metrics: dict[str, float] | None = None,
         facts: dict[str, str] | None = None,
+        inconclusive: bool = False,
     ) -> CheckResult:
         return CheckResult(
             self.driver,
@@ -155,13 +156,15 @@ class SyncProbe:
             degraded=degraded,
             metrics=metrics or {},
             facts=facts or {},
+            inconclusive=inconclusive,
         )
 
     async def poll(self) -> CheckResult:
         watch = Stopwatch()
         snapshot = await self.client.snapshot()
         if snapshot.error is not None:
-            return self._result(False, f"Sync Cloud API: {snapshot.error}", watch)
+            # The API failed, not the device: inconclusive, so a Sync outage opens no tickets.
+            return self._result(False, f"Sync Cloud API: {snapshot.error}", watch, inconclusive=True)
         device = snapshot.find(serial=self.serial, device_id=self.device_id)
         if device is None:
             key = f"device id {self.device_id}" if self.device_id else f"serial {self.serial}"

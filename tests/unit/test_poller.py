@@ -189,3 +189,12 @@ def test_a_state_carries_the_figures_of_the_checks_that_decided_it() -> None:
     asyncio.run(poller([device], recorder).poll_device(device))
     assert recorder.states[-1]["state"] == "degraded"
     assert recorder.states[-1]["checks"][0]["metrics"] == {"loss_pct": 40.0}
+
+
+def test_inconclusive_checks_leave_a_device_unknown_or_judged_by_its_other_checks() -> None:
+    from agent.state import judge
+
+    cloud_down = CheckResult("sync", "org", False, "Sync Cloud API: no answer", inconclusive=True)
+    assert judge([cloud_down]) == ("unknown", "sync org: cannot tell: Sync Cloud API: no answer")
+    assert judge([cloud_down, CheckResult("https", "bar", True, "HTTP 200")])[0] == "up"
+    assert judge([cloud_down, CheckResult("https", "bar", False, "refused")])[0] == "down"
