@@ -96,8 +96,12 @@ class CommandHandler:
                 f"commands.state_dir: cannot keep seen command ids in {self.settings.state_dir}: {exc}"
             ) from None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def reply(self, command_id: str, status: str, **fields: Any) -> None:
+        if self._stopping:
+            log.info("agent stopping: reply %s of command %s not sent", status, command_id)
+            return
         self._publish({"command": command_id, "status": status, **fields})
 
     def verify(self, payload: bytes) -> Command:
@@ -200,8 +204,8 @@ class CommandHandler:
             share = done / total if total else 1.0
             if share - last[0] >= 0.1 or done == total:
                 last[0] = share
-                body = {"command": command.id, "status": "progress", "progress": round(share, 3)}
-                loop.call_soon_threadsafe(self._publish, {**body, "message": "uploading"})
+                fields = {"progress": round(share, 3), "message": "uploading"}
+                loop.call_soon_threadsafe(lambda: self.reply(command.id, "progress", **fields))
 
         upload_settings = self.settings.upload
         try:
@@ -226,6 +230,17 @@ class CommandHandler:
             "skipped": manifest["skipped"],
             "resumed": answer.get("resumed", 0),
         }
+
+    async def cancel_running(self) -> None:
+        """Stop the commands still running (the agent is stopping), before the link and its spool close.
+
+        A command's work in a worker thread (an upload) cannot be interrupted; its later progress is dropped.
+        """
+        self._stopping = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def close(self) -> None:
         self.seen.close()

@@ -72,6 +72,8 @@ async def run(config_path: str) -> None:
         notify("STOPPING=1")
         stop.set()
         await watchdog
+        if commands is not None:
+            await commands.cancel_running()  # before the link closes its spool under them
         await link.stop()
         shared.close()
         if commands is not None:

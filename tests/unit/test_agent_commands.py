@@ -146,3 +146,20 @@ def test_an_unusable_state_dir_is_a_config_error_naming_it(tmp_path: Path) -> No
     settings.commands.state_dir = blocker / "state"
     with pytest.raises(ConfigError, match=r"commands\.state_dir: cannot keep seen command ids"):
         CommandHandler(settings, lambda _body: None, lambda: 0)
+
+
+def test_a_command_running_when_the_agent_stops_is_cancelled_and_sends_nothing_more(harness: Harness) -> None:
+    # Service tests of a device that never answers take seconds; the agent stops meanwhile.
+    payload = signed(harness.key, action="service-tests", args={"device": harness.config.devices[0].id})
+
+    async def go() -> None:
+        harness.handler.handle(payload)
+        for _ in range(100):
+            if harness.replies:
+                break
+            await asyncio.sleep(0.01)
+        await harness.handler.cancel_running()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(go())
+    assert [r["status"] for r in harness.replies] == ["accepted"]
