@@ -21,6 +21,7 @@ from simulator.snmpswitch import (
     SwitchPort,
     free_udp_port,
 )
+from tests.support.reporting import Recorder
 
 pytestmark = pytest.mark.integration
 
@@ -194,22 +195,6 @@ def test_a_stopped_switch_is_a_timeout(switch: SnmpSwitch) -> None:
     result = poll(options(switch, timeout=0.3, retries=0))
     assert not result.ok
     assert result.detail.startswith("no answer within 0.3 s x1")
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.states: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-        self.samples: list[dict[str, Any]] = []
-
-    def publish_state(self, body: dict[str, Any]) -> None:
-        self.states.append(body)
-
-    def publish_event(self, body: dict[str, Any]) -> None:
-        self.events.append(body)
-
-    def publish_telemetry(self, samples: list[dict[str, Any]]) -> None:
-        self.samples.extend(samples)
 
 
 def test_a_switch_reboot_is_a_reboot_event_through_the_poller(switch: SnmpSwitch) -> None:

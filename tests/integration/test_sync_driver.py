@@ -18,28 +18,13 @@ from agent.poller import Device, Poller
 from simulator.certs import write_self_signed
 from simulator.rallybar import RallyBarAdmin
 from simulator.syncapi import SyncCloudApi, demo_org
+from tests.support.reporting import Recorder
 
 pytestmark = pytest.mark.integration
 
 RALLY = "2210FDZ2AB78"
 RALLY_BAR = "2034FH1002R2"
 LAST_PAGE_SERIAL = "2203FDA0B1C2"  # the Rally Bar Mini in the fifth place: on the third page of two
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.states: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-        self.samples: list[dict[str, Any]] = []
-
-    def publish_state(self, body: dict[str, Any]) -> None:
-        self.states.append(body)
-
-    def publish_event(self, body: dict[str, Any]) -> None:
-        self.events.append(body)
-
-    def publish_telemetry(self, samples: list[dict[str, Any]]) -> None:
-        self.samples.extend(samples)
 
 
 def start_api(tmp_path: Path, **options: Any) -> SyncCloudApi:

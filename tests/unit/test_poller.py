@@ -6,6 +6,7 @@ from typing import Any
 from agent.config import PollConfig
 from agent.drivers.base import CheckResult
 from agent.poller import Device, Poller
+from tests.support.reporting import Recorder
 
 
 class ScriptedProbe:
@@ -24,22 +25,6 @@ class ScriptedProbe:
         if isinstance(outcome, Exception):
             raise outcome
         return CheckResult(self.driver, self.target, outcome, "alive" if outcome else "no answer")
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.states: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-        self.samples: list[dict[str, Any]] = []
-
-    def publish_state(self, body: dict[str, Any]) -> None:
-        self.states.append(body)
-
-    def publish_event(self, body: dict[str, Any]) -> None:
-        self.events.append(body)
-
-    def publish_telemetry(self, samples: list[dict[str, Any]]) -> None:
-        self.samples.extend(samples)
 
 
 async def no_sleep(_seconds: float) -> None:
