@@ -1,9 +1,13 @@
 """Loopback-only listening, shared by the HTTPS admin page and the control endpoint."""
 
+import contextlib
 import http.server
 import ipaddress
 import logging
 import socket
+import ssl
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from simulator.errors import SimulatorError
@@ -72,3 +76,66 @@ class LoopbackHTTPServer(http.server.ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver calls this inside its except block, so the exception is at hand.
         log.debug("%s: connection from %s failed", self.label, client_address, exc_info=True)  # noqa: LOG014
+
+
+class TlsLoopbackServer(LoopbackHTTPServer):
+    """A loopback HTTPS server that does each TLS handshake on its connection's thread, so a slow or failed
+    handshake never blocks accept(), and can drop every open connection at once (a device losing power).
+    """
+
+    #: Seconds a client may stall a handshake or a request.
+    client_timeout = 30.0
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[http.server.BaseHTTPRequestHandler],
+        tls_context: Callable[[], ssl.SSLContext],
+    ) -> None:
+        self._tls_context = tls_context
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def handshake_failed(self, client_address: Any, error: Exception) -> None:
+        """A client whose handshake failed (no client certificate, a foreign one, a plain-HTTP client)."""
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        raw: socket.socket = request
+        self._track(raw)
+        try:
+            raw.settimeout(self.client_timeout)
+            try:
+                tls = self._tls_context().wrap_socket(raw, server_side=True)
+            except (OSError, ValueError) as exc:
+                self.handshake_failed(client_address, exc)
+                return
+            self._track(tls)
+            try:
+                super().finish_request(tls, client_address)
+            except OSError:
+                pass  # a client that went away, or a connection dropped by power off
+            finally:
+                self._untrack(tls)
+                with contextlib.suppress(OSError):
+                    tls.close()
+        finally:
+            self._untrack(raw)
+            with contextlib.suppress(OSError):
+                raw.close()
+
+    def drop_connections(self) -> None:
+        with self._open_lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            # The plain socket shutdown: it wakes a thread blocked in a TLS read without touching TLS state.
+            with contextlib.suppress(OSError, ValueError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._open_lock:
+            self._open.add(sock)
+
+    def _untrack(self, sock: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(sock)

@@ -6,11 +6,9 @@ certificate (same name and key, so a pinning client still trusts it) with other 
 expired.
 """
 
-import contextlib
 import datetime
 import http.server
 import logging
-import socket
 import ssl
 import threading
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 from simulator.certs import reissue, write_self_signed
 from simulator.errors import SimulatorError
-from simulator.net import LoopbackHTTPServer, loopback_family, url_host
+from simulator.net import TlsLoopbackServer, loopback_family, url_host
 
 log = logging.getLogger(__name__)
 
@@ -78,54 +76,14 @@ class _AdminPageHandler(http.server.BaseHTTPRequestHandler):
         log.debug("rally bar admin page: %s", format % args)
 
 
-class _AdminPageServer(LoopbackHTTPServer):
-    """Hands TLS to the connection threads so a slow handshake never blocks accept()."""
-
-    allow_reuse_address = True
+class _AdminPageServer(TlsLoopbackServer):
     label = "admin page"
+    allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], device: "RallyBarAdmin") -> None:
         self.device = device
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _AdminPageHandler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        raw: socket.socket = request
-        self._track(raw)
-        try:
-            raw.settimeout(CLIENT_TIMEOUT)
-            tls = self.device.tls_context.wrap_socket(raw, server_side=True)
-        except (OSError, ValueError):
-            self._untrack(raw)
-            raw.close()
-            return
-        self._untrack(raw)
-        self._track(tls)
-        try:
-            super().finish_request(tls, client_address)
-        except OSError:
-            pass  # a client that went away, or a connection dropped by power off
-        finally:
-            self._untrack(tls)
-            with contextlib.suppress(OSError):
-                tls.close()
-
-    def drop_connections(self) -> None:
-        with self._open_lock:
-            open_now = list(self._open)
-        for sock in open_now:
-            # The plain socket shutdown: it wakes a thread blocked in a TLS read without touching TLS state.
-            with contextlib.suppress(OSError, ValueError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-    def _track(self, sock: socket.socket) -> None:
-        with self._open_lock:
-            self._open.add(sock)
-
-    def _untrack(self, sock: socket.socket) -> None:
-        with self._open_lock:
-            self._open.discard(sock)
+        super().__init__(address, _AdminPageHandler, lambda: device.tls_context)
+        self.client_timeout = CLIENT_TIMEOUT
 
 
 class RallyBarAdmin:

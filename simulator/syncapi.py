@@ -14,11 +14,9 @@ request answers 503, the others after a delay) or powered off (connection refuse
 
 import base64
 import binascii
-import contextlib
 import http.server
 import json
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -29,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from simulator.errors import SimulatorError
-from simulator.net import LoopbackHTTPServer, loopback_family, url_host
+from simulator.net import TlsLoopbackServer, loopback_family, url_host
 from simulator.pki import CertificateAuthority
 
 log = logging.getLogger(__name__)
@@ -364,50 +362,19 @@ class _ApiHandler(http.server.BaseHTTPRequestHandler):
         log.debug("sync api: %s", format % args)
 
 
-class _ApiServer(LoopbackHTTPServer):
-    """Hands TLS to the connection threads so a slow handshake never blocks accept()."""
-
-    allow_reuse_address = True
+class _ApiServer(TlsLoopbackServer):
     label = "sync api"
+    allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], api: "SyncCloudApi") -> None:
         self.api = api
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _ApiHandler)
+        super().__init__(address, _ApiHandler, lambda: api.tls_context)
+        self.client_timeout = CLIENT_TIMEOUT
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        raw: socket.socket = request
-        with self._open_lock:
-            self._open.add(raw)
-        try:
-            raw.settimeout(CLIENT_TIMEOUT)
-            try:
-                tls = self.api.tls_context.wrap_socket(raw, server_side=True)
-            except (OSError, ValueError) as exc:
-                # No client certificate, or one the CA did not issue: refused in the handshake.
-                log.debug("sync api: TLS refused for %s: %s", client_address, exc)
-                self.api.record(0)
-                return
-            try:
-                super().finish_request(tls, client_address)
-            except OSError:
-                pass  # a client that went away, or a connection dropped by power off
-            finally:
-                with contextlib.suppress(OSError):
-                    tls.close()
-        finally:
-            with self._open_lock:
-                self._open.discard(raw)
-            with contextlib.suppress(OSError):
-                raw.close()
-
-    def drop_connections(self) -> None:
-        with self._open_lock:
-            open_now = list(self._open)
-        for sock in open_now:
-            with contextlib.suppress(OSError, ValueError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    def handshake_failed(self, client_address: Any, error: Exception) -> None:
+        # No client certificate, or one the CA did not issue: refused in the handshake.
+        log.debug("sync api: TLS refused for %s: %s", client_address, error)
+        self.api.record(0)
 
 
 class SyncCloudApi:
