@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import signal
 import sys
@@ -29,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from agent.configfile import ConfigError
 from collector import cli_diag, queries, ticketcli, tickets
+from collector.clitable import print_rows
 from collector.config import CollectorConfig, load_config
 from collector.service import CollectorService
 from collector.store import make_engine, migrate
@@ -200,26 +200,8 @@ _LISTS: dict[str, tuple[Callable[[Connection], list[dict[str, Any]]], list[str]]
 }
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters shown as ``\\xNN``, so a hostile topic cannot drive the terminal."""
-    return "".join(f"\\x{ord(char):02x}" if ord(char) < 0x20 or ord(char) == 0x7F else char for char in text)
-
-
 def _list(engine: Engine, what: str, *, as_json: bool) -> int:
     fetch, columns = _LISTS[what]
     with engine.connect() as conn:
-        rows = queries.jsonable(fetch(conn))
-    if as_json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return 0
-    if not rows:
-        print(f"no {what}")
-        return 0
-    cells = [
-        [("" if row.get(col) is None else printable(str(row.get(col)))) for col in columns] for row in rows
-    ]
-    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
-    print("  ".join(col.upper().ljust(width) for col, width in zip(columns, widths, strict=True)).rstrip())
-    for line in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-    return 0
+        rows = fetch(conn)
+    return print_rows(rows, columns, as_json=as_json, what=what)

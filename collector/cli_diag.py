@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from collector.clitable import printable
 from collector.config import CollectorConfig
 
 WAIT_SECONDS = 600.0
@@ -201,7 +202,6 @@ def _local(args: argparse.Namespace, config: CollectorConfig) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from collector.cli import printable
 
     for row in rows:
         print(

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from collector import contracts, maintenance, queries, tickets
+from collector.clitable import print_rows, printable
 from collector.config import CollectorConfig
 from collector.sla import SlaContext
 from collector.store import utcnow
@@ -168,7 +169,6 @@ def _tickets(engine: Engine, context: SlaContext, args: argparse.Namespace) -> i
 
 def render(ticket: dict[str, Any]) -> str:
     """A ticket as text: what a phone call needs first, then deadlines, then the timeline."""
-    from collector.cli import printable
 
     def when(value: Any) -> str:
         return "" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
@@ -281,20 +281,4 @@ def _maintenance(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, what: str) -> int:
-    from collector.cli import printable
-
-    rows = queries.jsonable(rows)
-    if as_json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return 0
-    if not rows:
-        print(f"no {what}")
-        return 0
-    cells = [
-        [("" if row.get(col) is None else printable(str(row.get(col)))) for col in columns] for row in rows
-    ]
-    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
-    print("  ".join(col.upper().ljust(width) for col, width in zip(columns, widths, strict=True)).rstrip())
-    for line in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-    return 0
+    return print_rows(rows, columns, as_json=as_json, what=what)
