@@ -150,23 +150,7 @@ class IncidentEngine:
                     )
                 )
             }
-            closed = {
-                (row[0], row[1], row[2]): row[3]
-                for row in conn.execute(
-                    select(
-                        ticket_table.c.site,
-                        ticket_table.c.agent,
-                        ticket_table.c.device,
-                        func.max(ticket_table.c.closed_at),
-                    )
-                    .where(
-                        ticket_table.c.cause == CAUSE_DEVICE_DOWN,
-                        ticket_table.c.status == "closed",
-                        ticket_table.c.closed_at.is_not(None),
-                    )
-                    .group_by(ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device)
-                )
-            }
+            closed = _last_closed(conn, CAUSE_DEVICE_DOWN)
         for device in candidates:
             key = (device.site, device.agent, device.device)
             if key in ticketed:
@@ -545,23 +529,7 @@ class IncidentEngine:
                 (row.site, row.agent, row.device, row.condition): row.since
                 for row in conn.execute(select(device_conditions))
             },
-            closed={
-                (row[0], row[1], row[2]): row[3]
-                for row in conn.execute(
-                    select(
-                        ticket_table.c.site,
-                        ticket_table.c.agent,
-                        ticket_table.c.device,
-                        func.max(ticket_table.c.closed_at),
-                    )
-                    .where(
-                        ticket_table.c.cause == CAUSE_DEVICE_UNSTABLE,
-                        ticket_table.c.status == "closed",
-                        ticket_table.c.closed_at.is_not(None),
-                    )
-                    .group_by(ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device)
-                )
-            },
+            closed=_last_closed(conn, CAUSE_DEVICE_UNSTABLE),
         )
 
     def _instability(self, conn: Connection, device: Row[Any], now: datetime, signs: Signs) -> list[str]:
@@ -713,6 +681,21 @@ def _count_after(conn: Connection, table: Any, key: tuple[str, str, str], after:
         table.c.site == key[0], table.c.agent == key[1], table.c.device == key[2], kind, moment > after
     )
     return int(conn.execute(query).scalar_one())
+
+
+def _last_closed(conn: Connection, cause: str) -> dict[tuple[str, str, str], datetime]:
+    """When each device's last ticket of ``cause`` was closed: signs from before it do not count again."""
+    columns = (ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device)
+    query = (
+        select(*columns, func.max(ticket_table.c.closed_at))
+        .where(
+            ticket_table.c.cause == cause,
+            ticket_table.c.status == "closed",
+            ticket_table.c.closed_at.is_not(None),
+        )
+        .group_by(*columns)
+    )
+    return {(row[0], row[1], row[2]): row[3] for row in conn.execute(query)}
 
 
 def _loss_pct(checks: Any) -> float | None:
