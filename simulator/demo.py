@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ import yaml
 
 from simulator.agentconfig import agent_config_for, read_site
 from simulator.net import free_port, listening
+
+#: The service contract of the demo room, registered with the collector so its devices are covered.
+CONTRACT = "HZ-2026-0042"
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -47,6 +51,7 @@ class Demo:
         self.web_port = web_port
         self.confirm_window = confirm_window
         self.logs = data / "logs"
+        self.signing_key = data / "collector-signing.key"
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def spawn(self, name: str, argv: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
@@ -94,11 +99,24 @@ class Demo:
 
     def start_collector(self, broker_port: int) -> tuple[Path, int]:
         web_port = free_port(HOST, self.web_port)
+        if not self.signing_key.exists():  # the key that signs commands to the agent (remote diagnostics)
+            subprocess.run(
+                [sys.executable, "-m", "collector", "keygen", "--out", str(self.signing_key)],
+                check=True,
+                capture_output=True,
+            )
+        started = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
         config = {
             "mqtt": {"host": HOST, "port": broker_port, "client_id": "hezo-demo-collector"},
             "store": {"url": f"sqlite:///{self.data / 'collector.db'}"},
             "incidents": {"confirm_window": self.confirm_window},
             "web": {"host": HOST, "port": web_port},
+            "contracts": [{"number": CONTRACT, "start": started, "years": 3, "customer": "Demo customer"}],
+            "diagnostics": {
+                "key_file": str(self.signing_key),
+                "bundle_dir": str(self.data / "bundles"),
+                "public_url": f"http://{HOST}:{web_port}",
+            },
         }
         path = self.data / "collector.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -127,7 +145,14 @@ class Demo:
         return state_dir
 
     def start_agent(self, state_dir: Path, broker_port: int) -> None:
-        config = agent_config_for(read_site(state_dir), broker_host=HOST, broker_port=broker_port)
+        config = agent_config_for(
+            read_site(state_dir), broker_host=HOST, broker_port=broker_port, contract=CONTRACT
+        )
+        config["commands"] = {
+            "public_key": str(self.signing_key.with_name(self.signing_key.name + ".pub")),
+            "state_dir": str(self.data / "agent-state"),
+            "logs": {"agent_log": [str(self.logs / "agent.log")], "journal": False},
+        }
         path = self.data / "agent.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         process, log = self.spawn("agent", [sys.executable, "-m", "agent", "--config", str(path)])
@@ -251,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"""
 Open http://{HOST}:{web_port}/ to see the room.
 
-Pull the plug on the Rally Bar (a Critical ticket opens after the {demo.confirm_window:g} s confirm window):
+Pull the plug on the Rally Bar (a Critical ticket opens after the {demo.confirm_window:g} s confirm window, and
+fetches service tests and a log bundle from the agent by itself: see the ticket's timeline and /diagnostics):
     {sim} power rally-bar off --state-dir {state_dir}
 Put it back (the ticket records the recovery):
     {sim} power rally-bar on --state-dir {state_dir}

@@ -3,6 +3,7 @@
 Run with both brokers it can use: Mosquitto, and the embedded amqtt broker for machines without Mosquitto.
 """
 
+import json
 import os
 import queue
 import re
@@ -12,10 +13,12 @@ import sys
 import threading
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from simulator.net import listening
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +106,18 @@ def test_the_demo_shows_a_ticket_when_the_plug_is_pulled_and_stops_cleanly(
             html = page.read().decode()
         assert "2034FH1002R2" in html
         assert "HZ-2026-0042" in html
+        assert "not in the collector's registry" not in html  # the demo registers its contract
+
+        # The ticket fetches its evidence by itself: service tests and a log bundle from the agent.
+        number = re.search(r"ticket (HZ-\d+)", line).group(1)  # type: ignore[union-attr]
+
+        def evidence() -> dict[str, Any]:
+            url = f"http://127.0.0.1:{web_port}/api/tickets/{number}/diagnostics"
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                return json.loads(answer.read())  # type: ignore[no-any-return]
+
+        eventually("the ticket's evidence", lambda: bool(evidence()["bundles"]), timeout=60)
+        assert {c["action"] for c in evidence()["commands"]} == {"service-tests", "collect-logs"}
 
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C: every process of the group gets it...
         output.wait_for(r"hezo demo: stopping", timeout=30)
