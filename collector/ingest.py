@@ -34,7 +34,7 @@ from collector.store import (
     samples,
     write_transaction,
 )
-from protocol import Envelope, ProtocolError, Topics, UnsupportedVersionError, decode, parse_ts
+from protocol import Envelope, ProtocolError, Topic, Topics, UnsupportedVersionError, decode, parse_ts
 from protocol.bodies import validate_against_topic, validate_body
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ REASON_MALFORMED = "malformed"
 REASON_VERSION = "unsupported-version"
 REASON_TOPIC = "topic"
 REASON_STORE = "store-error"
+
+#: How many parsed topics ingest remembers (a plain bound: some five topics per agent).
+_PARSED_TOPICS = 100_000
 
 #: A device's reason while its restarted agent has not checked it yet.
 RESTART_REASON = "waiting for the first check of the agent's new start"
@@ -136,6 +139,8 @@ class Ingest:
         self._engine = engine
         self._metrics = metrics
         self._topics = Topics(prefix)
+        #: Topics parsed lately (a parsed topic never changes): agents publish on a few topics each.
+        self._parsed: dict[str, Topic] = {}
         #: Where replies to commands go (collector/commands.py); they are not stored otherwise.
         self.on_reply: Callable[[Envelope, datetime], None] | None = None
         self._request_republish = request_republish or RepublishWanted(metrics)
@@ -201,10 +206,15 @@ class Ingest:
 
     def _check(self, topic: str, payload: bytes) -> Envelope | tuple[str, str]:
         """The envelope, or (reason, error) for ``rejected``."""
-        try:
-            parsed = self._topics.parse(topic)
-        except ProtocolError as exc:
-            return REASON_TOPIC, str(exc)
+        parsed = self._parsed.get(topic)
+        if parsed is None:
+            try:
+                parsed = self._topics.parse(topic)
+            except ProtocolError as exc:
+                return REASON_TOPIC, str(exc)
+            if len(self._parsed) >= _PARSED_TOPICS:
+                self._parsed.clear()
+            self._parsed[topic] = parsed
         try:
             envelope = decode(payload)
             validate_body(envelope)
@@ -292,7 +302,7 @@ class Ingest:
         common case avoids a result row per message, which costs a round trip on PostgreSQL and, on SQLite,
         releases and retakes the GIL once per row.
         """
-        bind = messages.c.received_at.type.bind_processor(conn.dialect)
+        bind = _driver_value(conn, messages.c.received_at)
         mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
         row_marks = "(" + ", ".join([mark] * 6) + ")"
         won: set[tuple[str, str, str, int]] = set()
@@ -313,7 +323,7 @@ class Ingest:
                     row["boot"],
                     row["seq"],
                     row["kind"],
-                    bind(row["received_at"]) if bind else row["received_at"],
+                    bind(row["received_at"]),
                 )
             )
             savepoint = conn.begin_nested()
@@ -690,6 +700,28 @@ _SAMPLE_COLUMNS = "site, agent, boot, seq, idx, device, metric, value, ts"
 _SQLITE_ROWS = 1000
 
 
+def _driver_value(conn: Connection, column: Any) -> Callable[[Any], Any]:
+    """What the driver is handed for a value of ``column``: its type's bind processor, then, on SQLite, the
+    adapter sqlite3 would apply itself (datetime -> text), so that a value shared by many rows is converted
+    once instead of once per row."""
+    bind = column.type.bind_processor(conn.dialect)
+    adapt = None
+    if conn.dialect.name == "sqlite":
+        import sqlite3
+
+        adapters: dict[tuple[type, type], Callable[[Any], Any]] = sqlite3.adapters
+        adapt = adapters.get((datetime, sqlite3.PrepareProtocol))
+
+    def convert(value: Any) -> Any:
+        if bind is not None:
+            value = bind(value)
+        if adapt is not None and type(value) is datetime:
+            value = adapt(value)
+        return value
+
+    return convert
+
+
 def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert sample rows (``ts`` still the wire's RFC 3339 text) the fast way for the database.
 
@@ -698,8 +730,7 @@ def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     SQLite, with ``ts`` converted by the column type's own bind processor (the stored form stays the one
     SQLAlchemy reads back). Only rows of messages this transaction claimed get here, so no key conflicts.
     """
-    bind = samples.c.ts.type.bind_processor(conn.dialect)
-    assert bind is not None
+    bind = _driver_value(conn, samples.c.ts)
     seen: dict[str, Any] = {}  # the samples of one poll share their time: convert each text once
 
     def moment(text: str) -> Any:
