@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +43,9 @@ REASON_MALFORMED = "malformed"
 REASON_VERSION = "unsupported-version"
 REASON_TOPIC = "topic"
 REASON_STORE = "store-error"
+
+#: Identities per INSERT statement (6 parameters each).
+_IDENTITY_ROWS = 500
 
 #: How many parsed topics ingest remembers (a plain bound: some five topics per agent).
 _PARSED_TOPICS = 100_000
@@ -263,25 +266,18 @@ class Ingest:
 
     def _claim(self, conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch: _Batch) -> None:
         """Insert each identity unless stored already; ``batch.fresh`` gets the ones this insert won."""
+        bind = _driver_value(conn, messages.c.received_at)
         seen: set[tuple[str, str, str, int]] = set()
-        rows = []
-        for envelope, received_at, retained in valid:
+        rows: list[tuple[Any, ...]] = []
+        for item in valid:
+            envelope, received_at, _retained = item
             identity = (envelope.site, envelope.agent, envelope.boot, envelope.seq)
             if identity in seen:
                 batch.duplicates += 1
                 continue
             seen.add(identity)
-            batch.received.append((envelope, received_at, retained))
-            rows.append(
-                {
-                    "site": envelope.site,
-                    "agent": envelope.agent,
-                    "boot": envelope.boot,
-                    "seq": envelope.seq,
-                    "kind": envelope.kind,
-                    "received_at": received_at,
-                }
-            )
+            batch.received.append(item)
+            rows.append((*identity, envelope.kind, bind(received_at)))
         won = self._insert_identities(conn, rows)
         for item in batch.received:
             envelope = item[0]
@@ -291,45 +287,34 @@ class Ingest:
                 batch.duplicates += 1
 
     def _insert_identities(
-        self, conn: Connection, rows: list[dict[str, Any]]
+        self, conn: Connection, rows: list[tuple[Any, ...]]
     ) -> set[tuple[str, str, str, int]]:
         """Insert the identities not stored yet; return those this transaction inserted.
 
-        Each chunk is one ``INSERT ... ON CONFLICT DO NOTHING`` of many rows, inside a savepoint: when it
-        inserted every row (the common case) they are all ours. Otherwise (some were stored already, or
-        another collector got there first) the savepoint is rolled back and the chunk inserted again with
-        ``RETURNING``, which names the rows this transaction won. Either way the database decides; the
-        common case avoids a result row per message, which costs a round trip on PostgreSQL and, on SQLite,
-        releases and retakes the GIL once per row.
+        ``rows`` are ``(site, agent, boot, seq, kind, received_at)`` as the driver takes them. Each chunk is
+        one ``INSERT ... ON CONFLICT DO NOTHING`` of many rows, inside a savepoint: when it inserted every
+        row (the common case) they are all ours. Otherwise (some were stored already, or another collector
+        got there first) the savepoint is rolled back and the chunk inserted again with ``RETURNING``, which
+        names the rows this transaction won. Either way the database decides; the common case avoids a
+        result row per message, which costs a round trip on PostgreSQL and, on SQLite, releases and retakes
+        the GIL once per row.
         """
-        bind = _driver_value(conn, messages.c.received_at)
         mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
         row_marks = "(" + ", ".join([mark] * 6) + ")"
         won: set[tuple[str, str, str, int]] = set()
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            # Driver SQL: SQLAlchemy would compile a statement of 500 VALUES rows on every call.
+        for start in range(0, len(rows), _IDENTITY_ROWS):
+            chunk = rows[start : start + _IDENTITY_ROWS]
+            # Driver SQL: SQLAlchemy would compile a statement of many VALUES rows on every call.
             sql = (
                 "INSERT INTO messages (site, agent, boot, seq, kind, received_at) VALUES "  # noqa: S608
                 + ", ".join([row_marks] * len(chunk))
                 + " ON CONFLICT DO NOTHING"
             )
-            flat = tuple(
-                value
-                for row in chunk
-                for value in (
-                    row["site"],
-                    row["agent"],
-                    row["boot"],
-                    row["seq"],
-                    row["kind"],
-                    bind(row["received_at"]),
-                )
-            )
+            flat = tuple(value for row in chunk for value in row)
             savepoint = conn.begin_nested()
             if conn.exec_driver_sql(sql, flat).rowcount == len(chunk):
                 savepoint.commit()
-                won.update((row["site"], row["agent"], row["boot"], row["seq"]) for row in chunk)
+                won.update(row[:4] for row in chunk)
                 continue
             savepoint.rollback()
             result = conn.exec_driver_sql(sql + " RETURNING site, agent, boot, seq", flat)
@@ -444,7 +429,7 @@ class Ingest:
         for envelope, received_at, _retained in batch.fresh:
             kind = envelope.kind
             if kind == "telemetry":
-                sample_rows.extend(_sample_rows(envelope))
+                _add_sample_rows(sample_rows, envelope)
             elif kind == "event":
                 event_rows.append(_event_row(envelope, received_at))
             elif kind == "birth":
@@ -679,20 +664,14 @@ def _insert_device(
     )
 
 
-def _sample_rows(envelope: Envelope) -> Iterable[tuple[Any, ...]]:
+def _add_sample_rows(rows: list[tuple[Any, ...]], envelope: Envelope) -> None:
     site, agent, boot, seq = envelope.site, envelope.agent, envelope.boot, envelope.seq
-    for index, item in enumerate(envelope.body["samples"]):
-        yield (
-            site,
-            agent,
-            boot,
-            seq,
-            index,
-            item["device"],
-            item["metric"],
-            float(item["value"]),
-            item["ts"],
-        )
+    rows.extend(
+        [
+            (site, agent, boot, seq, index, item["device"], item["metric"], float(item["value"]), item["ts"])
+            for index, item in enumerate(envelope.body["samples"])
+        ]
+    )
 
 
 _SAMPLE_COLUMNS = "site, agent, boot, seq, idx, device, metric, value, ts"
@@ -753,7 +732,10 @@ def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     for start in range(0, len(rows), _SQLITE_ROWS):
         chunk = rows[start : start + _SQLITE_ROWS]
         values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-        flat = [value for row in chunk for value in (*row[:8], moment(row[8]))]
+        flat: list[Any] = []
+        for row in chunk:
+            flat += row
+            flat[-1] = moment(row[8])
         conn.exec_driver_sql(f"INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES {values}", tuple(flat))  # noqa: S608
 
 

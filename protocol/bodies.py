@@ -8,7 +8,7 @@ Unknown body fields are allowed: a newer agent may add information an older coll
 from collections.abc import Callable
 from typing import Any
 
-from protocol.envelope import MAX_INT, Envelope, parse_ts
+from protocol.envelope import _PARSED, MAX_INT, Envelope, parse_ts
 from protocol.errors import MalformedMessageError, ProtocolError
 from protocol.ids import ID_PATTERN, validate_id
 from protocol.topics import Topic, TopicKind
@@ -248,10 +248,11 @@ def telemetry_ok(body: dict[str, Any]) -> bool:
             and _ID(device)
         ):
             return False
-        try:
-            parse_ts(ts)
-        except ValueError:
-            return False
+        if ts not in _PARSED:
+            try:
+                parse_ts(ts)
+            except ValueError:
+                return False
     return True
 
 

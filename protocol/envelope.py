@@ -23,6 +23,7 @@ MAX_DEPTH = 32
 MAX_INT = 2**63 - 1  # what a BIGINT column holds
 BOOT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FIELDS = ("v", "site", "agent", "boot", "seq", "ts", "kind", "body")
+_FIELD_SET = frozenset(_FIELDS)
 _BOOT = BOOT_PATTERN.fullmatch
 _ID = ID_PATTERN.fullmatch
 
@@ -166,11 +167,11 @@ def decode(payload: bytes) -> Envelope:
         raise MalformedMessageError(f"field 'v' must be an integer, got {version!r}")
     if version != SCHEMA_VERSION:
         raise UnsupportedVersionError(version, SCHEMA_VERSION)
-    missing = [name for name in _FIELDS if name not in doc]
-    if missing:
-        raise MalformedMessageError(f"missing field(s): {', '.join(missing)}")
-    unknown = sorted(set(doc) - set(_FIELDS))
-    if unknown:
+    if doc.keys() != _FIELD_SET:
+        missing = [name for name in _FIELDS if name not in doc]
+        if missing:
+            raise MalformedMessageError(f"missing field(s): {', '.join(missing)}")
+        unknown = sorted(set(doc) - _FIELD_SET)
         raise MalformedMessageError(f"unknown field(s): {', '.join(unknown)}")
     envelope = Envelope(
         site=doc["site"],
