@@ -58,7 +58,7 @@ def parse_ts(text: str) -> datetime:
     return moment
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Envelope:
     """One message. ``body`` is the kind-specific content, a JSON object."""
 
