@@ -147,3 +147,26 @@ def test_a_payload_with_a_byte_order_mark_is_refused_as_json_refuses_it() -> Non
 def test_a_decoded_telemetry_envelope_is_the_one_encoded() -> None:
     envelope = telemetry({"samples": [sample(), sample(value=7)]})
     assert decode(encode(envelope)) == envelope
+
+
+@pytest.mark.parametrize(
+    ("number", "error"),
+    [
+        ("1e999", "1e999 is too large for a number"),
+        ("-2.5E+400", "-2.5E+400 is too large for a number"),
+        ("9" * 400 + ".5", "9" * 400 + ".5 is too large for a number"),
+    ],
+)
+def test_a_float_too_large_is_refused_wherever_it_is(number: str, error: str) -> None:
+    envelope = json.loads(encode(telemetry({"samples": [sample()]})))
+    text = json.dumps(envelope).replace('"samples"', f'"extra": {{"deep": [{number}]}}, "samples"')
+    with pytest.raises(ProtocolError) as caught:
+        decode(text.encode())
+    assert str(caught.value) == f"payload is not JSON we accept: {error}"
+
+
+def test_floats_read_without_the_check_are_the_same_numbers() -> None:
+    values = [12.5, -0.001, 1234567.125, 0.1 + 0.2, 3.0]
+    envelope = telemetry({"samples": [sample(value=value) for value in values]})
+    decoded = decode(encode(envelope))
+    assert [item["value"] for item in decoded.body["samples"]] == values
