@@ -705,9 +705,10 @@ def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert sample rows (``ts`` still the wire's RFC 3339 text) the fast way for the database.
 
     The hot path of ingest: thousands of rows per batch. SQLAlchemy's per-row parameter processing costs more
-    than the insert itself, so rows go to the driver directly: ``COPY`` on PostgreSQL, ``executemany`` on
-    SQLite, with ``ts`` converted by the column type's own bind processor (the stored form stays the one
-    SQLAlchemy reads back). Only rows of messages this transaction claimed get here, so no key conflicts.
+    than the insert itself, so rows go to the driver directly: ``COPY`` on PostgreSQL, multi-row INSERTs on
+    SQLite, with ``ts`` converted by the column type's own bind processor and, on SQLite, sqlite3's own
+    adapter, once per distinct value (the stored form stays the one SQLAlchemy reads back). Only rows of
+    messages this transaction claimed get here, so no key conflicts.
     """
     bind = _driver_value(conn, samples.c.ts)
     seen: dict[str, Any] = {}  # the samples of one poll share their time: convert each text once
