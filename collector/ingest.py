@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from collector.store import (
     samples,
     write_transaction,
 )
-from protocol import Envelope, ProtocolError, Topics, UnsupportedVersionError, decode, parse_ts
+from protocol import Envelope, ProtocolError, Topic, Topics, UnsupportedVersionError, decode, parse_ts
 from protocol.bodies import validate_against_topic, validate_body
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,12 @@ REASON_MALFORMED = "malformed"
 REASON_VERSION = "unsupported-version"
 REASON_TOPIC = "topic"
 REASON_STORE = "store-error"
+
+#: Identities per INSERT statement (6 parameters each).
+_IDENTITY_ROWS = 500
+
+#: How many parsed topics ingest remembers (a plain bound: some five topics per agent).
+_PARSED_TOPICS = 100_000
 
 #: A device's reason while its restarted agent has not checked it yet.
 RESTART_REASON = "waiting for the first check of the agent's new start"
@@ -136,6 +142,8 @@ class Ingest:
         self._engine = engine
         self._metrics = metrics
         self._topics = Topics(prefix)
+        #: Topics parsed lately (a parsed topic never changes): agents publish on a few topics each.
+        self._parsed: dict[str, Topic] = {}
         #: Where replies to commands go (collector/commands.py); they are not stored otherwise.
         self.on_reply: Callable[[Envelope, datetime], None] | None = None
         self._request_republish = request_republish or RepublishWanted(metrics)
@@ -201,10 +209,15 @@ class Ingest:
 
     def _check(self, topic: str, payload: bytes) -> Envelope | tuple[str, str]:
         """The envelope, or (reason, error) for ``rejected``."""
-        try:
-            parsed = self._topics.parse(topic)
-        except ProtocolError as exc:
-            return REASON_TOPIC, str(exc)
+        parsed = self._parsed.get(topic)
+        if parsed is None:
+            try:
+                parsed = self._topics.parse(topic)
+            except ProtocolError as exc:
+                return REASON_TOPIC, str(exc)
+            if len(self._parsed) >= _PARSED_TOPICS:
+                self._parsed.clear()
+            self._parsed[topic] = parsed
         try:
             envelope = decode(payload)
             validate_body(envelope)
@@ -253,25 +266,18 @@ class Ingest:
 
     def _claim(self, conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch: _Batch) -> None:
         """Insert each identity unless stored already; ``batch.fresh`` gets the ones this insert won."""
+        bind = _driver_value(conn, messages.c.received_at)
         seen: set[tuple[str, str, str, int]] = set()
-        rows = []
-        for envelope, received_at, retained in valid:
+        rows: list[tuple[Any, ...]] = []
+        for item in valid:
+            envelope, received_at, _retained = item
             identity = (envelope.site, envelope.agent, envelope.boot, envelope.seq)
             if identity in seen:
                 batch.duplicates += 1
                 continue
             seen.add(identity)
-            batch.received.append((envelope, received_at, retained))
-            rows.append(
-                {
-                    "site": envelope.site,
-                    "agent": envelope.agent,
-                    "boot": envelope.boot,
-                    "seq": envelope.seq,
-                    "kind": envelope.kind,
-                    "received_at": received_at,
-                }
-            )
+            batch.received.append(item)
+            rows.append((*identity, envelope.kind, bind(received_at)))
         won = self._insert_identities(conn, rows)
         for item in batch.received:
             envelope = item[0]
@@ -281,45 +287,34 @@ class Ingest:
                 batch.duplicates += 1
 
     def _insert_identities(
-        self, conn: Connection, rows: list[dict[str, Any]]
+        self, conn: Connection, rows: list[tuple[Any, ...]]
     ) -> set[tuple[str, str, str, int]]:
         """Insert the identities not stored yet; return those this transaction inserted.
 
-        Each chunk is one ``INSERT ... ON CONFLICT DO NOTHING`` of many rows, inside a savepoint: when it
-        inserted every row (the common case) they are all ours. Otherwise (some were stored already, or
-        another collector got there first) the savepoint is rolled back and the chunk inserted again with
-        ``RETURNING``, which names the rows this transaction won. Either way the database decides; the
-        common case avoids a result row per message, which costs a round trip on PostgreSQL and, on SQLite,
-        releases and retakes the GIL once per row.
+        ``rows`` are ``(site, agent, boot, seq, kind, received_at)`` as the driver takes them. Each chunk is
+        one ``INSERT ... ON CONFLICT DO NOTHING`` of many rows, inside a savepoint: when it inserted every
+        row (the common case) they are all ours. Otherwise (some were stored already, or another collector
+        got there first) the savepoint is rolled back and the chunk inserted again with ``RETURNING``, which
+        names the rows this transaction won. Either way the database decides; the common case avoids a
+        result row per message, which costs a round trip on PostgreSQL and, on SQLite, releases and retakes
+        the GIL once per row.
         """
-        bind = messages.c.received_at.type.bind_processor(conn.dialect)
         mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
         row_marks = "(" + ", ".join([mark] * 6) + ")"
         won: set[tuple[str, str, str, int]] = set()
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            # Driver SQL: SQLAlchemy would compile a statement of 500 VALUES rows on every call.
+        for start in range(0, len(rows), _IDENTITY_ROWS):
+            chunk = rows[start : start + _IDENTITY_ROWS]
+            # Driver SQL: SQLAlchemy would compile a statement of many VALUES rows on every call.
             sql = (
                 "INSERT INTO messages (site, agent, boot, seq, kind, received_at) VALUES "  # noqa: S608
                 + ", ".join([row_marks] * len(chunk))
                 + " ON CONFLICT DO NOTHING"
             )
-            flat = tuple(
-                value
-                for row in chunk
-                for value in (
-                    row["site"],
-                    row["agent"],
-                    row["boot"],
-                    row["seq"],
-                    row["kind"],
-                    bind(row["received_at"]) if bind else row["received_at"],
-                )
-            )
+            flat = tuple(value for row in chunk for value in row)
             savepoint = conn.begin_nested()
             if conn.exec_driver_sql(sql, flat).rowcount == len(chunk):
                 savepoint.commit()
-                won.update((row["site"], row["agent"], row["boot"], row["seq"]) for row in chunk)
+                won.update(row[:4] for row in chunk)
                 continue
             savepoint.rollback()
             result = conn.exec_driver_sql(sql + " RETURNING site, agent, boot, seq", flat)
@@ -434,7 +429,7 @@ class Ingest:
         for envelope, received_at, _retained in batch.fresh:
             kind = envelope.kind
             if kind == "telemetry":
-                sample_rows.extend(_sample_rows(envelope))
+                _add_sample_rows(sample_rows, envelope)
             elif kind == "event":
                 event_rows.append(_event_row(envelope, received_at))
             elif kind == "birth":
@@ -669,20 +664,14 @@ def _insert_device(
     )
 
 
-def _sample_rows(envelope: Envelope) -> Iterable[tuple[Any, ...]]:
+def _add_sample_rows(rows: list[tuple[Any, ...]], envelope: Envelope) -> None:
     site, agent, boot, seq = envelope.site, envelope.agent, envelope.boot, envelope.seq
-    for index, item in enumerate(envelope.body["samples"]):
-        yield (
-            site,
-            agent,
-            boot,
-            seq,
-            index,
-            item["device"],
-            item["metric"],
-            float(item["value"]),
-            item["ts"],
-        )
+    rows.extend(
+        [
+            (site, agent, boot, seq, index, item["device"], item["metric"], float(item["value"]), item["ts"])
+            for index, item in enumerate(envelope.body["samples"])
+        ]
+    )
 
 
 _SAMPLE_COLUMNS = "site, agent, boot, seq, idx, device, metric, value, ts"
@@ -690,16 +679,38 @@ _SAMPLE_COLUMNS = "site, agent, boot, seq, idx, device, metric, value, ts"
 _SQLITE_ROWS = 1000
 
 
+def _driver_value(conn: Connection, column: Any) -> Callable[[Any], Any]:
+    """What the driver is handed for a value of ``column``: its type's bind processor, then, on SQLite, the
+    adapter sqlite3 would apply itself (datetime -> text), so that a value shared by many rows is converted
+    once instead of once per row."""
+    bind = column.type.bind_processor(conn.dialect)
+    adapt = None
+    if conn.dialect.name == "sqlite":
+        import sqlite3
+
+        adapters: dict[tuple[type, type], Callable[[Any], Any]] = sqlite3.adapters
+        adapt = adapters.get((datetime, sqlite3.PrepareProtocol))
+
+    def convert(value: Any) -> Any:
+        if bind is not None:
+            value = bind(value)
+        if adapt is not None and type(value) is datetime:
+            value = adapt(value)
+        return value
+
+    return convert
+
+
 def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert sample rows (``ts`` still the wire's RFC 3339 text) the fast way for the database.
 
     The hot path of ingest: thousands of rows per batch. SQLAlchemy's per-row parameter processing costs more
-    than the insert itself, so rows go to the driver directly: ``COPY`` on PostgreSQL, ``executemany`` on
-    SQLite, with ``ts`` converted by the column type's own bind processor (the stored form stays the one
-    SQLAlchemy reads back). Only rows of messages this transaction claimed get here, so no key conflicts.
+    than the insert itself, so rows go to the driver directly: ``COPY`` on PostgreSQL, multi-row INSERTs on
+    SQLite, with ``ts`` converted by the column type's own bind processor and, on SQLite, sqlite3's own
+    adapter, once per distinct value (the stored form stays the one SQLAlchemy reads back). Only rows of
+    messages this transaction claimed get here, so no key conflicts.
     """
-    bind = samples.c.ts.type.bind_processor(conn.dialect)
-    assert bind is not None
+    bind = _driver_value(conn, samples.c.ts)
     seen: dict[str, Any] = {}  # the samples of one poll share their time: convert each text once
 
     def moment(text: str) -> Any:
@@ -722,7 +733,10 @@ def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     for start in range(0, len(rows), _SQLITE_ROWS):
         chunk = rows[start : start + _SQLITE_ROWS]
         values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-        flat = [value for row in chunk for value in (*row[:8], moment(row[8]))]
+        flat: list[Any] = []
+        for row in chunk:
+            flat += row
+            flat[-1] = moment(row[8])
         conn.exec_driver_sql(f"INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES {values}", tuple(flat))  # noqa: S608
 
 

@@ -8,7 +8,7 @@ through the same queue, so ingest and ticket decisions never interleave. The ses
 client id, clean session off), so QoS 1 messages wait in the broker while the collector restarts.
 
 The queue is bounded (``QUEUE_SIZE``): when it is full, paho's network thread waits in ``put`` until the
-writer takes a message, which holds back reading from the broker (backpressure; QoS 1 messages wait in the
+writer takes messages, which holds back reading from the broker (backpressure; QoS 1 messages wait in the
 broker). This cannot deadlock with the acks: the writer never waits on the network thread, since paho's
 ``ack()`` only appends to a deque and writes a wake-up byte to a non-blocking socket; and once the writer is
 stopping, ``put`` stops waiting and leaves the message unacknowledged, for the broker to deliver again.
@@ -16,7 +16,8 @@ stopping, ``put`` stops waiting and leaves the message unacknowledged, for the b
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import gc
 import logging
 import queue
 import threading
@@ -61,7 +62,7 @@ BATCH_WAIT = 0.005
 _PUT_POLL = 0.1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One message from the broker, and how to acknowledge it once stored (None: nothing to ack)."""
 
@@ -81,6 +82,19 @@ class Job:
 
 
 _STOP = object()
+
+#: The cyclic garbage collector's thresholds while the writer runs (``gc.set_threshold``).
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Collect garbage less often: each message leaves a few dozen young containers (its JSON, envelope, rows)
+    and up to ``QUEUE_SIZE`` messages wait, so the defaults (700, 10, 10) ran a collection every few
+    messages and a full one, over every object of the process, every few batches: a third of the ingest
+    rate. A threshold set higher elsewhere is kept; memory grows by no more than the young objects allowed
+    to wait (some 10,000) and the garbage of the rarer full collections."""
+    current = gc.get_threshold()
+    gc.set_threshold(*(max(now, wanted) for now, wanted in zip(current, GC_THRESHOLDS, strict=True)))
 
 
 class Writer:
@@ -121,12 +135,18 @@ class Writer:
         self._held: object | None = None  # a job or stop taken while filling a batch, done next
         self._keep = keep
         self._metrics = metrics
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
+        # A C queue (a put or get costs a fraction of queue.Queue's): the bound is kept by ``put`` itself.
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._maxsize = maxsize
+        self._room = threading.Condition()  # a put waiting for room, woken when the writer takes
+        self._waiting = 0  # puts waiting for room (changed under ``_room``)
         self._stopping = threading.Event()
         self._wait = wait if wait is not None else self._stopping.wait
         self._thread = threading.Thread(target=self._run, name="hezo-collector-writer", daemon=True)
 
     def start(self) -> None:
+        """Start the writer thread, with the garbage collector set for a stream of messages (below)."""
+        tune_gc()
         self._thread.start()
 
     def alive(self) -> bool:
@@ -136,30 +156,57 @@ class Writer:
     def stop(self) -> None:
         """Write what is queued (stopping at the first failure, without retrying), then end the thread."""
         self._stopping.set()
-        # Wakes a writer waiting on an empty queue; with a full one, the writer drains it and ends when empty.
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(_STOP)
+        # Wakes a writer waiting on an empty queue; with a full one, the writer drains it and ends there.
+        self._queue.put(_STOP)
+        with self._room:
+            self._room.notify_all()  # a put waiting for room gives up now
         if self._thread.is_alive():
             self._thread.join()
 
     def put(self, item: Message | Job) -> None:
-        """Queue ``item``, waiting while the queue is full; once stopping, drop it (the broker keeps it)."""
-        while not self._stopping.is_set():
-            try:
-                self._queue.put(item, timeout=_PUT_POLL)
-            except queue.Full:
-                continue
-            if isinstance(item, Message) and self._metrics is not None:
-                self._metrics.queue_depth.inc()
+        """Queue ``item``, waiting while the queue is full; once stopping, drop it (the broker keeps it).
+
+        The bound holds for one producer (paho's network thread); jobs queued from other threads at the same
+        moment may pass it by one each.
+        """
+        if self._stopping.is_set() or (self._queue.qsize() >= self._maxsize and not self._wait_for_room()):
+            log.debug("stopping: not queued, the broker keeps it: %s", item)
             return
-        log.debug("stopping: not queued, the broker keeps it: %s", item)
+        self._queue.put(item)
+        if self._metrics is not None and isinstance(item, Message):
+            self._metrics.queue_depth.inc()
+
+    def _wait_for_room(self) -> bool:
+        """Wait until the queue has room (True) or the writer is stopping (False)."""
+        with self._room:
+            self._waiting += 1
+            try:
+                while self._queue.qsize() >= self._maxsize:
+                    if self._stopping.is_set():
+                        return False
+                    self._room.wait(_PUT_POLL)
+            finally:
+                self._waiting -= 1
+        return not self._stopping.is_set()
+
+    def _made_room(self) -> None:
+        """The writer took from the queue: wake a put waiting for room, if any (once per batch, not per item).
+
+        A put counts itself as waiting before it looks at the queue's size, under ``_room``, and the writer
+        takes before it reads the count: either the put sees the room, or the writer sees the put.
+        """
+        if self._waiting:
+            with self._room:
+                self._room.notify_all()
 
     def _next(self) -> object:
         if self._held is not None:
             item, self._held = self._held, None
             return item
         if not self._stopping.is_set():
-            return self._queue.get()
+            item = self._queue.get()
+            self._made_room()
+            return item
         try:
             return self._queue.get_nowait()
         except queue.Empty:
@@ -216,6 +263,7 @@ class Writer:
                 self._held = item
                 break
             batch.append(item)
+        self._made_room()
         return batch
 
     def process_batch(self, batch: list[Message]) -> bool:
@@ -413,20 +461,19 @@ class Subscriber:
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         ack = None
         if message.qos > 0:
-            with self._lock:
-                connection = self._connection
-            ack = self._acker(message.mid, message.qos, connection)
+            # Only this thread (paho's) changes the counter, so it reads it without the lock.
+            ack = self._acker(message.mid, message.qos, self._connection)
         # Outside the lock: put may wait for room in the queue, and the writer needs the lock to ack.
         self._writer.put(
             Message(message.topic, bytes(message.payload), self._now(), ack, retained=bool(message.retain))
         )
 
     def _acker(self, mid: int, qos: int, connection: int) -> Callable[[], None]:
-        def ack() -> None:
-            # paho's ack() only queues the packet for its network thread (a thread-safe deque append and a
-            # wake-up byte on a non-blocking socket), so the writer thread may call it, and it never waits.
-            with self._lock:
-                if connection == self._connection:
-                    self._client.ack(mid, qos)
+        return functools.partial(self._ack, mid, qos, connection)  # cheaper to make than a closure
 
-        return ack
+    def _ack(self, mid: int, qos: int, connection: int) -> None:
+        # paho's ack() only queues the packet for its network thread (a thread-safe deque append and a
+        # wake-up byte on a non-blocking socket), so the writer thread may call it, and it never waits.
+        with self._lock:
+            if connection == self._connection:
+                self._client.ack(mid, qos)

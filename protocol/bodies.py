@@ -8,9 +8,9 @@ Unknown body fields are allowed: a newer agent may add information an older coll
 from collections.abc import Callable
 from typing import Any
 
-from protocol.envelope import MAX_INT, Envelope, parse_ts
+from protocol.envelope import _PARSED, MAX_INT, Envelope, parse_ts
 from protocol.errors import MalformedMessageError, ProtocolError
-from protocol.ids import validate_id
+from protocol.ids import ID_PATTERN, validate_id
 from protocol.topics import Topic, TopicKind
 
 DEVICE_STATES = ("up", "degraded", "down", "unknown")
@@ -220,8 +220,46 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
+_ID = ID_PATTERN.fullmatch
+
+
+def telemetry_ok(body: dict[str, Any]) -> bool:
+    """True if ``_telemetry`` would accept ``body``, tested with few calls: ingest's hot path.
+
+    It accepts a subset of what ``_telemetry`` accepts (exact JSON types only); False means "not shown
+    valid here", and the full validator then decides and names what is wrong, so errors read the same.
+    """
+    samples = body.get("samples")
+    if type(samples) is not list:
+        return False
+    for sample in samples:
+        if type(sample) is not dict:
+            return False
+        device = sample.get("device")
+        metric = sample.get("metric")
+        value = sample.get("value")
+        ts = sample.get("ts")
+        if not (
+            type(device) is str
+            and type(metric) is str
+            and (type(value) is float or type(value) is int)
+            and type(ts) is str
+            and len(metric) <= MEDIUM
+            and _ID(device)
+        ):
+            return False
+        if ts not in _PARSED:
+            try:
+                parse_ts(ts)
+            except ValueError:
+                return False
+    return True
+
+
 def validate_body(envelope: Envelope) -> None:
     """Raise ``MalformedMessageError`` if the body does not have the shape its kind requires."""
+    if envelope.kind == "telemetry" and telemetry_ok(envelope.body):
+        return
     _VALIDATORS[envelope.kind](envelope.body)
 
 
