@@ -276,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"""
 Open http://{HOST}:{web_port}/ to see the room.
 
-Pull the plug on the Rally Bar (a Critical ticket opens after the {demo.confirm_window:g} s confirm window, and
-fetches service tests and a log bundle from the agent by itself: see the ticket's timeline and /diagnostics):
+Pull the plug on the Rally Bar (a Critical ticket opens after the {demo.confirm_window:g} s confirm window,
+and fetches service tests and a log bundle from the agent by itself: see its timeline and /diagnostics):
     {sim} power rally-bar off --state-dir {state_dir}
 Put it back (the ticket records the recovery):
     {sim} power rally-bar on --state-dir {state_dir}
