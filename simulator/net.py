@@ -139,3 +139,21 @@ class TlsLoopbackServer(LoopbackHTTPServer):
     def _untrack(self, sock: socket.socket) -> None:
         with self._open_lock:
             self._open.discard(sock)
+
+
+def serve_in_thread(server: TlsLoopbackServer, name: str) -> threading.Thread:
+    """Serve ``server`` on a daemon thread of its own (a simulated device's power on)."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def stop_serving(server: TlsLoopbackServer, thread: threading.Thread | None) -> None:
+    """Stop listening, drop open connections and wait for the serving thread (a simulated power off)."""
+    server.shutdown()
+    server.server_close()
+    server.drop_connections()
+    if thread is not None:
+        thread.join()

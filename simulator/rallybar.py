@@ -16,7 +16,7 @@ from typing import Any
 
 from simulator.certs import reissue, write_self_signed
 from simulator.errors import SimulatorError
-from simulator.net import TlsLoopbackServer, loopback_family, url_host
+from simulator.net import TlsLoopbackServer, loopback_family, serve_in_thread, stop_serving, url_host
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,7 @@ class RallyBarAdmin:
             self.port = int(server.server_address[1])
             self._off.clear()
             self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name="rally-bar-https",
-                daemon=True,
-            )
-            self._thread.start()
+            self._thread = serve_in_thread(server, "rally-bar-https")
             log.info("rally-bar admin page listening on %s", self.url)
 
     def power_off(self) -> None:
@@ -190,11 +184,7 @@ class RallyBarAdmin:
                 return
             self._server = self._thread = None
             self._off.set()
-            server.shutdown()
-            server.server_close()
-            server.drop_connections()
-            if thread is not None:
-                thread.join()
+            stop_serving(server, thread)
             log.info("rally-bar admin page powered off")
 
     def wait_powered_off(self, seconds: float) -> bool:

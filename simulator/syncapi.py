@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from simulator.errors import SimulatorError
-from simulator.net import TlsLoopbackServer, loopback_family, url_host
+from simulator.net import TlsLoopbackServer, loopback_family, serve_in_thread, stop_serving, url_host
 from simulator.pki import CertificateAuthority
 
 log = logging.getLogger(__name__)
@@ -559,10 +559,7 @@ class SyncCloudApi:
             self.port = int(server.server_address[1])
             self._off.clear()
             self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="sync-api", daemon=True
-            )
-            self._thread.start()
+            self._thread = serve_in_thread(server, "sync-api")
             log.info("sync api listening on %s", self.base_url)
 
     def power_off(self) -> None:
@@ -572,9 +569,5 @@ class SyncCloudApi:
                 return
             self._server = self._thread = None
             self._off.set()
-            server.shutdown()
-            server.server_close()
-            server.drop_connections()
-            if thread is not None:
-                thread.join()
+            stop_serving(server, thread)
             log.info("sync api powered off")
