@@ -364,15 +364,17 @@ messages = Table(
     Column("received_at", UTCDateTime, nullable=False),
 )
 
-#: Telemetry samples, keyed by the identity of their message and their place in it.
+#: Telemetry samples: the identity of their message and their place in it. No key of their own: they are
+#: inserted only by the transaction that claimed their message in ``messages``, which keeps them unique, and a
+#: second key cost half of storing them on PostgreSQL (migration 0005).
 samples = Table(
     "samples",
     metadata,
-    Column("site", String(64), primary_key=True),
-    Column("agent", String(64), primary_key=True),
-    Column("boot", String(64), primary_key=True),
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("site", String(64), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("boot", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False, autoincrement=False),
+    Column("idx", Integer, nullable=False, autoincrement=False),
     Column("device", String(64), nullable=False),
     Column("metric", String(128), nullable=False),
     Column("value", Float, nullable=False),

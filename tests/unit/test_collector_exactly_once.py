@@ -75,7 +75,11 @@ def test_a_batch_holding_the_same_message_twice_stores_it_once(ingest: Ingest, e
 
 def test_a_batch_is_stored_in_arrival_order(ingest: Ingest, engine: Engine) -> None:
     agent = FakeAgent()
-    batch = [(*agent.birth(), T0, False), (*agent.state("down"), T0, False), (*agent.state("up"), T0, False)]
+    batch = [
+        (*agent.birth(), T0, False),
+        (*agent.state("down"), T0, False),
+        (*agent.state("up"), T0, False),
+    ]
     ingest.handle_batch(batch)  # type: ignore[arg-type]
     with engine.connect() as conn:
         assert conn.execute(select(agents.c.online)).scalar_one() is True
@@ -176,3 +180,36 @@ def test_samples_are_stored_with_their_values_and_times(ingest: Ingest, engine: 
         (0, "https.duration_ms", 10.0, T0 + timedelta(seconds=5)),
         (1, "https.duration_ms", 11.0, T0 + timedelta(seconds=5)),
     ]
+
+
+def test_samples_read_back_exactly_whatever_their_names_and_values(ingest: Ingest, engine: Engine) -> None:
+    # PostgreSQL gets the claim as array literals and the samples as COPY text, both written by ingest: names
+    # that read as syntax there (NULL, a tab, a backslash, a newline) and floats must come back as sent.
+    agent = FakeAgent(site="null", agent="null", boot="NULL")
+    metrics_sent = ["a\tb", "back\\slash", "line\nbreak", "cr\rhere", "NULL", "\\N", "plain"]
+    values = [0.1, -0.0, 1e300, 5e-324, 123456789.123456789, 2.5, 7]
+    body = {
+        "samples": [
+            {"device": "null", "metric": metric, "value": value, "ts": "2026-11-24T21:00:00.123456Z"}
+            for metric, value in zip(metrics_sent, values, strict=True)
+        ]
+    }
+    topic = agent.topics.telemetry(agent.site, agent.agent)
+    ingest.handle(topic, agent._payload("telemetry", body, T0), T0)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                samples.c.site,
+                samples.c.agent,
+                samples.c.boot,
+                samples.c.metric,
+                samples.c.value,
+                samples.c.ts,
+            ).order_by(samples.c.idx)
+        ).all()
+        claimed = conn.execute(select(messages.c.site, messages.c.agent, messages.c.boot)).one()
+    assert tuple(claimed) == ("null", "null", "NULL")
+    assert [row.metric for row in rows] == metrics_sent
+    assert [row.value for row in rows] == [float(value) for value in values]
+    assert {(row.site, row.agent, row.boot) for row in rows} == {("null", "null", "NULL")}
+    assert {row.ts for row in rows} == {T0.replace(microsecond=123456)}
