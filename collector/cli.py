@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: What opening a store can raise: the database refuses or is unreachable, a file cannot be created,
 #: the driver (psycopg) is not installed.
 STORE_ERRORS = (SQLAlchemyError, OSError, ImportError)
+#: How long ``serve`` waits for the broker subscription before it opens the web page anyway (seconds).
+SUBSCRIBE_WAIT = 10.0
 
 
 def shown_url(url: str) -> str:
@@ -150,6 +152,15 @@ def _serve(config: CollectorConfig) -> int:
     except STORE_ERRORS as exc:
         return _cannot_open(shown_url(config.store.url), exc)
     try:
+        # The page opens once messages can arrive, so whoever waits for it waits for ingest too; without the
+        # broker it opens anyway after a while, and its health check says what is wrong.
+        if not service.subscriber.wait_subscribed(SUBSCRIBE_WAIT):
+            log.warning(
+                "not subscribed at %s:%s after %.0f s; serving the page meanwhile",
+                config.mqtt.host,
+                config.mqtt.port,
+                SUBSCRIBE_WAIT,
+            )
         app = create_app(
             service.engine,
             service.metrics.registry,

@@ -33,6 +33,9 @@ class MqttConfig(BaseModel):
     password: SecretStr | None = None
     keepalive: int = Field(default=30, ge=5)
     tls: TlsConfig | None = None
+    #: Where the MQTT session runs: a process of its own beside the writer's (faster), or a thread of the
+    #: collector's process (one process less). See docs/collector.md, "Throughput".
+    receiver: Literal["process", "thread"] = "process"
 
 
 class StoreConfig(BaseModel):

@@ -273,6 +273,7 @@ class Ingest:
     def _claim(self, conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch: _Batch) -> None:
         """Insert each identity unless stored already; ``batch.fresh`` gets the ones this insert won."""
         bind = _driver_value(conn, messages.c.received_at)
+        bound: dict[datetime, Any] = {}  # the messages of one frame share their time: convert it once
         seen: set[tuple[str, str, str, int]] = set()
         rows: list[tuple[Any, ...]] = []
         for item in valid:
@@ -283,19 +284,25 @@ class Ingest:
                 continue
             seen.add(identity)
             batch.received.append(item)
-            rows.append((*identity, envelope.kind, bind(received_at)))
-        won = self._insert_identities(conn, rows)
+            when = bound.get(received_at)
+            if when is None:
+                when = bound[received_at] = bind(received_at)
+            rows.append((*identity, envelope.kind, when))
+        lost = self._insert_identities(conn, rows)
+        if not lost:  # the common case: every one is new
+            batch.fresh.extend(batch.received)
+            return
         for item in batch.received:
             envelope = item[0]
-            if (envelope.site, envelope.agent, envelope.boot, envelope.seq) in won:
-                batch.fresh.append(item)
-            else:
+            if (envelope.site, envelope.agent, envelope.boot, envelope.seq) in lost:
                 batch.duplicates += 1
+            else:
+                batch.fresh.append(item)
 
     def _insert_identities(
         self, conn: Connection, rows: list[tuple[Any, ...]]
     ) -> set[tuple[str, str, str, int]]:
-        """Insert the identities not stored yet; return those this transaction inserted.
+        """Insert the identities not stored yet; return those this transaction did not insert.
 
         ``rows`` are ``(site, agent, boot, seq, kind, received_at)`` as the driver takes them. Each chunk is
         one ``INSERT ... ON CONFLICT DO NOTHING`` of many rows, inside a savepoint: when it inserted every
@@ -307,7 +314,7 @@ class Ingest:
         """
         postgres = conn.dialect.name == "postgresql"
         row_marks = "(" + ", ".join(["?"] * 6) + ")"
-        won: set[tuple[str, str, str, int]] = set()
+        lost: set[tuple[str, str, str, int]] = set()
         for start in range(0, len(rows), _IDENTITY_ROWS):
             chunk = rows[start : start + _IDENTITY_ROWS]
             # Driver SQL: SQLAlchemy would compile a statement of many VALUES rows on every call.
@@ -324,12 +331,12 @@ class Ingest:
             savepoint = conn.begin_nested()
             if conn.exec_driver_sql(sql, flat).rowcount == len(chunk):
                 savepoint.commit()
-                won.update(row[:4] for row in chunk)
                 continue
             savepoint.rollback()
             result = conn.exec_driver_sql(sql + " RETURNING site, agent, boot, seq", flat)
-            won.update((r[0], r[1], r[2], r[3]) for r in result)
-        return won
+            won = {(r[0], r[1], r[2], r[3]) for r in result}
+            lost.update(identity for identity in (row[:4] for row in chunk) if identity not in won)
+        return lost
 
     def _track_seq(self, conn: Connection, batch: _Batch) -> None:
         """Per agent start, follow the highest seq received live and count the holes below it.
@@ -434,12 +441,12 @@ class Ingest:
 
     def _apply(self, conn: Connection, batch: _Batch) -> None:
         event_rows: list[dict[str, Any]] = []
-        sample_rows: list[tuple[Any, ...]] = []
+        telemetry: list[Envelope] = []
         last_seen: dict[tuple[str, str], datetime] = {}
         for envelope, received_at, _retained in batch.fresh:
             kind = envelope.kind
             if kind == "telemetry":
-                _add_sample_rows(sample_rows, envelope)
+                telemetry.append(envelope)
             elif kind == "event":
                 event_rows.append(_event_row(envelope, received_at))
             elif kind == "birth":
@@ -451,8 +458,8 @@ class Ingest:
             elif kind == "state":
                 self._state(conn, envelope, received_at)
             last_seen[(envelope.site, envelope.agent)] = received_at
-        if sample_rows:
-            insert_samples(conn, sample_rows)
+        if telemetry:
+            insert_samples(conn, telemetry)
         if event_rows:
             conn.execute(insert(events), event_rows)
         if last_seen:
@@ -738,8 +745,8 @@ def _driver_value(conn: Connection, column: Any) -> Callable[[Any], Any]:
     return convert
 
 
-def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert sample rows (``ts`` still the wire's RFC 3339 text) the fast way for the database.
+def insert_samples(conn: Connection, telemetry: list[Envelope]) -> None:
+    """Insert the samples of these telemetry messages the fast way for the database.
 
     The hot path of ingest: thousands of rows per batch. SQLAlchemy's per-row parameter processing costs more
     than the insert itself, so rows go to the driver directly: ``COPY`` on PostgreSQL, multi-row INSERTs on
@@ -757,8 +764,11 @@ def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         return value
 
     if conn.dialect.name == "postgresql":
-        _copy_samples(conn, rows, moment)
+        _copy_samples(conn, telemetry, moment)
         return
+    rows: list[tuple[Any, ...]] = []
+    for envelope in telemetry:
+        _add_sample_rows(rows, envelope)
     # Many rows per statement, not executemany: sqlite3 releases the GIL around every step, and each time the
     # network thread takes it, the writer waits for it again (a convoy that costs more than the inserts).
     for start in range(0, len(rows), _SQLITE_ROWS):
@@ -773,10 +783,9 @@ def insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 
 #: COPY's text format: these four characters are written as escapes (a NUL is refused by PostgreSQL anyway).
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_ROW = "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%r\t%s\n"
 
 
-def _copy_samples(conn: Connection, rows: list[tuple[Any, ...]], moment: Callable[[str], Any]) -> None:
+def _copy_samples(conn: Connection, telemetry: list[Envelope], moment: Callable[[str], Any]) -> None:
     """``COPY samples`` in PostgreSQL's text format, the whole batch formatted in one pass.
 
     Site, agent, boot and device are ids (letters, digits, ``_``, ``-``), seq and idx integers and value a
@@ -787,14 +796,18 @@ def _copy_samples(conn: Connection, rows: list[tuple[Any, ...]], moment: Callabl
     metrics: dict[str, str] = {}
     stamps: dict[str, str] = {}
     lines: list[str] = []
-    for site, agent, boot, seq, idx, device, metric, value, ts in rows:
-        name = metrics.get(metric)
-        if name is None:
-            name = metrics[metric] = metric.translate(_COPY_ESCAPES)
-        stamp = stamps.get(ts)
-        if stamp is None:
-            stamp = stamps[ts] = moment(ts).isoformat()
-        lines.append(_COPY_ROW % (site, agent, boot, seq, idx, device, name, value, stamp))
+    for envelope in telemetry:
+        prefix = f"{envelope.site}\t{envelope.agent}\t{envelope.boot}\t{envelope.seq}\t"
+        for idx, item in enumerate(envelope.body["samples"]):
+            metric = item["metric"]
+            name = metrics.get(metric)
+            if name is None:
+                name = metrics[metric] = metric.translate(_COPY_ESCAPES)
+            ts = item["ts"]
+            stamp = stamps.get(ts)
+            if stamp is None:
+                stamp = stamps[ts] = moment(ts).isoformat()
+            lines.append(f"{prefix}{idx}\t{item['device']}\t{name}\t{float(item['value'])!r}\t{stamp}\n")
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         with cursor.copy(f"COPY samples ({_SAMPLE_COLUMNS}) FROM STDIN") as copy:

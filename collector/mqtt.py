@@ -25,15 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as paho
 
-from agent.mqttclient import Client
 from collector.config import MqttConfig
 from collector.metrics import Metrics
+from collector.session import Session, SessionSettings
 from collector.store import utcnow
-from protocol import Topics
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +48,13 @@ Keeper = Callable[[str, bytes, str, datetime], None]
 #: Stores a batch of (topic, payload, received_at, retained) in one transaction, or raises (nothing stored).
 BatchHandler = Callable[[list[tuple[str, bytes, datetime, bool]]], None]
 
+
+class Sink(Protocol):
+    """Where a session puts what it receives: the writer."""
+
+    def put(self, item: Message) -> None: ...
+
+
 #: How often the writer tries to store one message before it tries to keep it as rejected (``store-error``).
 STORE_TRIES = 5
 FIRST_RETRY_DELAY = 1.0
@@ -62,9 +68,11 @@ BATCH_WAIT = 0.005
 _PUT_POLL = 0.1
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message from the broker, and how to acknowledge it once stored (None: nothing to ack)."""
+class Message(NamedTuple):
+    """One message from the broker, and how to acknowledge it once stored (None: nothing to ack).
+
+    A named tuple: made once per message on the receiving thread, it costs a third of a frozen dataclass.
+    """
 
     topic: str
     payload: bytes
@@ -127,8 +135,10 @@ class Writer:
         handle_batch: BatchHandler | None = None,
         batch_size: int = BATCH_SIZE,
         batch_wait: float = BATCH_WAIT,
+        flush_acks: Callable[[], None] | None = None,
     ) -> None:
         self._handle = handle
+        self._flush_acks = flush_acks
         self._handle_batch = handle_batch
         self._batch_size = batch_size
         self._batch_wait = batch_wait
@@ -226,9 +236,21 @@ class Writer:
             except Exception:
                 log.exception("the writer failed on %s; going on", item)
                 continue
+            finally:
+                self._flushed()
             if not done and self._stopping.is_set():
                 self._forget_queued()
                 return
+
+    def _flushed(self) -> None:
+        """Send the acks the last item made (``flush_acks``: the receiver process takes them in one frame)."""
+        if self._flush_acks is None:
+            return
+        try:
+            self._flush_acks()
+        except Exception:
+            # Stored: at worst the broker delivers them again, and their identities make that harmless.
+            log.exception("could not send the acknowledgements of stored messages")
 
     def _forget_queued(self) -> None:
         """Stopping after a failure: leave the rest unacknowledged, with the broker."""
@@ -365,115 +387,25 @@ class Writer:
         return True
 
 
-class Subscriber:
-    """Subscribes to everything agents publish and feeds it, in order, to the writer."""
+class Subscriber(Session):
+    """The session on a thread of the collector (``receiver: thread``): messages go to the writer in order."""
 
     def __init__(
         self,
         config: MqttConfig,
-        writer: Writer,
+        writer: Sink,
         *,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._config = config
+        super().__init__(SessionSettings.of(config))
         self._writer = writer
         self._now = now
-        self._filters = Topics(config.prefix).collector_filters()
-        self._subscribed = threading.Event()
-        # Acks are only sent on the connection that delivered the message: after a reconnect the broker
-        # delivers the unacknowledged ones again, and a packet id may then name another message. The counter
-        # changes on every connect and disconnect (paho's thread); the writer checks it and queues the ack
-        # under the same lock, so no ack of an earlier connection can slip out on a new one.
-        self._lock = threading.Lock()
-        self._connection = 0
-        self._connected = False
-        self._client = Client(config.client_id, clean_session=False, manual_ack=True)
-        self._client.login(config.username, config.password.get_secret_value() if config.password else None)
-        self._client.use_tls(config.tls)
-        self._client.reconnect_delay_set(1, 30)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
 
-    def start(self) -> None:
-        """Connect in the background (paho retries until the broker is there)."""
-        self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive)
-        self._client.loop_start()
-
-    def wait_subscribed(self, timeout: float) -> bool:
-        """Block until connected with the subscriptions in place; False on timeout."""
-        return self._subscribed.wait(timeout)
-
-    def connected(self) -> bool:
-        """True while connected to the broker."""
-        with self._lock:
-            return self._connected
-
-    def stop(self) -> None:
-        """Disconnect (the session, with every unacknowledged message, stays on the broker)."""
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    # -- paho callbacks, on paho's network thread -------------------------------------------------
-
-    def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            log.warning(
-                "broker %s:%s refused the connection: %s", self._config.host, self._config.port, reason
-            )
-            return
-        with self._lock:
-            self._connection += 1
-            self._connected = True
-        self._client.connected()
-        log.info(
-            "connected to broker %s:%s (%s session)",
-            self._config.host,
-            self._config.port,
-            "resumed" if flags.session_present else "new",
-        )
-        if flags.session_present:
-            # The broker kept the subscriptions. Subscribing again would make it send every retained message
-            # again, at every reconnect.
-            self._subscribed.set()
-        else:
-            client.subscribe([(topic, 1) for topic in self._filters])
-
-    def _on_subscribe(
-        self, _client: paho.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
-    ) -> None:
-        if any(code.is_failure for code in reasons):
-            log.warning("broker refused a subscription: %s", ", ".join(str(code) for code in reasons))
-            return
-        self._subscribed.set()
-
-    def _on_disconnect(
-        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
-    ) -> None:
-        with self._lock:
-            self._connection += 1  # acks of the lost connection must not go out on the next one
-            self._connected = False
-        self._subscribed.clear()
-        if reason.is_failure:
-            log.warning("lost the broker connection (%s); reconnecting", reason)
-
-    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+    def _deliver(self, message: paho.MQTTMessage, connection: int) -> None:
         ack = None
         if message.qos > 0:
-            # Only this thread (paho's) changes the counter, so it reads it without the lock.
-            ack = self._acker(message.mid, message.qos, self._connection)
-        # Outside the lock: put may wait for room in the queue, and the writer needs the lock to ack.
+            ack = functools.partial(self.ack, message.mid, message.qos, connection)  # cheaper than a closure
+        # put may wait for room in the queue; the writer never needs this thread to ack (see the module doc).
         self._writer.put(
             Message(message.topic, bytes(message.payload), self._now(), ack, retained=bool(message.retain))
         )
-
-    def _acker(self, mid: int, qos: int, connection: int) -> Callable[[], None]:
-        return functools.partial(self._ack, mid, qos, connection)  # cheaper to make than a closure
-
-    def _ack(self, mid: int, qos: int, connection: int) -> None:
-        # paho's ack() only queues the packet for its network thread (a thread-safe deque append and a
-        # wake-up byte on a non-blocking socket), so the writer thread may call it, and it never waits.
-        with self._lock:
-            if connection == self._connection:
-                self._client.ack(mid, qos)

@@ -1,4 +1,5 @@
-"""One running collector: store, the single writer thread, the MQTT subscriber and the evaluation timer."""
+"""One running collector: store, the single writer thread, the MQTT session (in a receiver process or a
+thread) and the evaluation timer."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collector.incidents import IncidentEngine
 from collector.ingest import Ingest, RepublishWanted, RequestRepublish
 from collector.metrics import Metrics
 from collector.mqtt import Job, Subscriber, Writer
+from collector.receiver import Receiver
 from collector.registry import apply_registry
 from collector.sla import SlaContext
 from collector.store import make_engine, migrate, utcnow
@@ -74,11 +76,20 @@ class CollectorService:
             metrics=self.metrics,
             handle_batch=self.ingest.handle_batch,
             batch_size=config.store.batch_size,
+            flush_acks=self._flush_acks,
         )
-        self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
+        self.subscriber: Subscriber | Receiver
+        if config.mqtt.receiver == "process":
+            self.subscriber = Receiver(config.mqtt, self.writer, now=now)
+        else:
+            self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
         self._stopping = threading.Event()
         self._evaluation_queued = threading.Event()
         self._timer = threading.Thread(target=self._timer_loop, name="hezo-collector-timer", daemon=True)
+
+    def _flush_acks(self) -> None:
+        if isinstance(self.subscriber, Receiver):
+            self.subscriber.flush_acks()
 
     def _republish_after_gap(self, site: str, agent: str) -> None:
         """Count the gap, then ask the agent for its states again (writer thread, after the commit)."""

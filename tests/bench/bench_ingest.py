@@ -1,21 +1,26 @@
 """How fast the collector drains a queued stream, against ``mosquitto_sub`` and a bare paho subscriber.
 
-    python -m tests.bench.bench_ingest [--messages 200000] [--agents 20] [--samples 5] [--no-postgres]
+    python -m tests.bench.bench_ingest [--messages 200000] [--agents 20] [--samples 5] [--rounds 3]
+                                       [--no-postgres] [--receiver process|thread]
 
 A Mosquitto of its own (config/mosquitto.conf: persistence, max_queued_messages 1,000,000) on a free loopback
 port; one persistent session per consumer is created first, then the stream (valid telemetry envelopes) is
 published once and queued for every session while its subscriber is away. Each consumer then drains its
-queue: ``mosquitto_sub -c -q 1 -C N``, a bare paho subscriber (QoS 1, persistent session, auto-ack), and the
-collector (store, batches, manual acks after commit) into SQLite and into PostgreSQL (a schema of its own on
-127.0.0.1:5432). Printed: msg/s, samples/s, and each one's ratio to the bare paho drain.
+queue, in turn, in each of ``--rounds`` rounds: ``mosquitto_sub -c -q 1 -C N``, a bare paho subscriber (QoS
+1, persistent session, auto-ack), and the collector (store, batches, manual acks after commit) into SQLite
+and into PostgreSQL (127.0.0.1:5432), a fresh SQLite file and PostgreSQL schema every time. Printed: the
+median msg/s and samples/s, the ratio to the bare paho drain (of the medians, then of each round), and the
+CPU seconds per 100,000 messages (for the collector, its receiver process too).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -36,6 +41,7 @@ from tests.support.stream import PREFIX, persist_session, publish_all, telemetry
 
 POSTGRES = os.environ.get("HEZO_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TIMEOUT = 600.0
+PAHO = "paho (bare, QoS 1)"
 
 
 def drain_mosquitto_sub(broker: Mosquitto, client_id: str, count: int) -> float:
@@ -72,11 +78,13 @@ def drain_paho(broker: Mosquitto, client_id: str, count: int) -> float:
         close_client(client)
 
 
-def drain_collector(broker: Mosquitto, client_id: str, count: int, url: str, **engine: object) -> float:
+def drain_collector(
+    broker: Mosquitto, client_id: str, count: int, url: str, receiver: str, **engine: object
+) -> float:
     store = make_engine(url, **engine)  # type: ignore[arg-type]
     migrate(store)
     config = CollectorConfig(
-        mqtt=MqttConfig(host=broker.host, port=broker.port, client_id=client_id),
+        mqtt=MqttConfig(host=broker.host, port=broker.port, client_id=client_id, receiver=receiver),
         store=StoreConfig(url=url),
     )
     service = CollectorService(config, engine=store)
@@ -94,12 +102,43 @@ def drain_collector(broker: Mosquitto, client_id: str, count: int, url: str, **e
         service.stop()
 
 
+Run = Callable[[str, int], float]
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (``mosquitto_sub``, the receiver process)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def one_round(
+    broker: Mosquitto, runs: list[tuple[str, Run]], number: int, args: argparse.Namespace
+) -> dict[str, tuple[float, float]]:
+    """Queue the stream once for every consumer, then drain it with each: {name: (seconds, CPU seconds)}."""
+    ids = {name: f"bench-{number}-{index}" for index, (name, _) in enumerate(runs)}
+    for client_id in ids.values():
+        persist_session(broker.host, broker.port, client_id)
+    began = time.monotonic()
+    publish_all(broker.host, broker.port, telemetry_stream(args.messages, args.agents, args.samples))
+    print(f"round {number}: queued {args.messages} messages in {time.monotonic() - began:.1f} s", flush=True)
+    results: dict[str, tuple[float, float]] = {}
+    for name, run in runs:
+        cpu = cpu_seconds()
+        seconds = run(ids[name], number)
+        results[name] = (seconds, cpu_seconds() - cpu)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--samples", type=int, default=5, help="samples per telemetry message")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every consumer; medians are printed")
     parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL run")
+    parser.add_argument(
+        "--receiver", choices=("process", "thread"), default="process", help="the collector's mqtt.receiver"
+    )
     args = parser.parse_args()
     count = args.messages
 
@@ -108,54 +147,54 @@ def main() -> None:
         broker = Mosquitto("127.0.0.1", free_port(), workdir / "broker")
         broker.workdir.mkdir()
         broker.start()
-        schema = f"hezo_bench_{secrets.token_hex(4)}"
+        schemas: list[str] = []
         admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-        try:
-            runs: list[tuple[str, Callable[[str], float]]] = [
-                ("mosquitto_sub", lambda cid: drain_mosquitto_sub(broker, cid, count)),
-                ("paho (bare, QoS 1)", lambda cid: drain_paho(broker, cid, count)),
-                (
-                    "collector -> SQLite",
-                    lambda cid: drain_collector(broker, cid, count, f"sqlite:///{workdir / 'bench.db'}"),
+
+        def into_postgres(cid: str, number: int) -> float:
+            schema = f"hezo_bench_{secrets.token_hex(4)}"
+            schemas.append(schema)
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE SCHEMA {schema}"))
+            options = {"options": f"-c search_path={schema}"}
+            return drain_collector(broker, cid, count, POSTGRES, args.receiver, connect_args=options)
+
+        runs: list[tuple[str, Run]] = [
+            ("mosquitto_sub", lambda cid, _: drain_mosquitto_sub(broker, cid, count)),
+            (PAHO, lambda cid, _: drain_paho(broker, cid, count)),
+            (
+                "collector -> SQLite",
+                lambda cid, number: drain_collector(
+                    broker, cid, count, f"sqlite:///{workdir / f'bench-{number}.db'}", args.receiver
                 ),
-            ]
-            if not args.no_postgres:
-                with admin.connect() as conn:
-                    conn.execute(text(f"CREATE SCHEMA {schema}"))
-                runs.append(
-                    (
-                        "collector -> PostgreSQL",
-                        lambda cid: drain_collector(
-                            broker,
-                            cid,
-                            count,
-                            POSTGRES,
-                            connect_args={"options": f"-c search_path={schema}"},
-                        ),
-                    )
-                )
-            ids = {name: f"bench-{index}" for index, (name, _) in enumerate(runs)}
-            for client_id in ids.values():
-                persist_session(broker.host, broker.port, client_id)
-            began = time.monotonic()
-            publish_all(broker.host, broker.port, telemetry_stream(count, args.agents, args.samples))
-            print(
-                f"queued {count} messages ({args.samples} samples each) in {time.monotonic() - began:.1f} s"
-            )
-            results = {name: run(ids[name]) for name, run in runs}
+            ),
+        ]
+        if not args.no_postgres:
+            runs.append(("collector -> PostgreSQL", into_postgres))
+        try:
+            rounds = [one_round(broker, runs, number, args) for number in range(1, args.rounds + 1)]
         finally:
-            if not args.no_postgres:
-                with admin.connect() as conn:
+            with admin.connect() as conn:
+                for schema in schemas:
                     conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             admin.dispose()
             broker.stop()
 
-    reference = results["paho (bare, QoS 1)"]
-    print(f"\n{'consumer':<26}{'seconds':>9}{'msg/s':>11}{'samples/s':>12}{'vs paho':>9}")
-    for name, seconds in results.items():
+    reference = statistics.median(result[PAHO][0] for result in rounds)
+    print(
+        f"\n{count} messages of {args.samples} samples, median of {args.rounds} rounds"
+        f", receiver: {args.receiver} (CPU: this process and its children, a receiver process included)"
+    )
+    print(
+        f"{'consumer':<26}{'msg/s':>9}{'samples/s':>11}{'vs paho':>9}  {'each round':<22}{'CPU s/100k':>10}"
+    )
+    for name, _ in runs:
+        seconds = statistics.median(result[name][0] for result in rounds)
+        cpu = statistics.median(result[name][1] for result in rounds)
+        each = " ".join(f"{result[PAHO][0] / result[name][0]:.2f}" for result in rounds)
         rate = count / seconds
         print(
-            f"{name:<26}{seconds:>9.2f}{rate:>11.0f}{rate * args.samples:>12.0f}{reference / seconds:>8.2f}x"
+            f"{name:<26}{rate:>9.0f}{rate * args.samples:>11.0f}{reference / seconds:>8.2f}x  {each:<22}"
+            f"{cpu / count * 100_000:>10.2f}"
         )
 
 

@@ -42,10 +42,15 @@ class Publisher:
         self.client.loop_stop()
 
 
-def make_config(broker: Mosquitto, tmp_path: Path) -> CollectorConfig:
+def make_config(broker: Mosquitto, tmp_path: Path, receiver: str = "process") -> CollectorConfig:
     return CollectorConfig.model_validate(
         {
-            "mqtt": {"host": broker.host, "port": broker.port, "client_id": "collector-under-test"},
+            "mqtt": {
+                "host": broker.host,
+                "port": broker.port,
+                "client_id": "collector-under-test",
+                "receiver": receiver,
+            },
             "store": {"url": f"sqlite:///{tmp_path / 'collector.db'}"},
             "incidents": {"confirm_window": 0.5, "evaluate_every": 0.1},
         }
@@ -59,9 +64,12 @@ def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
     publisher.close()
 
 
-@pytest.fixture
-def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[CollectorService]:
-    service = CollectorService(make_config(mosquitto, tmp_path))
+@pytest.fixture(params=["process", "thread"])
+def service(
+    mosquitto: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[CollectorService]:
+    """A collector with its MQTT session in a receiver process (the default), then in a thread."""
+    service = CollectorService(make_config(mosquitto, tmp_path, request.param))
     service.start()
     assert service.subscriber.wait_subscribed(10)
     yield service

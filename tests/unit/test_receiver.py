@@ -1,0 +1,148 @@
+"""Both ends of the receiver process over a real socket pair: frames in order, backpressure, acks in bulk."""
+
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from collector import receiver
+from collector.config import MqttConfig
+from collector.mqtt import Message
+from collector.receiver import FRAME_MESSAGES, Outbox, Receiver, _Link, read_frame, send_frame
+from tests.support.collector import T0
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def forwarded(number: int) -> tuple[int, int, int, bool, str, bytes]:
+    return (1, number, 1, False, f"hezo/v1/hq/pc-{number % 3}/telemetry", b"payload %d" % number)
+
+
+def test_the_outbox_forwards_everything_in_order_in_frames_of_at_most_the_frame_size(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    outbox = Outbox(ours, threading.Lock())
+    outbox.start()
+    sent = [forwarded(n) for n in range(1, 1_201)]
+    for item in sent:
+        outbox.add(item)
+    outbox.add(("session", False, False))
+    outbox.close()
+    ours.shutdown(socket.SHUT_WR)
+    stream = theirs.makefile("rb")
+    frames = []
+    while True:
+        try:
+            frames.append(read_frame(stream))
+        except EOFError:
+            break
+    assert [item for frame in frames for item in frame] == [*sent, ("session", False, False)]
+    assert max(len(frame) for frame in frames) <= FRAME_MESSAGES
+    assert len(frames) >= 3
+
+
+def test_a_full_outbox_holds_back_the_network_thread_until_the_collector_reads(
+    pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(receiver, "OUTBOX_LIMIT", 3)
+    ours, theirs = pair
+    outbox = Outbox(ours, threading.Lock())  # not started: nothing is sent yet
+    for number in range(3):
+        outbox.add(forwarded(number))
+    fourth = threading.Thread(target=outbox.add, args=(forwarded(3),))
+    fourth.start()
+    fourth.join(0.3)
+    assert fourth.is_alive()  # paho's thread would be waiting here, reading nothing more from the broker
+    outbox.start()
+    fourth.join(10)
+    assert not fourth.is_alive()
+    outbox.close()
+    ours.shutdown(socket.SHUT_WR)
+    stream = theirs.makefile("rb")
+    received = []
+    while True:
+        try:
+            received.extend(read_frame(stream))
+        except EOFError:
+            break
+    assert received == [forwarded(n) for n in range(4)]
+
+
+class Queued:
+    """Stands in for the writer."""
+
+    def __init__(self) -> None:
+        self.items: list[Message] = []
+
+    def put(self, item: Message) -> None:
+        self.items.append(item)
+
+
+def test_frames_become_messages_in_order_and_their_acks_go_back_in_one_frame(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    queued = Queued()
+    receiver_ = Receiver(MqttConfig(), queued, now=lambda: T0)
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    link = _Link(process, ours)
+    receiver_._link = link
+    receiver_._take(
+        link,
+        [
+            ("session", True, True),
+            (4, 17, 1, False, "hezo/v1/hq/pc/event", b"one"),
+            (4, 0, 0, True, "hezo/v1/hq/pc/status", b"two"),
+            (4, 18, 1, False, "hezo/v1/hq/pc/event", b"three"),
+        ],
+    )
+    assert receiver_.connected()
+    assert receiver_.wait_subscribed(0)
+    assert [(m.topic, m.payload, m.retained, m.received_at) for m in queued.items] == [
+        ("hezo/v1/hq/pc/event", b"one", False, T0),
+        ("hezo/v1/hq/pc/status", b"two", True, T0),
+        ("hezo/v1/hq/pc/event", b"three", False, T0),
+    ]
+    assert queued.items[1].ack is None  # QoS 0: nothing to acknowledge
+    for message in queued.items:
+        if message.ack is not None:
+            message.ack()
+    receiver_.flush_acks()
+    receiver_.flush_acks()  # nothing more gathered: no frame
+    send_frame(ours, link.lock, "end")
+    stream = theirs.makefile("rb")
+    assert read_frame(stream) == [(4, 17, 1), (4, 18, 1)]
+    assert read_frame(stream) == "end"
+
+
+def test_acks_for_a_receiver_that_has_gone_are_dropped(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, theirs = pair
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    link = _Link(process, ours)
+    link.ack(1, 5, 1)
+    link.closed = True
+    link.flush()  # nothing sent: the broker delivers the message again to the next receiver
+    send_frame(ours, link.lock, "end")
+    assert read_frame(theirs.makefile("rb")) == "end"
+
+
+def test_settings_reach_the_child_whole_and_print_without_the_password() -> None:
+    from collector.session import SessionSettings
+
+    config = MqttConfig.model_validate({"username": "hezo", "password": "s3cret"})
+    settings = SessionSettings.of(config)
+    assert settings.password == "s3cret"
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in str({"session": settings})
