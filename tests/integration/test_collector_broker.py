@@ -1,12 +1,8 @@
 """The collector against a real Mosquitto: messages from the wire become devices, tickets and rejects."""
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +17,8 @@ from collector import tickets
 from collector.config import CollectorConfig
 from collector.service import CollectorService
 from collector.store import agents, devices, events, rejected
-from tests.support.collector import FakeAgent
-from tests.support.mosquitto import ROOT, Mosquitto, free_port, wait_port
+from tests.support.collector import FakeAgent, get, serve
+from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -139,24 +135,6 @@ def test_messages_sent_while_the_collector_is_down_arrive_after_restart(
         assert eventually("the queued state", device_state) == "up"
     finally:
         second.stop()
-
-
-def serve(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    log = (workdir / "collector.log").open("ab")
-    with log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "collector", "--config", str(config), "serve"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env=env,
-        )
-
-
-def get(port: int, path: str) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-        return str(answer.read().decode())
 
 
 def test_a_message_received_but_not_stored_survives_a_sigkill(

@@ -22,10 +22,9 @@ import yaml
 from sqlalchemy import Engine, func, select
 
 from agent.spool import Spool
-from collector.config import CollectorConfig
 from collector.service import CollectorService
 from collector.store import agent_boots, make_engine, messages, samples
-from tests.integration.test_collector_broker import get, serve
+from tests.support.collector import get, running_collector, serve
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.stream import SITE, publish_all, telemetry_stream
 from tests.support.waiting import eventually
@@ -113,17 +112,8 @@ def agent(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Agent]:
 
 @pytest.fixture
 def collector(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[CollectorService]:
-    config = CollectorConfig.model_validate(
-        {
-            "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id": "collector-nothing-lost"},
-            "store": {"url": f"sqlite:///{tmp_path / 'collector.db'}"},
-        }
-    )
-    service = CollectorService(config)
-    service.start()
-    assert service.subscriber.wait_subscribed(10)
-    yield service
-    service.stop()
+    with running_collector(mosquitto, tmp_path, "collector-nothing-lost") as service:
+        yield service
 
 
 def all_stored(engine: Engine, expected: dict[tuple[str, int], str]) -> bool:

@@ -9,8 +9,6 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from collector.config import CollectorConfig
 from collector.receiver import Receiver
 from collector.service import CollectorService
 from collector.store import messages, samples
-from tests.support.mosquitto import ROOT, Mosquitto, free_port, wait_port
+from tests.support.collector import running_collector, serve
+from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.stream import publish_all, telemetry_stream
 from tests.support.waiting import eventually
 
@@ -33,17 +31,8 @@ STARTED = re.compile(rb"receiver process (\d+) started")
 
 @pytest.fixture
 def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[CollectorService]:
-    config = CollectorConfig.model_validate(
-        {
-            "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id": "collector-receiver"},
-            "store": {"url": f"sqlite:///{tmp_path / 'collector.db'}"},
-        }
-    )
-    service = CollectorService(config)
-    service.start()
-    assert service.subscriber.wait_subscribed(10)
-    yield service
-    service.stop()
+    with running_collector(mosquitto, tmp_path, "collector-receiver") as service:
+        yield service
 
 
 def counts(engine: Engine) -> tuple[int, int, int, int]:
@@ -115,18 +104,6 @@ def test_a_receiver_process_that_dies_is_replaced_and_nothing_is_lost_or_doubled
     assert counts(service.engine) == (count, count, 3 * count, 3 * count)
     assert duplicates > 0  # the kill did leave stored messages unacknowledged
     assert not alive(first)
-
-
-def serve(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with (workdir / "collector.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "collector", "--config", str(config), "serve"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env=env,
-        )
 
 
 def test_the_receiver_process_leaves_with_a_killed_collector_and_never_holds_the_password(

@@ -1,8 +1,15 @@
-"""Test helpers for the collector: a migrated SQLite store and an agent that writes valid messages."""
+"""Test helpers for the collector: a migrated SQLite store, an agent that writes valid messages, and a
+collector running in the test (``running_collector``) or as a process of its own (``serve``)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,8 +18,11 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
+from collector.config import CollectorConfig
+from collector.service import CollectorService
 from collector.store import make_engine, migrate
 from protocol import Envelope, Topics, encode, format_ts
+from tests.support.mosquitto import ROOT, Mosquitto
 
 T0 = datetime(2026, 11, 24, 21, 0, 0, tzinfo=UTC)
 
@@ -33,6 +43,43 @@ FAILED_CHECK = {
     "ts": "2026-11-24T21:00:00.000Z",
     "duration_ms": 0.8,
 }
+
+
+def serve(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    """``python -m collector --config CONFIG serve`` in ``workdir``, its output in ``collector.log`` there."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with (workdir / "collector.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "collector", "--config", str(config), "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+        )
+
+
+def get(port: int, path: str) -> str:
+    """The body of a GET on the collector's web port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+@contextmanager
+def running_collector(broker: Mosquitto, tmp_path: Path, client_id: str) -> Iterator[CollectorService]:
+    """A collector in this process on ``broker``, storing into SQLite in ``tmp_path``, subscribed."""
+    config = CollectorConfig.model_validate(
+        {
+            "mqtt": {"host": broker.host, "port": broker.port, "client_id": client_id},
+            "store": {"url": f"sqlite:///{tmp_path / 'collector.db'}"},
+        }
+    )
+    service = CollectorService(config)
+    service.start()
+    try:
+        assert service.subscriber.wait_subscribed(10)
+        yield service
+    finally:
+        service.stop()
 
 
 def migrated_engine(tmp_path: Path) -> Engine:

@@ -27,6 +27,19 @@ def forwarded(number: int) -> tuple[int, int, int, bool, str, bytes]:
     return (1, number, 1, False, f"hezo/v1/hq/pc-{number % 3}/telemetry", b"payload %d" % number)
 
 
+def closed_and_read(outbox: Outbox, ours: socket.socket, theirs: socket.socket) -> list[list[object]]:
+    """Close the outbox (it sends what it holds), then every frame that arrived."""
+    outbox.close()
+    ours.shutdown(socket.SHUT_WR)
+    stream = theirs.makefile("rb")
+    frames = []
+    while True:
+        try:
+            frames.append(read_frame(stream))
+        except EOFError:
+            return frames
+
+
 def test_the_outbox_forwards_everything_in_order_in_frames_of_at_most_the_frame_size(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
@@ -37,15 +50,7 @@ def test_the_outbox_forwards_everything_in_order_in_frames_of_at_most_the_frame_
     for item in sent:
         outbox.add(item)
     outbox.add(("session", False, False))
-    outbox.close()
-    ours.shutdown(socket.SHUT_WR)
-    stream = theirs.makefile("rb")
-    frames = []
-    while True:
-        try:
-            frames.append(read_frame(stream))
-        except EOFError:
-            break
+    frames = closed_and_read(outbox, ours, theirs)
     assert [item for frame in frames for item in frame] == [*sent, ("session", False, False)]
     assert max(len(frame) for frame in frames) <= FRAME_MESSAGES
     assert len(frames) >= 3
@@ -66,16 +71,8 @@ def test_a_full_outbox_holds_back_the_network_thread_until_the_collector_reads(
     outbox.start()
     fourth.join(10)
     assert not fourth.is_alive()
-    outbox.close()
-    ours.shutdown(socket.SHUT_WR)
-    stream = theirs.makefile("rb")
-    received = []
-    while True:
-        try:
-            received.extend(read_frame(stream))
-        except EOFError:
-            break
-    assert received == [forwarded(n) for n in range(4)]
+    frames = closed_and_read(outbox, ours, theirs)
+    assert [item for frame in frames for item in frame] == [forwarded(n) for n in range(4)]
 
 
 class Queued:
