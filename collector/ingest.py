@@ -341,8 +341,9 @@ class Ingest:
     def _track_seq(self, conn: Connection, batch: _Batch) -> None:
         """Per agent start, follow the highest seq received live and count the holes below it.
 
-        Retained copies (delivered at a subscribe, out of the live stream) are left out. The first live
-        message of a start sets the mark (the collector may have subscribed after the start began). A message
+        Retained copies (delivered at a subscribe, out of the live stream) are left out. A new start of an
+        agent followed live before is followed from seq 1; otherwise its first live message sets the mark (the
+        collector may have subscribed after the start began; ``_starting_marks``). A message
         whose seq jumps past the next one opens a gap of the seqs skipped, except the will named by a birth
         (a will that did not fire leaves that one hole on purpose); a late message fills one.
 
@@ -381,11 +382,12 @@ class Ingest:
             .with_for_update()
         )
         stored = {(r.site, r.agent, r.boot): (r.max_seq, r.missing) for r in conn.execute(query)}
+        marks = _starting_marks(conn, keys, {key: row[0] for key, row in stored.items()})
         last_seen = max(received_at for _, received_at, _ in batch.fresh)
         updates: list[dict[str, Any]] = []
         for key in keys:
             site, agent, boot = key
-            max_seq, missing = stored[key]
+            max_seq, missing = marks[key], stored[key][1]
             before, gaps, opened, dropped = missing, 0, 0, 0
             for envelope in by_boot[key]:
                 seq = envelope.seq
@@ -679,6 +681,35 @@ def _insert_device(
             site=site, agent=agent, device=device, state="unknown", updated_at=received_at, **values
         )
     )
+
+
+def _starting_marks(
+    conn: Connection, keys: list[tuple[str, str, str]], max_seqs: dict[tuple[str, str, str], int | None]
+) -> dict[tuple[str, str, str], int | None]:
+    """The highest seq each boot had before this batch, or None: follow from its first message received.
+
+    A boot seen for the first time starts at 0 when its agent is one this collector has followed live
+    before: its session was there when the boot began, so every message from seq 1 on should arrive, and the
+    ones before the first received are missing (lost in the broker, say). For an agent never seen live the
+    collector may have subscribed after the boot began, and the first message received sets the mark.
+    ``keys`` are sorted, so a later boot of an agent new in this batch counts as a new start too.
+    """
+    marks = dict(max_seqs)
+    new = sorted({(site, agent) for site, agent, boot in keys if max_seqs[(site, agent, boot)] is None})
+    if not new:
+        return marks
+    followed = tuple_(agent_boots.c.site, agent_boots.c.agent)
+    query = (
+        select(agent_boots.c.site, agent_boots.c.agent)
+        .where(followed.in_(new), agent_boots.c.max_seq.is_not(None))
+        .distinct()
+    )
+    known = {(row.site, row.agent) for row in conn.execute(query)}
+    for key in keys:
+        if marks[key] is None and key[:2] in known:
+            marks[key] = 0
+        known.add(key[:2])
+    return marks
 
 
 def _claim_arrays(rows: list[tuple[Any, ...]]) -> tuple[str, ...]:

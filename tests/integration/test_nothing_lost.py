@@ -156,9 +156,16 @@ def test_a_broker_outage_with_the_agent_killed_and_restarted_loses_and_doubles_n
         messages_with_samples = conn.execute(
             select(func.count()).select_from(select(samples.c.boot, samples.c.seq).distinct().subquery())
         ).scalar_one()
+        new_start = conn.execute(
+            select(agent_boots.c.max_seq, agent_boots.c.gaps).where(agent_boots.c.boot != first_boot)
+        ).one()
     telemetry = sum(1 for kind in kept.values() if kind == "telemetry")
     assert rows == distinct  # 0 duplicated samples
     assert messages_with_samples == telemetry  # every telemetry message stored has its samples
+    # The restarted agent is one the collector followed: its new start is followed from seq 1, and as nothing
+    # of it was lost, no gap.
+    assert new_start.gaps == 0
+    assert new_start.max_seq > 1
 
 
 def test_at_its_cap_the_spool_evicts_telemetry_and_keeps_every_state_and_event(

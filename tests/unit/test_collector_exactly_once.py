@@ -143,6 +143,65 @@ def test_retained_copies_do_not_open_gaps(ingest: Ingest, engine: Engine, reques
     assert requests.asked == []
 
 
+def boot_rows(engine: Engine) -> dict[str, tuple[int, int]]:
+    with engine.connect() as conn:
+        return {row.boot: (row.gaps, row.missing) for row in conn.execute(select(agent_boots))}
+
+
+def test_a_new_start_whose_first_messages_were_lost_is_a_gap(
+    ingest: Ingest, engine: Engine, requests: Requests
+) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    ingest.handle(*agent.telemetry(), T0)
+    agent.restart()
+    for _ in range(3):
+        agent.state("up")  # seq 1 to 3 of the new start are lost in the broker
+    ingest.handle(*agent.telemetry(), T0)  # seq 4
+    assert boot_rows(engine) == {"boot-1": (0, 0), "boot-2": (1, 3)}
+    assert requests.asked == [("hq", "room-101-pc")]
+
+
+def test_a_new_start_that_begins_with_its_birth_is_no_gap(
+    ingest: Ingest, engine: Engine, requests: Requests
+) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    agent.restart()
+    ingest.handle(*agent.birth(), T0)  # seq 2, its will (seq 1) did not fire
+    ingest.handle(*agent.telemetry(), T0)
+    assert boot_rows(engine) == {"boot-1": (0, 0), "boot-2": (0, 0)}
+    assert requests.asked == []
+
+
+def test_an_agent_never_followed_before_is_followed_from_its_first_message(
+    ingest: Ingest, engine: Engine, requests: Requests
+) -> None:
+    # A collector subscribing for the first time meets agents in the middle of their starts: not a loss.
+    agent = FakeAgent()
+    for _ in range(40):
+        agent.telemetry()
+    ingest.handle(*agent.telemetry(), T0)
+    agent.restart()
+    ingest.handle(*agent.telemetry(), T0)  # the next start, in the same batch or not, is followed from seq 1
+    assert boot_rows(engine) == {"boot-1": (0, 0), "boot-2": (0, 0)}
+    agent.restart()
+    agent.state("up")
+    ingest.handle(*agent.telemetry(), T0)  # seq 2 of boot-3: seq 1 is missing
+    assert boot_rows(engine)["boot-3"] == (1, 1)
+    assert requests.asked == [("hq", "room-101-pc")]
+
+
+def test_two_starts_of_a_new_agent_in_one_batch(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    first = [agent.telemetry() for _ in range(3)]
+    agent.restart()
+    agent.state("up")  # seq 1 of boot-2 is lost
+    second = [agent.telemetry()]
+    ingest.handle_batch([(topic, payload, T0, False) for topic, payload in first[1:] + second])
+    assert boot_rows(engine) == {"boot-1": (0, 0), "boot-2": (1, 1)}
+
+
 def test_two_collectors_storing_the_same_messages_at_once_store_each_once(engine: Engine) -> None:
     agent = FakeAgent()
     stream = [(*agent.birth(), T0, False)] + [(*agent.telemetry(), T0, False) for _ in range(200)]
