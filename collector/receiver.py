@@ -315,7 +315,13 @@ class Receiver:
             "log_level": logging.getLogger().getEffectiveLevel(),
             "session": SessionSettings.of(self._config),
         }
-        send_frame(ours, link.lock, settings)
+        try:
+            send_frame(ours, link.lock, settings)
+        except OSError:  # it died at once: leave no zombie behind
+            ours.close()
+            process.kill()
+            process.wait()
+            raise
         log.info("receiver process %d started", process.pid)
         return link
 
