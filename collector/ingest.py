@@ -817,6 +817,8 @@ def insert_samples(conn: Connection, telemetry: list[Envelope]) -> None:
 
 
 #: COPY's text format: these four characters are written as escapes (a NUL is refused by PostgreSQL anyway).
+#: Messages whose samples go to the server in one write of a COPY.
+_COPY_PART = 100
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -830,23 +832,26 @@ def _copy_samples(conn: Connection, telemetry: list[Envelope], moment: Callable[
     """
     metrics: dict[str, str] = {}
     stamps: dict[str, str] = {}
-    lines: list[str] = []
-    for envelope in telemetry:
-        prefix = f"{envelope.site}\t{envelope.agent}\t{envelope.boot}\t{envelope.seq}\t"
-        for idx, item in enumerate(envelope.body["samples"]):
-            metric = item["metric"]
-            name = metrics.get(metric)
-            if name is None:
-                name = metrics[metric] = metric.translate(_COPY_ESCAPES)
-            ts = item["ts"]
-            stamp = stamps.get(ts)
-            if stamp is None:
-                stamp = stamps[ts] = moment(ts).isoformat()
-            lines.append(f"{prefix}{idx}\t{item['device']}\t{name}\t{float(item['value'])!r}\t{stamp}\n")
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         with cursor.copy(f"COPY samples ({_SAMPLE_COLUMNS}) FROM STDIN") as copy:
-            copy.write("".join(lines))
+            # Sent a part at a time: the server stores one part while the next is formatted.
+            for start in range(0, len(telemetry), _COPY_PART):
+                lines: list[str] = []
+                for envelope in telemetry[start : start + _COPY_PART]:
+                    prefix = f"{envelope.site}\t{envelope.agent}\t{envelope.boot}\t{envelope.seq}\t"
+                    for idx, item in enumerate(envelope.body["samples"]):
+                        metric = item["metric"]
+                        name = metrics.get(metric)
+                        if name is None:
+                            name = metrics[metric] = metric.translate(_COPY_ESCAPES)
+                        ts = item["ts"]
+                        stamp = stamps.get(ts)
+                        if stamp is None:
+                            stamp = stamps[ts] = moment(ts).isoformat()
+                        value = float(item["value"])
+                        lines.append(f"{prefix}{idx}\t{item['device']}\t{name}\t{value!r}\t{stamp}\n")
+                copy.write("".join(lines))
     finally:
         cursor.close()
 

@@ -1,6 +1,6 @@
 """How fast the collector drains a queued stream, against ``mosquitto_sub`` and a bare paho subscriber.
 
-    python -m tests.bench.bench_ingest [--messages 200000] [--agents 20] [--samples 5] [--rounds 3]
+    python -m tests.bench.bench_ingest [--messages 200000] [--agents 20] [--samples 5] [--rounds 5]
                                        [--no-postgres] [--receiver process|thread]
 
 A Mosquitto of its own (config/mosquitto.conf: persistence, max_queued_messages 1,000,000) on a free loopback
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--samples", type=int, default=5, help="samples per telemetry message")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of every consumer; medians are printed")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of every consumer; medians are printed")
     parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL run")
     parser.add_argument(
         "--receiver", choices=("process", "thread"), default="process", help="the collector's mqtt.receiver"
