@@ -55,8 +55,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Messages per frame at most, and how long (seconds) the child waits for more before it sends a frame.
+#: Messages per frame at most, payload bytes per frame beyond which no more are added (a single larger payload
+#: goes alone: the broker's ``max_packet_size`` bounds it), and how long (seconds) the child waits for more
+#: before it sends a frame.
 FRAME_MESSAGES = 500
+FRAME_BYTES = 4 * 1024 * 1024
 FRAME_WAIT = 0.005
 #: Messages the child holds that the collector has not read yet; past this paho's thread waits.
 OUTBOX_LIMIT = 2_000
@@ -76,7 +79,8 @@ def send_frame(sock: socket.socket, lock: threading.Lock, frame: object) -> None
     """Send one frame (a length, then a pickle of ``frame``) as a whole, even with several senders."""
     data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
     with lock:
-        sock.sendall(_LENGTH.pack(len(data)) + data)
+        sock.sendall(_LENGTH.pack(len(data)))
+        sock.sendall(data)
 
 
 def read_frame(stream: BinaryIO) -> Any:
@@ -105,6 +109,7 @@ class Outbox:
         self._sock = sock
         self._send_lock = lock
         self._items: list[Forwarded | tuple[str, bool, bool]] = []
+        self._bytes = 0  # payload bytes in ``_items``
         self._ready = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="hezo-receiver-outbox", daemon=True)
@@ -120,7 +125,9 @@ class Outbox:
             if self._closed:
                 return  # leaving: the broker keeps it
             self._items.append(item)
-            if len(self._items) in (1, FRAME_MESSAGES):
+            if len(item) == 6:
+                self._bytes += len(item[5])
+            if len(self._items) in (1, FRAME_MESSAGES) or self._bytes >= FRAME_BYTES:
                 self._ready.notify_all()
 
     def close(self) -> None:
@@ -131,21 +138,34 @@ class Outbox:
         self._thread.join(STOP_TIMEOUT)
 
     def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._items and not self._closed:
-                    self._ready.wait()
-                if not self._items:
-                    return
-                if len(self._items) < FRAME_MESSAGES and not self._closed:
-                    self._ready.wait(FRAME_WAIT)  # a few more arrive while we wait: fewer, fuller frames
-                items = self._items[:FRAME_MESSAGES]
-                del self._items[:FRAME_MESSAGES]
-                self._ready.notify_all()  # room for an ``add`` waiting on a full outbox
-            try:
+        try:
+            while (items := self._next_frame()) is not None:
                 send_frame(self._sock, self._send_lock, items)
-            except OSError:
-                return  # the collector is gone; the main thread sees it too and ends the process
+        except OSError:
+            return  # the collector is gone; the main thread sees it too and ends the process
+        except BaseException as exc:  # noqa: BLE001 - without this thread, paho's would soon wait for ever
+            _fail("sending a frame", exc)
+
+    def _next_frame(self) -> list[Forwarded | tuple[str, bool, bool]] | None:
+        """The next frame's items, once there are some; None once closed and empty."""
+        with self._ready:
+            while not self._items and not self._closed:
+                self._ready.wait()
+            if not self._items:
+                return None
+            if len(self._items) < FRAME_MESSAGES and self._bytes < FRAME_BYTES and not self._closed:
+                self._ready.wait(FRAME_WAIT)  # a few more arrive while we wait: fewer, fuller frames
+            count, size = 0, 0
+            for item in self._items[:FRAME_MESSAGES]:
+                if count and size >= FRAME_BYTES:
+                    break
+                count += 1
+                size += len(item[5]) if len(item) == 6 else 0
+            items = self._items[:count]
+            del self._items[:count]
+            self._bytes -= size
+            self._ready.notify_all()  # room for an ``add`` waiting on a full outbox
+            return items
 
 
 class ForwardingSession(Session):
@@ -156,13 +176,26 @@ class ForwardingSession(Session):
         self._outbox = outbox
 
     def _deliver(self, message: paho.MQTTMessage, connection: int) -> None:
-        payload = bytes(message.payload)
-        self._outbox.add((connection, message.mid, message.qos, bool(message.retain), message.topic, payload))
+        try:
+            payload, retain = bytes(message.payload), bool(message.retain)
+            self._outbox.add((connection, message.mid, message.qos, retain, message.topic, payload))
+        except BaseException as exc:  # noqa: BLE001 - whatever it is, this thread must not end unseen
+            _fail("forwarding a message", exc)
 
     def _changed(self) -> None:
-        with self._lock:
-            connected = self._connected
-        self._outbox.add(("session", connected, self._subscribed.is_set()))
+        try:
+            with self._lock:
+                connected = self._connected
+            self._outbox.add(("session", connected, self._subscribed.is_set()))
+        except BaseException as exc:  # noqa: BLE001 - whatever it is, this thread must not end unseen
+            _fail("forwarding the session's state", exc)
+
+
+def _fail(doing: str, exc: BaseException) -> None:
+    """An error on paho's thread: that thread would end and nothing more be read, unseen. Leave instead: the
+    collector starts another receiver, and the broker keeps what was not acknowledged."""
+    log.error("the receiver failed %s; leaving", doing, exc_info=exc)
+    os._exit(1)
 
 
 def child_main(fd: int) -> int:
@@ -238,6 +271,7 @@ class Receiver:
         self._subscribed = threading.Event()
         self._connected = False
         self._link: _Link | None = None
+        self._linking = threading.Lock()  # a new link and ``stop`` cannot miss each other
         self._thread = threading.Thread(target=self._run, name="hezo-collector-receiver", daemon=True)
 
     def start(self) -> None:
@@ -270,11 +304,11 @@ class Receiver:
 
     def stop(self) -> None:
         """Have the child disconnect (after the acks sent so far) and leave; the broker keeps the session."""
-        self._stopping.set()
-        link = self._link
+        with self._linking:
+            self._stopping.set()
+            link = self._link
         if link is not None:
-            with contextlib.suppress(OSError):  # gone already
-                send_frame(link.sock, link.lock, "stop")
+            self._say_stop(link)
         if self._thread.is_alive():
             self._thread.join(STOP_TIMEOUT + 5)
 
@@ -301,9 +335,12 @@ class Receiver:
         ours, theirs = socket.socketpair()
         try:
             process = subprocess.Popen(  # this interpreter, a fixed module, no shell
-                [sys.executable, "-m", "collector.receiver", str(theirs.fileno())],
+                # -P: not the working directory first on its path (whatever lies there named ``collector``
+                # would get the broker password); the collector's own path instead.
+                [sys.executable, "-P", "-m", "collector.receiver", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)},
             )
         except OSError:
             ours.close()
@@ -325,9 +362,18 @@ class Receiver:
         log.info("receiver process %d started", process.pid)
         return link
 
+    @staticmethod
+    def _say_stop(link: _Link) -> None:
+        with contextlib.suppress(OSError):  # gone already
+            send_frame(link.sock, link.lock, "stop")
+
     def _serve(self) -> None:
         link = self._spawn()
-        self._link = link
+        with self._linking:
+            self._link = link
+            stopping = self._stopping.is_set()
+        if stopping:  # ``stop`` came while this one started: it leaves at once, cleanly
+            self._say_stop(link)
         stream = link.sock.makefile("rb")
         try:
             while True:

@@ -143,3 +143,47 @@ def test_settings_reach_the_child_whole_and_print_without_the_password() -> None
     assert settings.password == "s3cret"
     assert "s3cret" not in repr(settings)
     assert "s3cret" not in str({"session": settings})
+
+
+def test_frames_stop_growing_at_the_byte_cap(
+    pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(receiver, "FRAME_BYTES", 100)
+    ours, theirs = pair
+    outbox = Outbox(ours, threading.Lock())
+    big = [(1, n, 1, False, "t", bytes(60)) for n in range(5)]
+    for item in big:
+        outbox.add(item)
+    outbox.start()
+    frames = closed_and_read(outbox, ours, theirs)
+    assert [item for frame in frames for item in frame] == big
+    assert [len(frame) for frame in frames] == [2, 2, 1]  # 120 bytes is past the cap: no third one
+
+
+def test_an_outbox_that_cannot_send_ends_the_receiver_instead_of_stalling_it(
+    pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exits: list[int] = []
+    monkeypatch.setattr(receiver.os, "_exit", exits.append)
+
+    def broken(*_: object) -> None:
+        raise ValueError("cannot pickle this")
+
+    monkeypatch.setattr(receiver, "send_frame", broken)
+    outbox = Outbox(pair[0], threading.Lock())
+    outbox.add(forwarded(1))
+    outbox.start()
+    outbox._thread.join(10)
+    assert exits == [1]  # the collector sees the end of the socket and starts another receiver
+
+
+def test_a_stop_right_after_the_start_ends_the_receiver_process_cleanly() -> None:
+    from tests.support.mosquitto import free_port
+
+    receiver_ = Receiver(MqttConfig(port=free_port()), Queued(), now=lambda: T0)  # no broker there
+    receiver_.start()
+    receiver_.stop()
+    assert not receiver_._thread.is_alive()
+    link = receiver_._link
+    if link is not None:  # it had started: it was told to stop, and was reaped
+        assert link.process.returncode == 0
