@@ -392,7 +392,7 @@ class Ingest:
         for key in keys:
             site, agent, boot = key
             max_seq, missing = marks[key], stored[key][1]
-            before, gaps, opened, dropped = missing, 0, 0, 0
+            before, gaps, dropped = missing, 0, 0
             for envelope in by_boot[key]:
                 seq = envelope.seq
                 reported = envelope.body.get("dropped") if envelope.kind == "birth" else None
@@ -406,7 +406,7 @@ class Ingest:
                         holes -= 1
                     if holes > 0:
                         gaps += 1
-                        opened += holes
+                        missing += holes
                         log.info(
                             "gap in the messages of %s/%s boot %s: %d missing before seq %d",
                             site,
@@ -417,8 +417,8 @@ class Ingest:
                         )
                         batch.republish.append((site, agent))
                     max_seq = seq
-                elif envelope.kind != "death":  # a late will fills no hole: its birth excused it
-                    missing = max(0, missing - 1)
+                else:
+                    missing = _late(envelope, missing)
             updates.append(
                 {
                     "k_site": site,
@@ -427,18 +427,18 @@ class Ingest:
                     "k_max": max_seq,
                     "k_received": len(by_boot[key]),
                     "k_gaps": gaps,
-                    "k_missing": missing + opened,
+                    "k_missing": missing,
                     "k_dropped": dropped,
                     "k_last": last_seen,
                 }
             )
-            if gaps or missing + opened != before:
+            if gaps or missing != before:
                 conn.execute(
                     update(agents)
                     .where(agents.c.site == site, agents.c.agent == agent)
                     .values(
                         seq_gaps=agents.c.seq_gaps + gaps,
-                        seq_missing=agents.c.seq_missing + (missing + opened - before),
+                        seq_missing=agents.c.seq_missing + (missing - before),
                     )
                 )
         conn.execute(_UPDATE_BOOT, updates)
@@ -685,6 +685,16 @@ def _insert_device(
             site=site, agent=agent, device=device, state="unknown", updated_at=received_at, **values
         )
     )
+
+
+def _late(envelope: Envelope, missing: int) -> int:
+    """``missing`` once ``envelope``, below the highest seq received, has arrived. It fills its own hole, and
+    a late birth that of its will too (the jump past them counted both; a will that did not fire leaves its
+    hole on purpose). A late will fills none: its birth excused it."""
+    if envelope.kind == "death":
+        return missing
+    filled = 2 if envelope.kind == "birth" and envelope.body["will_seq"] < envelope.seq else 1
+    return max(0, missing - filled)
 
 
 def _starting_marks(

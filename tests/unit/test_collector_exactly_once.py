@@ -272,3 +272,28 @@ def test_samples_read_back_exactly_whatever_their_names_and_values(ingest: Inges
     assert [row.value for row in rows] == [float(value) for value in values]
     assert {(row.site, row.agent, row.boot) for row in rows} == {("null", "null", "NULL")}
     assert {row.ts for row in rows} == {T0.replace(microsecond=123456)}
+
+
+def test_messages_stored_out_of_order_leave_nothing_missing(ingest: Ingest, engine: Engine) -> None:
+    # Two collectors sharing one subscription can store a boot's messages out of order, in one batch or across
+    # batches: every hole a jump opened is filled again, the birth's unfired will included.
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    agent.restart()
+    birth = agent.birth()  # seq 2 of boot-2, its will seq 1
+    early = [agent.telemetry() for _ in range(2)]  # seq 3 and 4
+    later = agent.telemetry()  # seq 5
+    ingest.handle(*later, T0)
+    ingest.handle_batch([(topic, payload, T0, False) for topic, payload in [birth, *early]])
+    assert boot_rows(engine)["boot-2"] == (1, 0)
+    with engine.connect() as conn:
+        assert conn.execute(select(agents.c.seq_missing)).scalar_one() == 0
+
+
+def test_a_hole_filled_in_the_batch_that_opened_it_is_not_missing(ingest: Ingest, engine: Engine) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(), T0)
+    late = [agent.telemetry() for _ in range(2)]
+    jump = agent.telemetry()
+    ingest.handle_batch([(topic, payload, T0, False) for topic, payload in [jump, *late]])
+    assert boot_rows(engine)["boot-1"] == (1, 0)
