@@ -5,6 +5,7 @@ The shapes are documented in ``docs/protocol.md``. Validation names the path of 
 Unknown body fields are allowed: a newer agent may add information an older collector ignores.
 """
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -193,6 +194,8 @@ def _telemetry(body: dict[str, Any]) -> None:
         value = _field(sample, path, "value")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(f"{path}.value", "a number", value)
+        if isinstance(value, int) and not -FLOAT_INT <= value <= FLOAT_INT:
+            raise _fail(f"{path}.value", "a number a float holds", value)
         _ts(sample, path, "ts")
 
 
@@ -221,6 +224,8 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 _ID = ID_PATTERN.fullmatch
+#: The largest integer a sample's value may be: samples are stored as floats.
+FLOAT_INT = int(sys.float_info.max)
 
 
 def telemetry_ok(body: dict[str, Any]) -> bool:
@@ -242,7 +247,7 @@ def telemetry_ok(body: dict[str, Any]) -> bool:
         if not (
             type(device) is str
             and type(metric) is str
-            and (type(value) is float or type(value) is int)
+            and (type(value) is float or (type(value) is int and -FLOAT_INT <= value <= FLOAT_INT))
             and type(ts) is str
             and len(metric) <= MEDIUM
             and _ID(device)

@@ -136,6 +136,31 @@ def _check_depth(doc: object) -> None:
             stack.extend((child, depth + 1) for child in item)
 
 
+def _check_strings(payload: bytes, doc: object) -> None:
+    """Refuse strings (keys included) holding NUL or a lone surrogate: JSON allows both as escapes, but no
+    store keeps them (PostgreSQL refuses NUL in text, and a lone surrogate is not UTF-8), so a message holding
+    one would fail at every try to store it and hold up everything behind it."""
+    if b"\\u" not in payload:  # an escape is the only way either gets into a string
+        return
+    stack: list[object] = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MalformedMessageError(
+                    "payload is not JSON we accept: a string holds a lone surrogate (\\ud800-\\udfff)"
+                ) from None
+            if "\x00" in item:
+                raise MalformedMessageError("payload is not JSON we accept: a string holds NUL (\\u0000)")
+
+
 def _limit_depth(payload: bytes, doc: object) -> None:
     # A document with fewer containers than MAX_DEPTH cannot nest deeper (counting its scalars' level too);
     # braces inside strings only raise the count. This skips the walk for every ordinary message.
@@ -167,6 +192,7 @@ def decode(payload: bytes) -> Envelope:
     except ValueError:  # the one left: an integer of more digits than Python converts (4300)
         raise MalformedMessageError("payload is not JSON we accept: a number has too many digits") from None
     _limit_depth(payload, doc)
+    _check_strings(payload, doc)
     if not isinstance(doc, dict):
         raise MalformedMessageError(f"payload must be a JSON object, got {type(doc).__name__}")
     if "v" not in doc:

@@ -190,6 +190,34 @@ def test_an_agent_may_speak_only_for_itself_and_its_own_devices() -> None:
         validate_against_topic(envelope, topics.parse(topics.event("acme", "room-1")))
 
 
+@pytest.mark.parametrize(
+    ("reason", "error"),
+    [
+        ("a\\u0000b", "payload is not JSON we accept: a string holds NUL (\\u0000)"),
+        ("x\\ud800", "payload is not JSON we accept: a string holds a lone surrogate (\\ud800-\\udfff)"),
+        ("\\udc00y", "payload is not JSON we accept: a string holds a lone surrogate (\\ud800-\\udfff)"),
+    ],
+)
+def test_strings_no_store_keeps_are_refused(reason: str, error: str) -> None:
+    # JSON allows these escapes, but PostgreSQL refuses NUL in text and a lone surrogate is not UTF-8: such a
+    # message would fail at every try to store it, holding up everything behind it.
+    payload = encode(state_envelope(reason="placeholder")).replace(b"placeholder", reason.encode())
+    assert decode_error(payload) == error
+
+
+@pytest.mark.parametrize("reason", ["\\ud83d\\ude00", "back\\\\u0000slash", "caf\\u00e9"])
+def test_escapes_that_are_plain_text_are_kept(reason: str) -> None:
+    payload = encode(state_envelope(reason="placeholder")).replace(b"placeholder", reason.encode())
+    assert decode(payload).body["reason"] == json.loads(f'"{reason}"')
+
+
+def test_a_sample_value_a_float_cannot_hold_is_refused() -> None:
+    body = {"samples": [{"device": "rally-bar", "metric": "m", "value": 10**309, "ts": TS}]}
+    with pytest.raises(MalformedMessageError) as caught:
+        validate_body(Envelope("acme", "room-1", "b00t", 8, TS, "telemetry", body))
+    assert str(caught.value).startswith("body.samples[0].value: expected a number a float holds, got 1000")
+
+
 def test_a_string_longer_than_its_column_is_refused_with_its_path() -> None:
     with pytest.raises(MalformedMessageError) as caught:
         validate_body(state_envelope(reason="x" * 5000))
