@@ -18,6 +18,8 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
@@ -145,6 +147,31 @@ class _WebServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def _wait_subscribed(service: CollectorService, config: CollectorConfig) -> bool:
+    """Wait until messages can arrive, so whoever waits for the page waits for ingest too; without the broker,
+    go on after ``SUBSCRIBE_WAIT`` (the health check then says what is wrong). False if SIGINT or SIGTERM came
+    meanwhile: the caller stops as it would have with the page up."""
+    asked = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: asked.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        deadline = time.monotonic() + SUBSCRIBE_WAIT
+        while not service.subscriber.wait_subscribed(0.1):
+            if asked.is_set():
+                return False
+            if time.monotonic() > deadline:
+                log.warning(
+                    "not subscribed at %s:%s after %.0f s; serving the page meanwhile",
+                    config.mqtt.host,
+                    config.mqtt.port,
+                    SUBSCRIBE_WAIT,
+                )
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return not asked.is_set()
+
+
 def _serve(config: CollectorConfig) -> int:
     try:
         service = CollectorService(config)
@@ -152,15 +179,9 @@ def _serve(config: CollectorConfig) -> int:
     except STORE_ERRORS as exc:
         return _cannot_open(shown_url(config.store.url), exc)
     try:
-        # The page opens once messages can arrive, so whoever waits for it waits for ingest too; without the
-        # broker it opens anyway after a while, and its health check says what is wrong.
-        if not service.subscriber.wait_subscribed(SUBSCRIBE_WAIT):
-            log.warning(
-                "not subscribed at %s:%s after %.0f s; serving the page meanwhile",
-                config.mqtt.host,
-                config.mqtt.port,
-                SUBSCRIBE_WAIT,
-            )
+        if not _wait_subscribed(service, config):
+            log.info("asked to stop before serving the page")
+            return 0
         app = create_app(
             service.engine,
             service.metrics.registry,

@@ -155,3 +155,26 @@ def urlopen_text(url: str) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_a_stop_while_waiting_for_the_broker_is_a_clean_stop(tmp_path: Path) -> None:
+    # No broker: serve waits for the subscription before it opens the page, and a SIGTERM then still stops the
+    # collector and its receiver cleanly, with status 0, not death by signal.
+    config = tmp_path / "collector.yaml"
+    config.write_text(
+        f"mqtt: {{host: 127.0.0.1, port: {free_port()}, client_id: collector-no-broker}}\n"
+        f"store: {{url: 'sqlite:///{tmp_path / 'collector.db'}'}}\n"
+        f"web: {{host: 127.0.0.1, port: {free_port()}}}\n"
+    )
+    collector = serve(config, tmp_path)
+    try:
+        log = tmp_path / "collector.log"
+        match = eventually("the receiver started", lambda: STARTED.search(log.read_bytes()))
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(timeout=30) == 0
+    finally:
+        if collector.poll() is None:
+            collector.kill()
+            collector.wait()
+    assert b"asked to stop before serving the page" in log.read_bytes()
+    eventually("the receiver process gone too", lambda: not alive(int(match.group(1))), timeout=10)
