@@ -1,17 +1,20 @@
-"""The collector's MQTT side: a persistent-session subscriber and the one thread that writes.
+"""The one thread that writes, and the MQTT session on a thread of the collector (``receiver: thread``).
 
-paho's network thread only timestamps each message and queues it. A single writer thread drains the queue:
-it takes up to ``BATCH_SIZE`` messages at a time (waiting at most ``BATCH_WAIT`` for more), stores them in one
-transaction, then acknowledges them to the broker (paho's manual acks), so a message the collector has not
-committed yet is still the broker's to deliver again after a crash. The incident engine's evaluations go
-through the same queue, so ingest and ticket decisions never interleave. The session is persistent (fixed
-client id, clean session off), so QoS 1 messages wait in the broker while the collector restarts.
+The session (here, or in the receiver process: ``collector/receiver.py``) hands each message to the writer's
+queue. A single writer thread drains the queue: it takes up to ``BATCH_SIZE`` messages at a time (waiting at
+most ``BATCH_WAIT`` for more), stores them in one transaction, then acknowledges them to the broker (paho's
+manual acks, through the receiver process when there is one), so a message the collector has not committed yet
+is still the broker's to deliver again after a crash. The incident engine's evaluations go through the same
+queue, so ingest and ticket decisions never interleave. The session is persistent (fixed client id, clean
+session off), so QoS 1 messages wait in the broker while the collector restarts.
 
-The queue is bounded (``QUEUE_SIZE``): when it is full, paho's network thread waits in ``put`` until the
+The queue is bounded (``QUEUE_SIZE``): when it is full, the thread that reads waits in ``put`` until the
 writer takes messages, which holds back reading from the broker (backpressure; QoS 1 messages wait in the
-broker). This cannot deadlock with the acks: the writer never waits on the network thread, since paho's
-``ack()`` only appends to a deque and writes a wake-up byte to a non-blocking socket; and once the writer is
-stopping, ``put`` stops waiting and leaves the message unacknowledged, for the broker to deliver again.
+broker).
+This cannot deadlock with the acks: the writer never waits on the thread that reads. paho's ``ack()`` only
+appends to a deque and writes a wake-up byte to a non-blocking socket; acks for the receiver process go on its
+socket pair, whose other end a thread of their own reads. Once the writer is stopping, ``put`` stops waiting
+and leaves the message unacknowledged, for the broker to deliver again.
 """
 
 from __future__ import annotations
