@@ -177,7 +177,7 @@ def main() -> None:
                 for schema in schemas:
                     conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             admin.dispose()
-            broker.stop()
+            broker.stop(kill=True)  # thrown away with its directory: no need to wait for it to save
 
     reference = statistics.median(result[PAHO][0] for result in rounds)
     print(
