@@ -47,6 +47,13 @@ class Client(mqtt.Client):
             )
         self._failing = True
 
+    def close(self) -> None:
+        """Disconnect, end the loop thread, and close the socket pair paho keeps to wake that thread (paho
+        closes it only when the client is garbage-collected, which may be never while callbacks hold it)."""
+        self.disconnect()
+        self.loop_stop()
+        self._reset_sockets()
+
     def connected(self) -> None:
         """Call from ``on_connect``: the next failure is a new outage and is logged again."""
         self._failing = False

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import os
 import pickle
@@ -83,8 +84,20 @@ def send_frame(sock: socket.socket, lock: threading.Lock, frame: object) -> None
         sock.sendall(data)
 
 
-def read_frame(stream: BinaryIO) -> Any:
-    """The next frame; ``EOFError`` when the other side has closed (or died)."""
+class _PlainData(pickle.Unpickler):
+    """Unpickles tuples, lists, strings, bytes, numbers and None only: what the receiver sends. The receiver
+    parses what the network sends, so the collector does not let its frames name any class or function."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"a receiver frame may not name {module}.{name}")
+
+
+def read_frame(stream: BinaryIO, *, plain: bool = False) -> Any:
+    """The next frame; ``EOFError`` when the other side has closed (or died).
+
+    ``plain``: built-in data only (the collector reading the receiver); else anything picklable (the receiver
+    reading its settings from the collector, which started it).
+    """
     header = stream.read(_LENGTH.size)
     if len(header) < _LENGTH.size:
         raise EOFError("the other side closed the socket")
@@ -92,7 +105,9 @@ def read_frame(stream: BinaryIO) -> Any:
     data = stream.read(length)
     if len(data) < length:
         raise EOFError("the other side closed the socket within a frame")
-    return pickle.loads(data)  # noqa: S301 - our own child's frames, over a socket pair no one else holds
+    if plain:
+        return _PlainData(io.BytesIO(data)).load()
+    return pickle.loads(data)  # noqa: S301 - from the collector that started this process, over its socket pair
 
 
 # -- the child ------------------------------------------------------------------------------------------
@@ -378,8 +393,8 @@ class Receiver:
         try:
             while True:
                 try:
-                    items = read_frame(stream)
-                except (EOFError, OSError) as exc:
+                    items = read_frame(stream, plain=True)
+                except (EOFError, OSError, pickle.UnpicklingError) as exc:
                     if not self._stopping.is_set():
                         log.error("lost the receiver process %d: %s", link.process.pid, exc)  # noqa: TRY400
                     return

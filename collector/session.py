@@ -98,8 +98,7 @@ class Session:
 
     def stop(self) -> None:
         """Disconnect (the session, with every unacknowledged message, stays on the broker)."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._client.close()
 
     def ack(self, mid: int, qos: int, connection: int) -> None:
         """Acknowledge message ``mid`` if the connection that delivered it is still the current one.

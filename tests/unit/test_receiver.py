@@ -1,5 +1,6 @@
 """Both ends of the receiver process over a real socket pair: frames in order, backpressure, acks in bulk."""
 
+import pickle
 import socket
 import subprocess
 import sys
@@ -187,3 +188,16 @@ def test_a_stop_right_after_the_start_ends_the_receiver_process_cleanly() -> Non
     link = receiver_._link
     if link is not None:  # it had started: it was told to stop, and was reaped
         assert link.process.returncode == 0
+
+
+def test_the_collector_reads_only_plain_data_from_its_receiver(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # The receiver parses what the network sends: its frames may not name a class or a function to call.
+    ours, theirs = pair
+    send_frame(ours, threading.Lock(), [forwarded(1), ("session", True, True)])
+    send_frame(ours, threading.Lock(), [(1, 2, 1, False, "t", b"x", T0)])  # a datetime names its class
+    stream = theirs.makefile("rb")
+    assert read_frame(stream, plain=True) == [forwarded(1), ("session", True, True)]
+    with pytest.raises(pickle.UnpicklingError, match=r"may not name datetime\.datetime"):
+        read_frame(stream, plain=True)
