@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,7 @@ class SessionSettings:
         return f"SessionSettings({self.client_id!r} at {self.host}:{self.port})"
 
 
-class Session:
+class Session(ABC):
     """One persistent MQTT session of the collector, subscribed to everything agents publish."""
 
     def __init__(self, config: SessionSettings) -> None:
@@ -113,11 +114,11 @@ class Session:
 
     # -- what subclasses do -------------------------------------------------------------------------
 
+    @abstractmethod
     def _deliver(self, message: paho.MQTTMessage, connection: int) -> None:
         """A message arrived on connection number ``connection`` (paho's network thread)."""
-        raise NotImplementedError
 
-    def _changed(self) -> None:
+    def _changed(self) -> None:  # noqa: B027 - a hook most sessions need not fill
         """The connection or the subscriptions changed (paho's network thread); nothing by default."""
 
     # -- paho callbacks, on paho's network thread -------------------------------------------------
