@@ -54,6 +54,11 @@ class Metrics:
             "Failed attempts to store a message (each is retried; after 5 the message is kept as rejected).",
             registry=self.registry,
         )
+        self.receiver_restarts = Counter(
+            "hezo_receiver_restarts",
+            "Receiver processes (the MQTT session's) that ended unasked and were started again.",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "hezo_ingest_queue_depth",
             "Messages received from the broker and not yet written.",

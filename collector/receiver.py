@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     import paho.mqtt.client as paho
 
     from collector.config import MqttConfig
+    from collector.metrics import Metrics
     from collector.mqtt import Sink
 
 log = logging.getLogger(__name__)
@@ -278,10 +279,13 @@ class Receiver:
     long. ``flush_acks`` is for the writer to call after each stored batch.
     """
 
-    def __init__(self, config: MqttConfig, writer: Sink, *, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, config: MqttConfig, writer: Sink, *, now: Callable[[], datetime], metrics: Metrics | None = None
+    ) -> None:
         self._config = config
         self._writer = writer
         self._now = now
+        self._metrics = metrics
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._connected = False
@@ -342,6 +346,8 @@ class Receiver:
             if time.monotonic() - began > 60:
                 delay = FIRST_RESTART_DELAY  # it ran a good while: not a crash loop
             log.error("the receiver process ended; starting another in %.0f s", delay)
+            if self._metrics is not None:
+                self._metrics.receiver_restarts.inc()
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, MAX_RESTART_DELAY)

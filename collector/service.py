@@ -80,7 +80,7 @@ class CollectorService:
         )
         self.subscriber: Subscriber | Receiver
         if config.mqtt.receiver == "process":
-            self.subscriber = Receiver(config.mqtt, self.writer, now=now)
+            self.subscriber = Receiver(config.mqtt, self.writer, now=now, metrics=self.metrics)
         else:
             self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
         self._stopping = threading.Event()

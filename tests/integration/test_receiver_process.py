@@ -101,6 +101,7 @@ def test_a_receiver_process_that_dies_is_replaced_and_nothing_is_lost_or_doubled
     eventually("every message stored", lambda: counts(service.engine)[0] >= count, timeout=60)
     eventually("the redelivered ones recognised", lambda: service.health() is None, timeout=15)
     duplicates = service.metrics.registry.get_sample_value("hezo_messages_duplicate_total") or 0
+    assert service.metrics.registry.get_sample_value("hezo_receiver_restarts_total") == 1
     assert counts(service.engine) == (count, count, 3 * count, 3 * count)
     assert duplicates > 0  # the kill did leave stored messages unacknowledged
     assert not alive(first)
