@@ -157,3 +157,46 @@ def stop_serving(server: TlsLoopbackServer, thread: threading.Thread | None) -> 
     server.drop_connections()
     if thread is not None:
         thread.join()
+
+
+class PowerSwitch:
+    """A simulated device's server, switched on and off: on, it serves on a thread of its own; off, it stops
+    listening and drops every open connection, as a device losing power would. Each switch is a no-op when the
+    device is in that state already; ``wait_off`` lets a slow answer end early when the power goes."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._server: TlsLoopbackServer | None = None
+        self._thread: threading.Thread | None = None
+        self._off = threading.Event()
+
+    @property
+    def on(self) -> bool:
+        return self._server is not None
+
+    def power_on(self, listen: Callable[[], TlsLoopbackServer]) -> bool:
+        """Serve what ``listen()`` makes (bound, not serving yet); False, making nothing, when already on."""
+        with self._lock:
+            if self._server is not None:
+                return False
+            server = listen()
+            self._off.clear()
+            self._server = server
+            self._thread = serve_in_thread(server, self._name)
+            return True
+
+    def power_off(self) -> bool:
+        """Stop serving; False when already off."""
+        with self._lock:
+            server, thread = self._server, self._thread
+            if server is None:
+                return False
+            self._server = self._thread = None
+            self._off.set()
+            stop_serving(server, thread)
+            return True
+
+    def wait_off(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True when the device was powered off meanwhile."""
+        return self._off.wait(seconds)

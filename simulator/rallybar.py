@@ -16,7 +16,7 @@ from typing import Any
 
 from simulator.certs import reissue, write_self_signed
 from simulator.errors import SimulatorError
-from simulator.net import TlsLoopbackServer, loopback_family, serve_in_thread, stop_serving, url_host
+from simulator.net import PowerSwitch, TlsLoopbackServer, loopback_family, url_host
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,7 @@ class RallyBarAdmin:
         self.slow_seconds = 0.0
         self.cert_days = cert_days
         self._state_dir = state_dir
-        self._server: _AdminPageServer | None = None
-        self._thread: threading.Thread | None = None
-        self._off = threading.Event()
+        self._power = PowerSwitch("rally-bar-https")
         self._lock = threading.Lock()
         self._context: ssl.SSLContext | None = None
         self.cert_expires_in: datetime.timedelta | None = None  # None: the certificate valid for a year
@@ -118,7 +116,7 @@ class RallyBarAdmin:
 
     @property
     def powered(self) -> bool:
-        return self._server is not None
+        return self._power.on
 
     @property
     def url(self) -> str:
@@ -160,10 +158,10 @@ class RallyBarAdmin:
 
     def power_on(self) -> None:
         """Listen (again) on the address and port; a no-op when already on."""
-        with self._lock:
-            if self._server is not None:
-                return
-            self._ensure_certificate()
+
+        def listen() -> _AdminPageServer:
+            with self._lock:
+                self._ensure_certificate()
             try:
                 server = _AdminPageServer((self.host, self.port), self)
             except OSError as exc:
@@ -171,22 +169,16 @@ class RallyBarAdmin:
                     f"cannot listen on {self.host} port {self.port}: {exc.strerror}"
                 ) from exc
             self.port = int(server.server_address[1])
-            self._off.clear()
-            self._server = server
-            self._thread = serve_in_thread(server, "rally-bar-https")
+            return server
+
+        if self._power.power_on(listen):
             log.info("rally-bar admin page listening on %s", self.url)
 
     def power_off(self) -> None:
         """Stop listening and drop open connections; a no-op when already off."""
-        with self._lock:
-            server, thread = self._server, self._thread
-            if server is None:
-                return
-            self._server = self._thread = None
-            self._off.set()
-            stop_serving(server, thread)
+        if self._power.power_off():
             log.info("rally-bar admin page powered off")
 
     def wait_powered_off(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True when the device was powered off meanwhile."""
-        return self._off.wait(seconds)
+        return self._power.wait_off(seconds)

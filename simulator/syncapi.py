@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from simulator.errors import SimulatorError
-from simulator.net import TlsLoopbackServer, loopback_family, serve_in_thread, stop_serving, url_host
+from simulator.net import PowerSwitch, TlsLoopbackServer, loopback_family, url_host
 from simulator.pki import CertificateAuthority
 
 log = logging.getLogger(__name__)
@@ -417,11 +417,8 @@ class SyncCloudApi:
         self._tokens = float(burst)
         self._refilled = time.monotonic()
         self._lock = threading.Lock()
-        self._power_lock = threading.Lock()
-        self._off = threading.Event()
+        self._power = PowerSwitch("sync-api")
         self._context: ssl.SSLContext | None = None
-        self._server: _ApiServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- what the simulated site and the tests see ---------------------------------------------------
 
@@ -431,7 +428,7 @@ class SyncCloudApi:
 
     @property
     def powered(self) -> bool:
-        return self._server is not None
+        return self._power.on
 
     @property
     def tls_context(self) -> ssl.SSLContext:
@@ -491,7 +488,7 @@ class SyncCloudApi:
             fail = self._unstable_count % 2 == 1
         if fail:
             raise _ApiError(503, "Service Unavailable")
-        self._off.wait(seconds)
+        self._power.wait_off(seconds)
 
     def page(
         self,
@@ -546,9 +543,7 @@ class SyncCloudApi:
         self._context = context
 
     def power_on(self) -> None:
-        with self._power_lock:
-            if self._server is not None:
-                return
+        def listen() -> _ApiServer:
             self._ensure_certificates()
             try:
                 server = _ApiServer((self.host, self.port), self)
@@ -557,17 +552,11 @@ class SyncCloudApi:
                     f"cannot listen on {self.host} port {self.port} for the Sync API: {exc.strerror}"
                 ) from exc
             self.port = int(server.server_address[1])
-            self._off.clear()
-            self._server = server
-            self._thread = serve_in_thread(server, "sync-api")
+            return server
+
+        if self._power.power_on(listen):
             log.info("sync api listening on %s", self.base_url)
 
     def power_off(self) -> None:
-        with self._power_lock:
-            server, thread = self._server, self._thread
-            if server is None:
-                return
-            self._server = self._thread = None
-            self._off.set()
-            stop_serving(server, thread)
+        if self._power.power_off():
             log.info("sync api powered off")
