@@ -63,6 +63,36 @@ class Probe(Protocol):
         ...
 
 
+class TimedResults:
+    """For a probe class: ``_result`` makes a result of this probe's check, timed by ``watch``."""
+
+    driver: str
+    target: str
+
+    def _result(
+        self,
+        ok: bool,
+        detail: str,
+        watch: "Stopwatch",
+        *,
+        degraded: bool = False,
+        metrics: dict[str, float] | None = None,
+        facts: dict[str, str] | None = None,
+        inconclusive: bool = False,
+    ) -> CheckResult:
+        return CheckResult(
+            self.driver,
+            self.target,
+            ok,
+            detail,
+            duration_ms=watch.ms(),
+            degraded=degraded,
+            metrics=metrics or {},
+            facts=facts or {},
+            inconclusive=inconclusive,
+        )
+
+
 class Stopwatch:
     """Milliseconds since construction, on the monotonic clock."""
 

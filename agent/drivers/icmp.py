@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.drivers.base import CheckResult, Stopwatch
+from agent.drivers.base import CheckResult, Stopwatch, TimedResults
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ async def _ping_command(options: IcmpOptions) -> PingSummary:
     return parse_ping_output(out.decode("utf-8", errors="replace"))
 
 
-class IcmpProbe:
+class IcmpProbe(TimedResults):
     driver = "icmp"
 
     def __init__(
@@ -207,7 +207,7 @@ class IcmpProbe:
         loss = 100.0 * (sent - summary.received) / sent
         metrics = {"loss_pct": round(loss, 1)}
         if summary.received == 0:
-            return self._result(False, f"no reply to {summary.sent} echo requests", watch, metrics)
+            return self._result(False, f"no reply to {summary.sent} echo requests", watch, metrics=metrics)
         assert summary.rtt_avg_ms is not None
         assert summary.rtt_max_ms is not None
         metrics["rtt_ms"] = round(summary.rtt_avg_ms, 3)
@@ -222,26 +222,7 @@ class IcmpProbe:
         if self.options.rtt_ms is not None and summary.rtt_avg_ms > self.options.rtt_ms:
             problems.append(f"average round trip over {self.options.rtt_ms:g} ms")
         detail = said + (f" ({'; '.join(problems)})" if problems else "")
-        return self._result(True, detail, watch, metrics, degraded=bool(problems))
-
-    def _result(
-        self,
-        ok: bool,
-        detail: str,
-        watch: Stopwatch,
-        metrics: dict[str, float] | None = None,
-        *,
-        degraded: bool = False,
-    ) -> CheckResult:
-        return CheckResult(
-            self.driver,
-            self.target,
-            ok,
-            detail,
-            duration_ms=watch.ms(),
-            degraded=degraded,
-            metrics=metrics or {},
-        )
+        return self._result(True, detail, watch, metrics=metrics, degraded=bool(problems))
 
 
 def build(options: IcmpOptions, detect: Callable[[], list[Method]] = available_methods) -> IcmpProbe:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from agent.drivers.base import CheckResult, Stopwatch
+from agent.drivers.base import CheckResult, Stopwatch, TimedResults
 
 if TYPE_CHECKING:
     from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
@@ -215,7 +215,7 @@ def _absent(value: Any) -> bool:
     return isinstance(value, NoSuchObject | NoSuchInstance | EndOfMibView)
 
 
-class SnmpProbe:
+class SnmpProbe(TimedResults):
     driver = "snmp"
 
     def __init__(self, options: SnmpOptions) -> None:
@@ -225,28 +225,6 @@ class SnmpProbe:
         self._transport: UdpTransportTarget | None = None
         self._if_index = options.if_index
         self._oids: list[Any] | None = None
-
-    def _result(
-        self,
-        ok: bool,
-        detail: str,
-        watch: Stopwatch,
-        *,
-        degraded: bool = False,
-        metrics: dict[str, float] | None = None,
-        facts: dict[str, str] | None = None,
-    ) -> CheckResult:
-        elapsed = watch.ms()
-        return CheckResult(
-            self.driver,
-            self.target,
-            ok,
-            detail,
-            duration_ms=elapsed,
-            degraded=degraded,
-            metrics=metrics or {},
-            facts=facts or {},
-        )
 
     async def poll(self) -> CheckResult:
         watch = Stopwatch()

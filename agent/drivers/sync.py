@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
-from agent.drivers.base import CheckResult, Stopwatch
+from agent.drivers.base import CheckResult, Stopwatch, TimedResults
 
 if TYPE_CHECKING:
     from agent.catalog import Model
@@ -115,7 +115,7 @@ def missing_peripherals(device: "SyncDevice") -> list[str]:
     return found
 
 
-class SyncProbe:
+class SyncProbe(TimedResults):
     driver = "sync"
 
     def __init__(
@@ -135,29 +135,6 @@ class SyncProbe:
         self.sync_names = sync_names
         self.model_name = model_name
         self.target = device_id or serial or ""
-
-    def _result(
-        self,
-        ok: bool,
-        detail: str,
-        watch: Stopwatch,
-        *,
-        degraded: bool = False,
-        metrics: dict[str, float] | None = None,
-        facts: dict[str, str] | None = None,
-        inconclusive: bool = False,
-    ) -> CheckResult:
-        return CheckResult(
-            self.driver,
-            self.target,
-            ok,
-            detail,
-            duration_ms=watch.ms(),
-            degraded=degraded,
-            metrics=metrics or {},
-            facts=facts or {},
-            inconclusive=inconclusive,
-        )
 
     async def poll(self) -> CheckResult:
         watch = Stopwatch()

@@ -16,13 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.catalog import UsbFunction
 from agent.configfile import ConfigError
-from agent.drivers.base import CheckResult, Stopwatch
+from agent.drivers.base import CheckResult, Stopwatch, TimedResults
 from agent.usbwatch import EventSource, HotplugUnavailableError, open_source, watch
 
 DEFAULT_ROOT = Path("/sys/bus/usb/devices")
@@ -92,7 +92,7 @@ def scan(root: Path) -> list[UsbDevice]:
     return found
 
 
-class UsbProbe:
+class UsbProbe(TimedResults):
     driver = "usb"
 
     def __init__(
@@ -113,9 +113,6 @@ class UsbProbe:
         self._sleep = sleep
         self._clock = clock
         self._present_last: set[str] = set()
-
-    def _result(self, ok: bool, detail: str, watch: Stopwatch, **extra: Any) -> CheckResult:
-        return CheckResult(self.driver, self.target, ok, detail, duration_ms=watch.ms(), **extra)
 
     async def watch(self, notify: Callable[[], None]) -> None:
         """Call ``notify()`` whenever one of this device's USB functions comes or goes (forever)."""
