@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, CommandsConfig
-from agent.configfile import ConfigError
 from agent.drivers.context import SharedResources
+from common.configfile import ConfigError
 from protocol import ProtocolError, parse_ts
 from protocol.commands import ACTIONS, Command, canonical, check_args, decode_signed
 

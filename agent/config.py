@@ -20,10 +20,10 @@ from pydantic import (
 )
 
 from agent.catalog import MODELS
-from agent.configfile import AgentId, DeviceId, SiteId, TlsConfig, TopicPrefix, load_yaml_model
 from agent.drivers import DRIVERS
 from agent.drivers.sync import SyncAccountConfig, SyncOptions
 from agent.drivers.usb import UsbOptions
+from common.configfile import AgentId, DeviceId, SiteId, TlsConfig, TopicPrefix, load_yaml_model
 from protocol import DEFAULT_PREFIX
 
 if TYPE_CHECKING:

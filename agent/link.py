@@ -28,8 +28,8 @@ import paho.mqtt.client as mqtt
 
 from agent import __version__
 from agent.config import AgentConfig
-from agent.mqttclient import Client
 from agent.spool import Spool
+from common.mqttclient import Client
 from protocol import Envelope, Topics, encode, format_ts
 
 log = logging.getLogger(__name__)

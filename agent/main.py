@@ -7,8 +7,8 @@ import signal
 import sys
 
 from agent import __version__
-from agent.configfile import ConfigError
 from agent.spool import SpoolError
+from common.configfile import ConfigError
 
 log = logging.getLogger("agent")
 

@@ -28,13 +28,13 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from agent.configfile import ConfigError
 from collector import cli_diag, queries, ticketcli, tickets
 from collector.clitable import print_rows
 from collector.config import CollectorConfig, load_config
 from collector.service import CollectorService
 from collector.store import make_engine, migrate
 from collector.web import create_app
+from common.configfile import ConfigError
 
 log = logging.getLogger("collector")
 

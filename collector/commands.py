@@ -23,13 +23,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy import insert as sql_insert
 
-from agent.configfile import ConfigError
-from agent.mqttclient import Client
 from collector import audit, tickets
 from collector.config import CollectorConfig
 from collector.store import agents, bundles, devices, utcnow
 from collector.store import commands as command_table
 from collector.store import tickets as ticket_table
+from common.configfile import ConfigError
+from common.mqttclient import Client
 from protocol import Envelope, Topics
 from protocol.commands import FINAL_STATUSES, Command, canonical, check_args, encode_signed, new_command
 

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from agent.configfile import ConfigError, TlsConfig, TopicPrefix, load_yaml_model, parse_model
 from collector.maintenance import check_maintenance
 from collector.workcalendar import parse_hours
+from common.configfile import ConfigError, TlsConfig, TopicPrefix, load_yaml_model, parse_model
 from protocol import DEFAULT_PREFIX
 
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 
-from agent.configfile import TlsConfig
-from agent.mqttclient import Client
+from common.configfile import TlsConfig
+from common.mqttclient import Client
 from protocol import Topics
 
 if TYPE_CHECKING:

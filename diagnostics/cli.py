@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.configfile import ConfigError
+from common.configfile import ConfigError
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig

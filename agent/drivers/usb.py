@@ -21,9 +21,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.catalog import UsbFunction
-from agent.configfile import ConfigError
 from agent.drivers.base import CheckResult, Stopwatch, TimedResults
 from agent.usbwatch import EventSource, HotplugUnavailableError, open_source, watch
+from common.configfile import ConfigError
 
 DEFAULT_ROOT = Path("/sys/bus/usb/devices")
 #: How often a settling function is looked for again while it is given time to come back.

@@ -136,7 +136,7 @@ def test_republish_state_answers_how_many_states_were_sent(harness: Harness) -> 
 
 
 def test_an_unusable_state_dir_is_a_config_error_naming_it(tmp_path: Path) -> None:
-    from agent.configfile import ConfigError
+    from common.configfile import ConfigError
 
     _private, public = key_pair(tmp_path / "keys")
     blocker = tmp_path / "file"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.configfile import ConfigError
 from agent.drivers import DRIVERS
+from common.configfile import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

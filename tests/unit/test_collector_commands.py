@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from agent.configfile import ConfigError
 from collector import audit
 from collector.commands import Commander, DiagnosticsError, keygen, load_private_key
 from collector.config import CollectorConfig
 from collector.store import agents, bundles, devices, ticket_entries
 from collector.uploads import UploadProblem, Uploads
+from common.configfile import ConfigError
 from diagnostics.bundle import BundleBuilder, file_sha256
 from protocol import Envelope
 from protocol.commands import decode_signed

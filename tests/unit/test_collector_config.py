@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.configfile import ConfigError
 from collector.config import load_config
+from common.configfile import ConfigError
 
 
 def test_no_file_gives_working_defaults() -> None:

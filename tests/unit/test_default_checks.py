@@ -6,8 +6,8 @@ import pytest
 
 from agent.catalog import MODELS
 from agent.config import AgentConfig
-from agent.configfile import ConfigError, parse_model
 from agent.drivers import DRIVERS
+from common.configfile import ConfigError, parse_model
 
 
 def device(**fields: Any) -> Any:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.configfile import ConfigError
+from common.configfile import ConfigError
 from tests.support.diagnostics import key_pair
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "agent.example.yaml"

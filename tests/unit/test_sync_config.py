@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from agent.config import load_config
-from agent.configfile import ConfigError
+from common.configfile import ConfigError
 from simulator.pki import CertificateAuthority
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,11 +12,11 @@ import pytest
 
 from agent.catalog import model
 from agent.config import PollConfig
-from agent.configfile import ConfigError
 from agent.drivers.base import CheckResult
 from agent.drivers.usb import UsbOptions, UsbProbe, build
 from agent.poller import Device, Poller
 from agent.usbwatch import ScanSource, UsbEvent, open_source, usb_id_from_uevent, watch
+from common.configfile import ConfigError
 from simulator.usbtree import UsbTree, meetup_devices
 from tests.unit.test_poller import Recorder
 

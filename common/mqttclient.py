@@ -12,7 +12,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from agent.configfile import TlsConfig
+from common.configfile import TlsConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Strict YAML configuration files: errors name the file, the key path and what was expected.
 
-Shared by the agent and the collector. pydantic is imported by the caller's model, not here, so this module
-costs nothing until a config is loaded.
+Used by the agent and the collector alike. pydantic is imported by the caller's model, not here, so this
+module costs nothing until a config is loaded.
 """
 
 import re
