@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from collector.store import audit
+from collector.store.schema import audit
 
 
 def record(

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from collector.maintenance import check_maintenance
-from collector.workcalendar import parse_hours
+from collector.registry.maintenance import check_maintenance
+from collector.sla.calendar import parse_hours
 from common.configfile import ConfigError, TlsConfig, TopicPrefix, load_yaml_model, parse_model
 from protocol import DEFAULT_PREFIX
 
@@ -257,7 +257,7 @@ def load_config(path: str | Path | None) -> CollectorConfig:
 
 def store_url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable SQLAlchemy URL, or None. Never repeats the URL: it may hold a password."""
-    from collector.store import engine_url
+    from collector.store.database import engine_url
 
     try:
         parsed = engine_url(url)

@@ -82,7 +82,7 @@ class Metrics:
         """Set the SLA gauges from the store (breaches recorded by any process count)."""
         from sqlalchemy import func, select
 
-        from collector.store import ACTIVE_STATUSES, tickets
+        from collector.store.schema import ACTIVE_STATUSES, tickets
         from collector.tickets import breach_counts
 
         for priority, deadline, count in breach_counts(conn):

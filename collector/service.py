@@ -8,18 +8,18 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from collector.commands import Commander
 from collector.config import CollectorConfig
-from collector.incidents import IncidentEngine
-from collector.ingest import Ingest, RepublishWanted, RequestRepublish
+from collector.incidents.engine import IncidentEngine
+from collector.ingest.pipeline import Ingest, RepublishWanted, RequestRepublish
+from collector.ingest.receiver import Receiver
+from collector.ingest.writer import Job, Subscriber, Writer
 from collector.metrics import Metrics
-from collector.mqtt import Job, Subscriber, Writer
-from collector.receiver import Receiver
-from collector.registry import apply_registry
-from collector.sla import SlaContext
-from collector.store import make_engine, migrate, utcnow
+from collector.registry import contracts, maintenance
+from collector.remote.commander import Commander
+from collector.sla.terms import SlaContext
+from collector.store.database import make_engine, migrate, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +139,38 @@ class CollectorService:
             if not self._evaluation_queued.is_set():
                 self._evaluation_queued.set()
                 self.writer.put(Job(self._evaluate, "incident evaluation"))
+
+
+def apply_registry(conn: Connection, config: CollectorConfig) -> None:
+    """At every start, make the store's configured contracts and maintenance windows those of ``config``."""
+    contracts.replace_configured(
+        conn,
+        [
+            contracts.values(
+                number=item.number,
+                start=item.start,
+                years=item.years,
+                customer=item.customer,
+                serials=item.serials,
+            )
+            for item in config.contracts
+        ],
+    )
+    maintenance.replace_configured(
+        conn,
+        [
+            maintenance.values(
+                name=item.name,
+                site=item.site,
+                agent=item.agent,
+                device=item.device,
+                days=list(item.days) if item.days else None,
+                start=item.start,
+                end=item.end,
+                starts_at=item.starts_at,
+                ends_at=item.ends_at,
+                reason=item.reason,
+            )
+            for item in config.maintenance
+        ],
+    )

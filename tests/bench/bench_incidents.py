@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from collector.incidents import IncidentEngine
-from collector.ingest import Ingest
+from collector.incidents.engine import IncidentEngine
+from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
-from collector.store import devices
+from collector.store.schema import devices
 from tests.support.collector import RALLY_BAR, Clock, FakeAgent, migrated_engine
 
 DEVICES_PER_AGENT = 20

@@ -34,7 +34,7 @@ from sqlalchemy import create_engine, text
 
 from collector.config import CollectorConfig, MqttConfig, StoreConfig
 from collector.service import CollectorService
-from collector.store import make_engine, migrate
+from collector.store.database import make_engine, migrate
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.mqtt import close_client
 from tests.support.stream import PREFIX, persist_session, publish_all, telemetry_stream

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from collector.commands import Commander, keygen
 from collector.config import CollectorConfig
-from collector.store import agents, devices, make_engine, migrate
+from collector.remote.commander import Commander, keygen
+from collector.store.database import make_engine, migrate
+from collector.store.schema import agents, devices
 from diagnostics.bundle import BundleBuilder, file_sha256
 from diagnostics.upload import upload
 from protocol.commands import decode_signed
@@ -57,7 +58,7 @@ def serve(workdir: Path, port: int) -> None:
 
     import uvicorn
 
-    from collector.web import create_app
+    from collector.api.app import create_app
 
     config = _config(workdir, port)
     engine = make_engine(config.store.url)

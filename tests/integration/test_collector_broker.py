@@ -16,7 +16,7 @@ from sqlalchemy import select
 from collector import tickets
 from collector.config import CollectorConfig
 from collector.service import CollectorService
-from collector.store import agents, devices, events, rejected
+from collector.store.schema import agents, devices, events, rejected
 from tests.support.collector import FakeAgent, get, serve
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.waiting import eventually

@@ -17,9 +17,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import tickets
+from collector.api.app import create_app
 from collector.config import CollectorConfig
 from collector.service import CollectorService
-from collector.web import create_app
 from tests.support.collector import RALLY_BAR, AppClient, FakeAgent
 from tests.support.mosquitto import Mosquitto
 from tests.support.waiting import eventually
@@ -123,7 +123,7 @@ def wait_states(service: CollectorService, state: str, count: int) -> None:
         with service.engine.connect() as conn:
             from sqlalchemy import func, select
 
-            from collector.store import devices as table
+            from collector.store.schema import devices as table
 
             found = conn.execute(select(func.count()).where(table.c.state == state)).scalar_one()
         return found >= count

@@ -23,7 +23,8 @@ from sqlalchemy import Engine, func, select
 
 from agent.spool import Spool
 from collector.service import CollectorService
-from collector.store import agent_boots, make_engine, messages, samples
+from collector.store.database import make_engine
+from collector.store.schema import agent_boots, messages, samples
 from tests.support.collector import get, running_collector, serve
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.stream import SITE, publish_all, telemetry_stream

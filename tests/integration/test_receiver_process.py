@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from collector.receiver import Receiver
+from collector.ingest.receiver import Receiver
 from collector.service import CollectorService
-from collector.store import messages, samples
+from collector.store.schema import messages, samples
 from tests.support.collector import running_collector, serve
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.stream import publish_all, telemetry_stream

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.incidents import IncidentEngine
-from collector.ingest import Ingest
+from collector.incidents.engine import IncidentEngine
+from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from tests.support.collector import T0, Clock, FakeAgent, migrated_engine
 from tests.support.mosquitto import ROOT

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from collector.config import CollectorConfig
 from collector.service import CollectorService
-from collector.store import make_engine, migrate
+from collector.store.database import make_engine, migrate
 from protocol import Envelope, Topics, encode, format_ts
 from tests.support.mosquitto import ROOT, Mosquitto
 

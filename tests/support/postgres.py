@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from collector.store import make_engine, migrate
+from collector.store.database import make_engine, migrate
 
 URL = os.environ.get("HEZO_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -1,0 +1,215 @@
+"""``hezo-collector`` subcommands of remote diagnostics (docs/diagnostics.md).
+
+    hezo-collector keygen [--out FILE]
+    hezo-collector logs pull DEVICE [--since 2h] [--output DIR] [--url URL]
+    hezo-collector diag run DEVICE [--repeat N] [--json] [--url URL]
+    hezo-collector audit list [--limit N] [--json]
+    hezo-collector bundles cleanup
+
+``logs pull`` and ``diag run`` ask the running collector (its web API, ``--url`` or ``web.host:port``),
+which holds the signing key and the broker connection, and show the command's progress as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from collector.cli.table import printable
+from collector.config import CollectorConfig
+
+WAIT_SECONDS = 600.0
+FINAL = ("done", "failed", "refused", "expired")
+
+
+def add_parsers(commands: Any) -> None:
+    keygen = commands.add_parser("keygen", help="make the Ed25519 key pair that signs commands")
+    keygen.add_argument("--out", type=Path, help="private key file (default: diagnostics.key_file)")
+    logs = commands.add_parser("logs", help="pull a log bundle from a device's agent")
+    logs_actions = logs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    pull = logs_actions.add_parser("pull", help="request a bundle, wait for it and download it")
+    pull.add_argument("device", help="DEVICE or SITE/AGENT/DEVICE")
+    pull.add_argument("--since", default="2h", help="30m, 2h, 1d or an RFC 3339 timestamp (default 2h)")
+    pull.add_argument("--output", type=Path, default=Path(), help="folder for the bundle (default: here)")
+    pull.add_argument("--url", help="the collector's web address (default: from web.host/web.port)")
+    diag = commands.add_parser("diag", help="run service tests on a device through its agent")
+    diag_actions = diag.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = diag_actions.add_parser("run", help="run the service tests now and print what they found")
+    run.add_argument("device", help="DEVICE or SITE/AGENT/DEVICE")
+    run.add_argument("--repeat", type=int, default=5, help="runs per check (default 5)")
+    run.add_argument("--json", action="store_true")
+    run.add_argument("--url", help="the collector's web address (default: from web.host/web.port)")
+    audit = commands.add_parser("audit", help="the audit log of commands")
+    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = audit_actions.add_parser("list", help="newest first")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true")
+    bundles = commands.add_parser("bundles", help="stored log bundles")
+    bundles_actions = bundles.add_subparsers(dest="action", required=True, metavar="ACTION")
+    bundles_actions.add_parser("cleanup", help="delete bundles past their retention")
+
+
+NAMES = ("keygen", "logs", "diag", "audit", "bundles")
+
+
+class _Api:
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 (http(s) URL of our own collector)
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (our own URL)
+                return json.load(answer)
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.load(exc).get("detail")
+            except ValueError:
+                detail = exc.reason
+            raise SystemExit(f"hezo-collector: {method} {path}: HTTP {exc.code}: {detail}") from None
+        except urllib.error.URLError as exc:
+            raise SystemExit(
+                f"hezo-collector: cannot reach the collector at {self.base}: {exc.reason}"
+            ) from None
+
+    def download(self, path: str, out: Path) -> None:
+        with urllib.request.urlopen(self.base + path, timeout=60) as answer, out.open("wb") as handle:  # noqa: S310
+            while chunk := answer.read(1024 * 1024):
+                handle.write(chunk)
+
+
+def _follow(api: _Api, command_id: str, what: str) -> dict[str, Any]:
+    """Poll the command until it ends, with a rich progress bar on a terminal."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        transient=False,
+        console=None,
+    ) as bar:
+        task = bar.add_task(what, total=1.0, status="sent")
+        while True:
+            command: dict[str, Any] = api.call("GET", f"/api/commands/{command_id}")
+            status = command["status"] + (f": {command['message']}" if command.get("message") else "")
+            bar.update(task, completed=command.get("progress") or 0.0, status=status[:60])
+            if command["status"] in FINAL:
+                return command
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"hezo-collector: command {command_id} did not end within {WAIT_SECONDS:g} s"
+                )
+            time.sleep(0.5)
+
+
+def run(args: argparse.Namespace, config: CollectorConfig) -> int:
+    if args.command == "keygen":
+        from collector.remote.commander import keygen
+
+        out = args.out or config.diagnostics.key_file
+        if out is None:
+            print("hezo-collector: keygen needs --out or diagnostics.key_file", file=sys.stderr)
+            return 2
+        try:
+            public = keygen(out)
+        except (OSError, FileExistsError) as exc:
+            print(f"hezo-collector: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"private key {out} (mode 0600); public key {public}: copy it to each agent (commands.public_key)"
+        )
+        return 0
+    if args.command in ("audit", "bundles"):
+        return _local(args, config)
+    api = _Api(args.url or f"http://{config.web.host}:{config.web.port}")
+    if args.command == "logs":
+        sent = api.call(
+            "POST",
+            "/api/commands",
+            {"action": "collect-logs", "device": args.device, "since": args.since, "requested_by": "cli"},
+        )
+        command = _follow(api, sent["command"], f"logs {args.device}")
+        if command["status"] != "done" or not command.get("bundle"):
+            print(f"hezo-collector: {command['status']}: {command.get('message') or ''}", file=sys.stderr)
+            return 1
+        bundle = api.call("GET", f"/api/bundles/{command['bundle']}")
+        args.output.mkdir(parents=True, exist_ok=True)
+        out = (
+            args.output / f"hezo-{bundle['site']}-{bundle['agent']}-{bundle['device']}-{bundle['id']}.tar.gz"
+        )
+        api.download(bundle["download"], out)
+        from diagnostics.bundle import file_sha256
+
+        if file_sha256(out) != bundle["sha256"]:
+            print(f"hezo-collector: {out}: sha256 does not match the collector's", file=sys.stderr)
+            return 1
+        manifest = bundle["manifest"]
+        print(f"{out}: {bundle['size']} bytes, {len(manifest['files'])} files, sha256 {bundle['sha256']}")
+        for skipped in manifest.get("skipped", []):
+            print(f"  skipped {skipped['source']}: {skipped['reason']}")
+        return 0
+    sent = api.call(
+        "POST",
+        "/api/commands",
+        {"action": "service-tests", "device": args.device, "repeat": args.repeat, "requested_by": "cli"},
+    )
+    command = _follow(api, sent["command"], f"service tests {args.device}")
+    result = command.get("result") or {}
+    if args.json:
+        print(json.dumps(command, indent=2))
+    else:
+        print(f"{args.device}: {command['status']} {'PASS' if result.get('ok') else 'FAIL'}")
+        for check in result.get("checks", []):
+            timing = f", avg {check['avg_ms']} ms" if "avg_ms" in check else ""
+            print(
+                f"  {check['driver']} {check['target']}: {check['runs'] - check['failed']}/{check['runs']} "
+                f"answered ({check['loss_pct']}% loss{timing}); {check['last']['detail']}"
+            )
+            for extra in check.get("extras", []):
+                print(f"    {'ok' if extra['ok'] else '!!'} {extra['target']}: {extra['detail']}")
+    return 0 if command["status"] == "done" and result.get("ok") else 1
+
+
+def _local(args: argparse.Namespace, config: CollectorConfig) -> int:
+    from collector import audit
+    from collector.remote.commander import Commander
+    from collector.store import queries
+    from collector.store.database import make_engine, migrate
+
+    engine = make_engine(config.store.url)
+    try:
+        migrate(engine)
+        if args.command == "bundles":
+            count = Commander(engine, config, publish=lambda _t, _p: None).cleanup()
+            print(f"deleted {count} bundle(s) past retention")
+            return 0
+        with engine.connect() as conn:
+            rows = queries.jsonable(audit.list_audit(conn, args.limit))
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+
+    for row in rows:
+        print(
+            printable(
+                f"{row['at']}  {row['event']:<14} {row['actor']:<22} {row['site'] or '-'}/"
+                f"{row['agent'] or '-'}  {row['command_id'] or '-'}  {row['action'] or '-'}  "
+                f"{row['detail']}"
+            )
+        )
+    return 0

@@ -1,0 +1,41 @@
+"""The collector's errors: one root, and the kinds each interface translates in one place (the CLI to an exit
+code, the API to an HTTP status with ``{"error": code, "detail": text}``).
+
+Raise the kind that says what went wrong; the message says what to fix. ``status`` is the HTTP answer a kind
+maps to; a subclass may set a more precise one (an upload's ``410 Gone``).
+"""
+
+
+class CollectorError(Exception):
+    """Something the collector refuses or cannot do; ``str(error)`` says what and why."""
+
+    code = "error"
+    status = 500
+
+
+class InvalidError(CollectorError, ValueError):
+    """Bad input: a field, a value or a combination the rules do not allow."""
+
+    code = "invalid"
+    status = 422
+
+
+class NotFoundError(CollectorError):
+    """What the input names does not exist (a ticket number, a contract, a device)."""
+
+    code = "not-found"
+    status = 404
+
+
+class ConflictError(CollectorError):
+    """Well-formed input that the current state does not allow (a ticket's status, a name already taken)."""
+
+    code = "conflict"
+    status = 409
+
+
+class UnavailableError(CollectorError):
+    """A part the request needs is off or cannot be reached (remote diagnostics without a key)."""
+
+    code = "unavailable"
+    status = 503

@@ -1,0 +1,1 @@
+"""The store: tables (``schema``), engine and migrations (``database``), read queries (``queries``)."""

@@ -1,0 +1,87 @@
+"""The collector's database: the engine (SQLite by default, or PostgreSQL), write transactions, migrations.
+
+SQLite is the default (a file, nothing to install); PostgreSQL works with the same code. Migrations are
+Alembic scripts in ``collector/store/migrations``, run in code (no alembic.ini).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+#: How long one SQLite statement waits for another process's write lock before it fails. Short on purpose:
+#: the writer retries a failed store itself (with backoff), so a locked database costs one message at most
+#: ``STORE_TRIES`` times this plus the retry delays before it is kept, and a stop waits for it once at most.
+SQLITE_BUSY_TIMEOUT_MS = 2000
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the web page read while the ingest worker writes; the timeout rides out short write locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def engine_url(url: str | URL) -> URL:
+    """``url`` parsed, with plain ``postgresql://`` mapped to the psycopg 3 driver (the one installed)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL, **options: Any) -> Engine:
+    """An engine for ``url``; SQLite files get WAL and a busy timeout so readers and the writer coexist.
+
+    ``postgresql://`` means ``postgresql+psycopg://``. ``options`` go to ``create_engine``.
+    """
+    engine = create_engine(engine_url(url), **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _tune_sqlite)
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes: ``engine.begin()``, holding SQLite's write lock from the start.
+
+    Python's sqlite3 module opens a transaction only at the first INSERT/UPDATE/DELETE, so a SAVEPOINT issued
+    before that opens one of its own, and releasing the savepoint commits it: work meant to be all or nothing
+    would be half committed. An explicit ``BEGIN IMMEDIATE`` makes the savepoints nest inside one real
+    transaction, and takes the write lock at once, so a transaction that reads before it writes cannot find
+    its snapshot stale. PostgreSQL needs none of this.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration built in code: no alembic.ini, the scripts live in this package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database schema up to the latest migration (``alembic upgrade head``)."""
+    command.upgrade(alembic_config(engine), "head")
+
+
+def utcnow() -> datetime:
+    """The current moment, timezone-aware UTC: the default clock of the collector."""
+    return datetime.now(UTC)

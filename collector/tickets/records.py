@@ -1,0 +1,177 @@
+"""Tickets as rows: numbers, opening one with its first entry, status changes, timeline entries, reading.
+
+Every function takes a connection inside the caller's transaction, so a ticket and its first entry are
+written together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from collector.sla import terms as sla
+from collector.store.schema import ACTIVE_STATUSES, sla_breaches, ticket_entries, tickets
+
+PRIORITY_CRITICAL = "critical"
+PRIORITY_HIGH = "high"
+PRIORITY_LOW = "low"
+PRIORITIES = (PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW)
+
+
+def ticket_number(ticket_id: int) -> str:
+    """The number people quote on the phone: ``HZ-000042``."""
+    return f"HZ-{ticket_id:06d}"
+
+
+def find_open(conn: Connection, site: str, agent: str, device: str, cause: str) -> Row[Any] | None:
+    """The ticket still open (any status but closed) for this device and cause, if any.
+
+    A device is ``(site, agent, device)``: device ids are unique per agent only.
+    """
+    query = select(tickets).where(
+        tickets.c.site == site,
+        tickets.c.agent == agent,
+        tickets.c.device == device,
+        tickets.c.cause == cause,
+        tickets.c.status.in_(ACTIVE_STATUSES),
+    )
+    return conn.execute(query).first()
+
+
+def add_entry(
+    conn: Connection,
+    ticket_id: int,
+    at: datetime,
+    kind: str,
+    text: str,
+    *,
+    by: str = "collector",
+    sla_state: str | None = None,
+) -> None:
+    """Append one line to a ticket's timeline: when, what, by whom, and the SLA state at that moment."""
+    conn.execute(
+        insert(ticket_entries).values(
+            ticket_id=ticket_id, at=at, kind=kind, text=text, by=by, sla_state=sla_state
+        )
+    )
+
+
+def open_ticket(
+    conn: Connection,
+    *,
+    site: str,
+    agent: str,
+    device: str,
+    model: str | None,
+    serial: str | None,
+    contract: str | None,
+    room: str | None,
+    priority: str,
+    cause: str,
+    opened_at: datetime,
+    response_due: datetime,
+    evidence: Any,
+    text: str,
+    opened_by: str = "collector",
+    summary: str | None = None,
+) -> str:
+    """Insert a ticket with its ``opened`` entry and return its number.
+
+    Raises ``sqlalchemy.exc.IntegrityError`` if the device already has an open ticket for ``cause``
+    (the partial unique index), which a caller racing another collector treats as "already done".
+    """
+    result = conn.execute(
+        insert(tickets).values(
+            site=site,
+            agent=agent,
+            device=device,
+            model=model,
+            serial=serial,
+            contract=contract,
+            room=room,
+            priority=priority,
+            cause=cause,
+            status="open",
+            opened_at=opened_at,
+            response_due=response_due,
+            evidence=evidence,
+            opened_by=opened_by,
+            summary=summary,
+            sla_state=sla.SLA_OK,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    ticket_id = int(key[0])
+    number = ticket_number(ticket_id)
+    conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(number=number))
+    add_entry(conn, ticket_id, opened_at, "opened", text, by=opened_by, sla_state=sla.SLA_OK)
+    return number
+
+
+def set_status(conn: Connection, ticket_id: int, status: str, *, recovered_at: datetime | None) -> None:
+    """Change a ticket's status (``open``, ``recovered`` or ``closed``) and when it recovered."""
+    conn.execute(
+        update(tickets).where(tickets.c.id == ticket_id).values(status=status, recovered_at=recovered_at)
+    )
+
+
+def close(conn: Connection, ticket_id: int, at: datetime | None = None) -> None:
+    """End a ticket (status ``closed``); its ``recovered_at`` stays as the record of the recovery."""
+    values: dict[str, Any] = {"status": "closed", "update_due": None, "sla_state": sla.SLA_NONE}
+    if at is not None:
+        values["closed_at"] = at
+    conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
+
+
+def _with_entries(conn: Connection, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    query = (
+        select(ticket_entries)
+        .where(ticket_entries.c.ticket_id.in_(ids))
+        .order_by(ticket_entries.c.at, ticket_entries.c.id)
+    )
+    entries: dict[int, list[dict[str, Any]]] = {ticket_id: [] for ticket_id in ids}
+    for entry in conn.execute(query):
+        entries[entry.ticket_id].append(
+            {
+                "at": entry.at,
+                "kind": entry.kind,
+                "text": entry.text,
+                "by": entry.by,
+                "sla_state": entry.sla_state,
+            }
+        )
+    breaches: dict[int, list[dict[str, Any]]] = {ticket_id: [] for ticket_id in ids}
+    found = select(sla_breaches).where(sla_breaches.c.ticket_id.in_(ids)).order_by(sla_breaches.c.id)
+    for breach in conn.execute(found):
+        breaches[breach.ticket_id].append(
+            {"deadline": breach.deadline, "due": breach.due, "detected_at": breach.detected_at}
+        )
+    result = []
+    for row in rows:
+        item = dict(row._mapping)
+        item.pop("id")
+        item["entries"] = entries[row.id]
+        item["breaches"] = breaches[row.id]
+        result.append(item)
+    return result
+
+
+def list_tickets(conn: Connection) -> list[dict[str, Any]]:
+    """Every ticket, newest first, each with its ``entries`` timeline and ``evidence``."""
+    rows = conn.execute(select(tickets).order_by(tickets.c.opened_at.desc(), tickets.c.id.desc())).all()
+    return _with_entries(conn, rows)
+
+
+def get_ticket(conn: Connection, number: str) -> dict[str, Any] | None:
+    """One ticket by number, with entries, or None."""
+    row = conn.execute(select(tickets).where(tickets.c.number == number)).first()
+    if row is None:
+        return None
+    return _with_entries(conn, [row])[0]
