@@ -18,6 +18,9 @@ from collector.ingest.writer import Job, Subscriber, Writer
 from collector.metrics import Metrics
 from collector.registry import contracts, maintenance
 from collector.remote.commander import Commander
+from collector.remote.evidence import Evidence
+from collector.remote.replies import Replies
+from collector.remote.retention import Retention
 from collector.sla.terms import SlaContext
 from collector.store.database import make_engine, migrate, utcnow
 
@@ -49,13 +52,14 @@ class CollectorService:
         self.engine = engine if engine is not None else make_engine(config.store.url)
         self.metrics = Metrics()
         self.commander = Commander(self.engine, config, now=now)
+        self.retention = Retention(self.engine, config.diagnostics, now=now)
         self.ingest = Ingest(
             self.engine,
             self.metrics,
             config.mqtt.prefix,
             request_republish=request_republish or self._republish_after_gap,
         )
-        self.ingest.on_reply = self.commander.handle_reply
+        self.ingest.on_reply = Replies(self.engine).handle
         self._gap_seen = RepublishWanted(self.metrics)
         self._republished_at: dict[tuple[str, str], datetime] = {}
         self._now = now
@@ -66,7 +70,7 @@ class CollectorService:
             reopen_window=config.incidents.reopen_window,
             metrics=self.metrics,
             now=now,
-            on_ticket_opened=self.commander.on_ticket_opened,
+            on_ticket_opened=Evidence(self.commander).on_ticket_opened,
             rules=config.incidents,
             context=self.sla,
         )
@@ -109,6 +113,7 @@ class CollectorService:
         self.writer.start()
         self.subscriber.start()
         self.commander.start()
+        self.retention.start()
         self._timer.start()
 
     def stop(self) -> None:
@@ -119,6 +124,7 @@ class CollectorService:
         self.writer.stop()
         self.subscriber.stop()
         self.commander.stop()
+        self.retention.stop()
         self.engine.dispose()
 
     def health(self) -> str | None:

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from collector import audit
 from collector.errors import CollectorError
+from collector.remote import history
 from collector.remote.commander import Commander
 from collector.remote.uploads import UploadProblem, Uploads
 from collector.store import queries
@@ -59,7 +60,7 @@ def router(commander: Commander, templates: Jinja2Templates) -> APIRouter:  # no
         with engine.connect() as conn:
             context = {
                 "devices": queries.list_devices(conn),
-                "commands": commander.list(limit=30),
+                "commands": history.list_commands(engine, limit=30),
                 "enabled": commander.enabled,
             }
         return templates.TemplateResponse(request, "diagnostics.html", context)
@@ -71,7 +72,7 @@ def router(commander: Commander, templates: Jinja2Templates) -> APIRouter:  # no
         try:
             site, agent, device = commander.find_device(body.device)
             args: dict[str, Any] = {}
-            now = commander._now()
+            now = commander.now()
             for name in ("since", "until"):
                 text = getattr(body, name)
                 if text is not None:
@@ -97,11 +98,11 @@ def router(commander: Commander, templates: Jinja2Templates) -> APIRouter:  # no
 
     @api.get("/api/commands")
     def list_commands(ticket: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
-        return JSONResponse(queries.jsonable(commander.list(ticket=ticket, limit=limit)))
+        return JSONResponse(queries.jsonable(history.list_commands(engine, ticket=ticket, limit=limit)))
 
     @api.get("/api/commands/{command_id}")
     def get_command(command_id: str) -> JSONResponse:
-        item = commander.get(command_id)
+        item = history.get_command(engine, command_id, commander.now())
         if item is None:
             raise HTTPException(404, f"no command {command_id!r}")
         return JSONResponse(queries.jsonable(item))
@@ -160,7 +161,10 @@ def router(commander: Commander, templates: Jinja2Templates) -> APIRouter:  # no
     def ticket_diagnostics(number: str) -> JSONResponse:
         with engine.connect() as conn:
             rows = conn.execute(select(bundles).where(bundles.c.ticket == number)).all()
-        found = {"commands": commander.list(ticket=number), "bundles": [_bundle_dict(r) for r in rows]}
+        found = {
+            "commands": history.list_commands(engine, ticket=number),
+            "bundles": [_bundle_dict(r) for r in rows],
+        }
         return JSONResponse(queries.jsonable(found))
 
     def _problem(exc: UploadProblem) -> Response:

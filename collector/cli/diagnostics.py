@@ -117,7 +117,7 @@ def _follow(api: _Api, command_id: str, what: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, config: CollectorConfig) -> int:
     if args.command == "keygen":
-        from collector.remote.commander import keygen
+        from collector.remote.keys import keygen
 
         out = args.out or config.diagnostics.key_file
         if out is None:
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace, config: CollectorConfig) -> int:
 
 def _local(args: argparse.Namespace, config: CollectorConfig) -> int:
     from collector import audit
-    from collector.remote.commander import Commander
+    from collector.remote.retention import Retention
     from collector.store import queries
     from collector.store.database import make_engine, migrate
 
@@ -193,7 +193,7 @@ def _local(args: argparse.Namespace, config: CollectorConfig) -> int:
     try:
         migrate(engine)
         if args.command == "bundles":
-            count = Commander(engine, config, publish=lambda _t, _p: None).cleanup()
+            count = Retention(engine, config.diagnostics).cleanup()
             print(f"deleted {count} bundle(s) past retention")
             return 0
         with engine.connect() as conn:

@@ -22,7 +22,8 @@ from sqlalchemy import insert, select, update
 
 from collector import audit, tickets
 from collector.errors import CollectorError
-from collector.remote.commander import Commander, token_digest
+from collector.remote.commander import Commander
+from collector.remote.keys import token_digest
 from collector.store.schema import bundles
 from collector.store.schema import commands as command_table
 from collector.store.schema import tickets as ticket_table
@@ -74,7 +75,7 @@ class Uploads:
             raise UploadProblem(403, "wrong upload token")
         if done is not None and not done_ok:
             raise UploadProblem(410, "this upload is complete; the token is spent")
-        if self.commander._now() > row.expires_at + timedelta(seconds=self.settings.command_ttl):
+        if self.commander.now() > row.expires_at + timedelta(seconds=self.settings.command_ttl):
             raise UploadProblem(410, "the upload token has expired")
         return row
 
@@ -145,7 +146,7 @@ class Uploads:
         return stored
 
     def _complete(self, row: Any, path: Path, length: int, sha256: str) -> dict[str, Any]:
-        now = self.commander._now()
+        now = self.commander.now()
         actual = file_sha256(path)
         problem = None
         manifest: dict[str, Any] = {}

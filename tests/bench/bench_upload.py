@@ -25,7 +25,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from collector.config import CollectorConfig
-from collector.remote.commander import Commander, keygen
+from collector.remote.commander import Commander
+from collector.remote.keys import keygen
 from collector.store.database import make_engine, migrate
 from collector.store.schema import agents, devices
 from diagnostics.bundle import BundleBuilder, file_sha256

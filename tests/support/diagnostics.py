@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.remote.commander import keygen
+from collector.remote.keys import keygen
 from protocol.commands import Command, canonical, encode_signed
 
 

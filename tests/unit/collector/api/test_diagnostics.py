@@ -11,7 +11,8 @@ from collector.api.app import create_app
 from collector.cli.main import main
 from collector.config import CollectorConfig
 from collector.errors import ConflictError
-from collector.remote.commander import Commander, keygen
+from collector.remote.commander import Commander
+from collector.remote.keys import keygen
 from collector.store.schema import agents, devices
 from tests.support.collector import AppClient, migrated_engine
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from collector.config import CollectorConfig
-from collector.remote.commander import keygen
+from collector.remote.keys import keygen
 from collector.service import CollectorService
 from collector.store.database import migrate
 from tests.support.collector import T0, FakeAgent

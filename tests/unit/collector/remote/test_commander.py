@@ -3,6 +3,7 @@
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,12 @@ from sqlalchemy import Engine, insert, select
 from collector import audit
 from collector.config import CollectorConfig
 from collector.errors import ConflictError
-from collector.remote.commander import Commander, keygen, load_private_key
+from collector.remote import history
+from collector.remote.commander import Commander
+from collector.remote.evidence import Evidence
+from collector.remote.keys import keygen, load_private_key
+from collector.remote.replies import Replies
+from collector.remote.retention import Retention
 from collector.remote.uploads import UploadProblem, Uploads
 from collector.store.schema import agents, bundles, devices, ticket_entries
 from common.configfile import ConfigError
@@ -50,6 +56,18 @@ def commander(engine: Engine, tmp_path: Path, sent: list[tuple[str, bytes]], clo
     return make(engine, tmp_path, sent, clock)
 
 
+def status_of(commander: Commander, command_id: str) -> str:
+    """The command's status as the API reads it back."""
+    found = history.get_command(commander.engine, command_id, commander.now())
+    assert found is not None
+    return str(found["status"])
+
+
+def answer(commander: Commander, envelope: Envelope, received_at: datetime) -> None:
+    """What ingest does with a stored reply."""
+    Replies(commander.engine).handle(envelope, received_at)
+
+
 def audit_events(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return [row["event"] for row in reversed(audit.list_audit(conn))]
@@ -80,7 +98,7 @@ def test_a_request_is_signed_published_stored_and_audited(
         "service-tests",
         {"device": "rally-bar"},
     )
-    assert commander.get(command_id)["status"] == "sent"  # type: ignore[index]
+    assert status_of(commander, command_id) == "sent"
     assert audit_events(engine) == ["issued"]
 
 
@@ -102,8 +120,8 @@ def reply(body: dict[str, Any], seq: int = 1) -> Envelope:
 def test_a_refusal_is_stored_with_its_reason_and_audited(commander: Commander, engine: Engine) -> None:
     command_id = commander.request("hq", "room-1", "republish-state")
     body = {"command": command_id, "status": "refused", "reason": "replayed", "message": "seen already"}
-    commander.handle_reply(reply(body), T0)
-    assert commander.get(command_id)["status"] == "refused"  # type: ignore[index]
+    answer(commander, reply(body), T0)
+    assert status_of(commander, command_id) == "refused"
     with engine.connect() as conn:
         last = audit.list_audit(conn)[0]
     assert (last["event"], last["detail"]) == ("refused", "replayed: seen already")
@@ -113,17 +131,17 @@ def test_a_second_delivery_refused_as_replayed_does_not_undo_the_running_command
     commander: Commander, engine: Engine
 ) -> None:
     command_id = commander.request("hq", "room-1", "collect-logs")
-    commander.handle_reply(reply({"command": command_id, "status": "accepted"}, seq=1), T0)
+    answer(commander, reply({"command": command_id, "status": "accepted"}, seq=1), T0)
     again = {"command": command_id, "status": "refused", "reason": "replayed", "message": "seen already"}
-    commander.handle_reply(reply(again, seq=2), T0)
-    assert commander.get(command_id)["status"] == "accepted"  # type: ignore[index]
-    commander.handle_reply(reply({"command": command_id, "status": "done", "result": {}}, seq=3), T0)
-    assert commander.get(command_id)["status"] == "done"  # type: ignore[index]
+    answer(commander, reply(again, seq=2), T0)
+    assert status_of(commander, command_id) == "accepted"
+    answer(commander, reply({"command": command_id, "status": "done", "result": {}}, seq=3), T0)
+    assert status_of(commander, command_id) == "done"
     assert {"refused", "done"} <= set(audit_events(engine))  # both on record
 
 
 def test_a_refusal_of_a_command_we_never_sent_is_audited(commander: Commander, engine: Engine) -> None:
-    commander.handle_reply(reply({"command": "-", "status": "refused", "reason": "bad-signature"}), T0)
+    answer(commander, reply({"command": "-", "status": "refused", "reason": "bad-signature"}), T0)
     assert audit_events(engine) == ["refused-unknown"]
 
 
@@ -206,7 +224,7 @@ def test_a_new_critical_ticket_gets_service_tests_and_logs_requested(
             evidence=None,
             text="down",
         )
-    commander.on_ticket_opened(number)
+    Evidence(commander).on_ticket_opened(number)
     actions = [decode_signed(payload)[0].action for _topic, payload in sent]
     assert actions == ["service-tests", "collect-logs"]
     tests_id = decode_signed(sent[0][1])[0].id
@@ -223,7 +241,7 @@ def test_a_new_critical_ticket_gets_service_tests_and_logs_requested(
             }
         ],
     }
-    commander.handle_reply(reply({"command": tests_id, "status": "done", "result": result}), T0)
+    answer(commander, reply({"command": tests_id, "status": "done", "result": result}), T0)
     with engine.connect() as conn:
         kinds = [row.kind for row in conn.execute(select(ticket_entries.c.kind))]
     assert kinds == ["opened", "service-tests"]
@@ -252,9 +270,9 @@ def test_bundles_past_their_retention_are_deleted_with_their_files(
     with engine.connect() as conn:
         stored = Path(conn.execute(select(bundles.c.path)).scalar_one())
     clock.advance(29 * 86400)
-    assert commander.cleanup() == 0
+    assert Retention(commander.engine, commander.settings, now=commander.now).cleanup() == 0
     clock.advance(2 * 86400)
-    assert commander.cleanup() == 1
+    assert Retention(commander.engine, commander.settings, now=commander.now).cleanup() == 1
     assert not stored.exists()
     assert audit_events(engine)[-1] == "bundle-deleted"
 
