@@ -14,7 +14,8 @@ from collector.config import CollectorConfig
 from collector.incidents.engine import IncidentEngine
 from collector.ingest.pipeline import Ingest, RepublishWanted, RequestRepublish
 from collector.ingest.receiver import Receiver
-from collector.ingest.writer import Job, Subscriber, Writer
+from collector.ingest.subscriber import Subscriber
+from collector.ingest.writer import Job, Writer
 from collector.metrics import Metrics
 from collector.registry import contracts, maintenance
 from collector.remote.commander import Commander

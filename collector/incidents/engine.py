@@ -664,17 +664,6 @@ class IncidentEngine:
             self._metrics.tickets_opened.labels(priority=priority).inc()
 
 
-def record_transition(
-    conn: Connection, site: str, agent: str, device: str, *, before: str, after: str, at: datetime
-) -> None:
-    """Keep a device's state change (ingest calls this), for the flapping rule."""
-    conn.execute(
-        insert(device_transitions).values(
-            site=site, agent=agent, device=device, at=at, from_state=before, to_state=after
-        )
-    )
-
-
 def _count_after(conn: Connection, table: Any, key: tuple[str, str, str], after: datetime, kind: Any) -> int:
     """How many rows of ``table`` (transitions, or events) of this device of ``kind`` came after ``after``."""
     moment = table.c.at if table is device_transitions else table.c.received_at

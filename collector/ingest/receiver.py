@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import paho.mqtt.client as paho
 
     from collector.config import MqttConfig
-    from collector.ingest.writer import Sink
+    from collector.ingest.writer import Inbox
     from collector.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -273,14 +273,19 @@ class _Link:
 
 
 class Receiver:
-    """The collector's side of the receiver process: the same face as ``collector.ingest.writer.Subscriber``.
+    """The collector's side of the receiver process: the same face as ``subscriber.Subscriber``.
 
     It does as little as it can per message: whatever it does, the writer waits for the interpreter lock that
     long. ``flush_acks`` is for the writer to call after each stored batch.
     """
 
     def __init__(
-        self, config: MqttConfig, writer: Sink, *, now: Callable[[], datetime], metrics: Metrics | None = None
+        self,
+        config: MqttConfig,
+        writer: Inbox,
+        *,
+        now: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
         self._config = config
         self._writer = writer

@@ -4,7 +4,7 @@
 the collector is away. It subscribes only when the broker did not keep the session (subscribing again would
 make the broker send every retained message again, at every reconnect). What is done with a delivered message
 is a subclass's ``_deliver``: queue it for the writer in this process
-(``collector.ingest.writer.Subscriber``), or forward it to the collector from the receiver process
+(``collector.ingest.subscriber.Subscriber``), or forward it to the collector from the receiver process
 (``collector.ingest.receiver``).
 
 An ack is sent only on the connection that delivered the message: after a reconnect the broker delivers the

@@ -1,25 +1,23 @@
-"""The one thread that writes, and the MQTT session on a thread of the collector (``receiver: thread``).
+"""The one thread that writes.
 
-The session (here, or in the receiver process: ``collector/receiver.py``) hands each message to the writer's
-queue. A single writer thread drains the queue: it takes up to ``BATCH_SIZE`` messages at a time (waiting at
-most ``BATCH_WAIT`` for more), stores them in one transaction, then acknowledges them to the broker (paho's
-manual acks, through the receiver process when there is one), so a message the collector has not committed yet
-is still the broker's to deliver again after a crash. The incident engine's evaluations go through the same
-queue, so ingest and ticket decisions never interleave. The session is persistent (fixed client id, clean
-session off), so QoS 1 messages wait in the broker while the collector restarts.
+The MQTT session (in the receiver process, ``receiver``, or on a thread, ``subscriber``) hands each message
+to the writer's queue. A single writer thread drains the queue: it takes up to ``BATCH_SIZE`` messages at a
+time (waiting at most ``BATCH_WAIT`` for more), stores them in one transaction, then acknowledges them to the
+broker (paho's manual acks, through the receiver process when there is one), so a message the collector has
+not committed yet is still the broker's to deliver again after a crash. The incident engine's evaluations go
+through the same queue, so ingest and ticket decisions never interleave. The session is persistent (fixed
+client id, clean session off), so QoS 1 messages wait in the broker while the collector restarts.
 
 The queue is bounded (``QUEUE_SIZE``): when it is full, the thread that reads waits in ``put`` until the
 writer takes messages, which holds back reading from the broker (backpressure; QoS 1 messages wait in the
-broker).
-This cannot deadlock with the acks: the writer never waits on the thread that reads. paho's ``ack()`` only
-appends to a deque and writes a wake-up byte to a non-blocking socket; acks for the receiver process go on its
-socket pair, whose other end a thread of their own reads. Once the writer is stopping, ``put`` stops waiting
-and leaves the message unacknowledged, for the broker to deliver again.
+broker). This cannot deadlock with the acks: the writer never waits on the thread that reads. paho's ``ack()``
+only appends to a deque and writes a wake-up byte to a non-blocking socket; acks for the receiver process go
+on its socket pair, whose other end a thread of their own reads. Once the writer is stopping, ``put`` stops
+waiting and leaves the message unacknowledged, for the broker to deliver again.
 """
 
 from __future__ import annotations
 
-import functools
 import gc
 import logging
 import queue
@@ -30,12 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-import paho.mqtt.client as paho
-
-from collector.config import MqttConfig
-from collector.ingest.session import Session, SessionSettings
 from collector.metrics import Metrics
-from collector.store.database import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +45,8 @@ Keeper = Callable[[str, bytes, str, datetime], None]
 BatchHandler = Callable[[list[tuple[str, bytes, datetime, bool]]], None]
 
 
-class Sink(Protocol):
-    """Where a session puts what it receives: the writer."""
+class Inbox(Protocol):
+    """Where a session puts what it receives: the writer's queue."""
 
     def put(self, item: Message) -> None: ...
 
@@ -388,27 +381,3 @@ class Writer:
             return False
         log.error("gave up storing the message on %s after %d tries: %s", message.topic, attempt, error)
         return True
-
-
-class Subscriber(Session):
-    """The session on a thread of the collector (``receiver: thread``): messages go to the writer in order."""
-
-    def __init__(
-        self,
-        config: MqttConfig,
-        writer: Sink,
-        *,
-        now: Callable[[], datetime] = utcnow,
-    ) -> None:
-        super().__init__(SessionSettings.of(config))
-        self._writer = writer
-        self._now = now
-
-    def _deliver(self, message: paho.MQTTMessage, connection: int) -> None:
-        ack = None
-        if message.qos > 0:
-            ack = functools.partial(self.ack, message.mid, message.qos, connection)  # cheaper than a closure
-        # put may wait for room in the queue; the writer never needs this thread to ack (see the module doc).
-        self._writer.put(
-            Message(message.topic, bytes(message.payload), self._now(), ack, retained=bool(message.retain))
-        )

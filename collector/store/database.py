@@ -6,7 +6,7 @@ Alembic scripts in ``collector/store/migrations``, run in code (no alembic.ini).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -85,3 +86,32 @@ def migrate(engine: Engine) -> None:
 def utcnow() -> datetime:
     """The current moment, timezone-aware UTC: the default clock of the collector."""
     return datetime.now(UTC)
+
+
+def upsert_ignore(conn: Connection, table: Table) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's database (SQLite or PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def driver_value(conn: Connection, column: Any) -> Callable[[Any], Any]:
+    """What the driver is handed for a value of ``column``: its type's bind processor, then, on SQLite, the
+    adapter sqlite3 would apply itself (datetime -> text), so that a value shared by many rows is converted
+    once instead of once per row."""
+    bind = column.type.bind_processor(conn.dialect)
+    adapt = None
+    if conn.dialect.name == "sqlite":
+        import sqlite3
+
+        adapters: dict[tuple[type, type], Callable[[Any], Any]] = sqlite3.adapters
+        adapt = adapters.get((datetime, sqlite3.PrepareProtocol))
+
+    def convert(value: Any) -> Any:
+        if bind is not None:
+            value = bind(value)
+        if adapt is not None and type(value) is datetime:
+            value = adapt(value)
+        return value
+
+    return convert

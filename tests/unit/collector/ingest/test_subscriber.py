@@ -7,7 +7,8 @@ import paho.mqtt.client as paho
 import pytest
 
 from collector.config import MqttConfig
-from collector.ingest.writer import Message, Subscriber
+from collector.ingest.subscriber import Subscriber
+from collector.ingest.writer import Message
 
 OK = SimpleNamespace(is_failure=False)
 LOST = SimpleNamespace(is_failure=True)

@@ -1,0 +1,175 @@
+"""Gaps: per agent start, the highest seq received live and the holes below it; a hole asks the agent to
+publish its states again (after the commit)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, tuple_, update
+
+from collector.ingest.batch import Batch
+from collector.store.database import upsert_ignore
+from collector.store.schema import agent_boots, agents
+from protocol import Envelope
+
+log = logging.getLogger(__name__)
+
+_UPDATE_BOOT = (
+    update(agent_boots)
+    .where(
+        agent_boots.c.site == bindparam("k_site"),
+        agent_boots.c.agent == bindparam("k_agent"),
+        agent_boots.c.boot == bindparam("k_boot"),
+    )
+    .values(
+        max_seq=bindparam("k_max"),
+        received=agent_boots.c.received + bindparam("k_received"),
+        gaps=agent_boots.c.gaps + bindparam("k_gaps"),
+        missing=bindparam("k_missing"),
+        dropped=agent_boots.c.dropped + bindparam("k_dropped"),
+        last_seen=bindparam("k_last"),
+    )
+)
+
+
+def track_seq(conn: Connection, batch: Batch) -> None:
+    """Per agent start, follow the highest seq received live and count the holes below it.
+
+    Retained copies (delivered at a subscribe, out of the live stream) are left out. A new start of an
+    agent followed live before is followed from seq 1; otherwise its first live message sets the mark (the
+    collector may have subscribed after the start began; ``_starting_marks``). A message
+    whose seq jumps past the next one opens a gap of the seqs skipped, except the will named by a birth
+    (a will that did not fire leaves that one hole on purpose); a late message fills one.
+
+    A few statements per batch, whatever the number of agents: the rows are created if missing, read
+    and locked in one query (sorted, so collectors sharing one database lock in the same order and
+    cannot deadlock), and written back in one executemany.
+    """
+    by_boot: dict[tuple[str, str, str], list[Envelope]] = {}
+    first_seen: dict[tuple[str, str, str], datetime] = {}
+    for envelope, received_at, retained in batch.fresh:
+        if not retained:
+            key = (envelope.site, envelope.agent, envelope.boot)
+            by_boot.setdefault(key, []).append(envelope)
+            first_seen.setdefault(key, received_at)
+    if not by_boot:
+        return
+    keys = sorted(by_boot)
+    conn.execute(
+        upsert_ignore(conn, agent_boots),
+        [
+            {
+                "site": k[0],
+                "agent": k[1],
+                "boot": k[2],
+                "first_seen": first_seen[k],
+                "last_seen": first_seen[k],
+            }
+            for k in keys
+        ],
+    )
+    columns = (agent_boots.c.site, agent_boots.c.agent, agent_boots.c.boot)
+    query = (
+        select(*columns, agent_boots.c.max_seq, agent_boots.c.missing)
+        .where(tuple_(*columns).in_(keys))
+        .order_by(*columns)
+        .with_for_update()
+    )
+    stored = {(r.site, r.agent, r.boot): (r.max_seq, r.missing) for r in conn.execute(query)}
+    marks = _starting_marks(conn, keys, {key: row[0] for key, row in stored.items()})
+    last_seen = max(received_at for _, received_at, _ in batch.fresh)
+    updates: list[dict[str, Any]] = []
+    for key in keys:
+        site, agent, boot = key
+        max_seq, missing = marks[key], stored[key][1]
+        before, gaps, dropped = missing, 0, 0
+        for envelope in by_boot[key]:
+            seq = envelope.seq
+            reported = envelope.body.get("dropped") if envelope.kind == "birth" else None
+            if type(reported) is int and reported > 0:  # a field the contract does not check
+                dropped += reported
+            if max_seq is None:
+                max_seq = seq
+            elif seq > max_seq:
+                holes = seq - max_seq - 1
+                if envelope.kind == "birth" and max_seq < envelope.body["will_seq"] < seq:
+                    holes -= 1
+                if holes > 0:
+                    gaps += 1
+                    missing += holes
+                    log.info(
+                        "gap in the messages of %s/%s boot %s: %d missing before seq %d",
+                        site,
+                        agent,
+                        boot,
+                        holes,
+                        seq,
+                    )
+                    batch.republish.append((site, agent))
+                max_seq = seq
+            else:
+                missing = _late(envelope, missing)
+        updates.append(
+            {
+                "k_site": site,
+                "k_agent": agent,
+                "k_boot": boot,
+                "k_max": max_seq,
+                "k_received": len(by_boot[key]),
+                "k_gaps": gaps,
+                "k_missing": missing,
+                "k_dropped": dropped,
+                "k_last": last_seen,
+            }
+        )
+        if gaps or missing != before:
+            conn.execute(
+                update(agents)
+                .where(agents.c.site == site, agents.c.agent == agent)
+                .values(
+                    seq_gaps=agents.c.seq_gaps + gaps,
+                    seq_missing=agents.c.seq_missing + (missing - before),
+                )
+            )
+    conn.execute(_UPDATE_BOOT, updates)
+
+
+def _late(envelope: Envelope, missing: int) -> int:
+    """``missing`` once ``envelope``, below the highest seq received, has arrived. It fills its own hole, and
+    a late birth that of its will too (the jump past them counted both; a will that did not fire leaves its
+    hole on purpose). A late will fills none: its birth excused it."""
+    if envelope.kind == "death":
+        return missing
+    filled = 2 if envelope.kind == "birth" and envelope.body["will_seq"] < envelope.seq else 1
+    return max(0, missing - filled)
+
+
+def _starting_marks(
+    conn: Connection, keys: list[tuple[str, str, str]], max_seqs: dict[tuple[str, str, str], int | None]
+) -> dict[tuple[str, str, str], int | None]:
+    """The highest seq each boot had before this batch, or None: follow from its first message received.
+
+    A boot seen for the first time starts at 0 when its agent is one this collector has followed live
+    before: its session was there when the boot began, so every message from seq 1 on should arrive, and the
+    ones before the first received are missing (lost in the broker, say). For an agent never seen live the
+    collector may have subscribed after the boot began, and the first message received sets the mark.
+    ``keys`` are sorted, so a later boot of an agent new in this batch counts as a new start too.
+    """
+    marks = dict(max_seqs)
+    new = sorted({(site, agent) for site, agent, boot in keys if max_seqs[(site, agent, boot)] is None})
+    if not new:
+        return marks
+    followed = tuple_(agent_boots.c.site, agent_boots.c.agent)
+    query = (
+        select(agent_boots.c.site, agent_boots.c.agent)
+        .where(followed.in_(new), agent_boots.c.max_seq.is_not(None))
+        .distinct()
+    )
+    known = {(row.site, row.agent) for row in conn.execute(query)}
+    for key in keys:
+        if marks[key] is None and key[:2] in known:
+            marks[key] = 0
+        known.add(key[:2])
+    return marks
