@@ -49,6 +49,11 @@ class Metrics:
             ["priority"],
             registry=self.registry,
         )
+        self.evaluations = Counter(
+            "hezo_incident_evaluations",
+            "Evaluations of the incident rules completed.",
+            registry=self.registry,
+        )
         self.store_errors = Counter(
             "hezo_store_errors",
             "Failed attempts to store a message (each is retried; after 5 the message is kept as rejected).",

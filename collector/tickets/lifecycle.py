@@ -16,7 +16,7 @@ from collector.errors import ConflictError, InvalidError, NotFoundError
 from collector.sla import terms as sla
 from collector.store.schema import CAUSE_MANUAL, devices, tickets
 from collector.tickets.deadlines import refresh
-from collector.tickets.records import PRIORITIES, PRIORITY_LOW, add_entry, open_ticket
+from collector.tickets.records import PRIORITIES, PRIORITY_LOW, Subject, add_entry, open_ticket
 
 
 class TicketError(InvalidError):
@@ -182,13 +182,7 @@ def open_by_hand(
     due = sla.deadlines(context.policy, context.calendars[site], times)
     return open_ticket(
         conn,
-        site=site,
-        agent=agent,
-        device=device,
-        model=found.model if found is not None else None,
-        serial=found.serial if found is not None else None,
-        contract=found.contract if found is not None else None,
-        room=found.room if found is not None else None,
+        Subject.of_device(found) if found is not None else Subject(site, agent, device),
         priority=priority,
         cause=f"{CAUSE_MANUAL}:{secrets.token_hex(4)}",
         opened_at=now,

@@ -7,6 +7,7 @@ written together or not at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,16 +60,29 @@ def add_entry(
     )
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What a ticket is about: one device with the facts the contract asks for (serial, contract number), or a
+    whole site (``agent`` and ``device`` empty)."""
+
+    site: str
+    agent: str = ""
+    device: str = ""
+    model: str | None = None
+    serial: str | None = None
+    contract: str | None = None
+    room: str | None = None
+
+    @classmethod
+    def of_device(cls, row: Any) -> Subject:
+        """From a ``devices`` row."""
+        return cls(row.site, row.agent, row.device, row.model, row.serial, row.contract, row.room)
+
+
 def open_ticket(
     conn: Connection,
+    subject: Subject,
     *,
-    site: str,
-    agent: str,
-    device: str,
-    model: str | None,
-    serial: str | None,
-    contract: str | None,
-    room: str | None,
     priority: str,
     cause: str,
     opened_at: datetime,
@@ -85,13 +99,13 @@ def open_ticket(
     """
     result = conn.execute(
         insert(tickets).values(
-            site=site,
-            agent=agent,
-            device=device,
-            model=model,
-            serial=serial,
-            contract=contract,
-            room=room,
+            site=subject.site,
+            agent=subject.agent,
+            device=subject.device,
+            model=subject.model,
+            serial=subject.serial,
+            contract=subject.contract,
+            room=subject.room,
             priority=priority,
             cause=cause,
             status="open",
@@ -117,6 +131,20 @@ def set_status(conn: Connection, ticket_id: int, status: str, *, recovered_at: d
     conn.execute(
         update(tickets).where(tickets.c.id == ticket_id).values(status=status, recovered_at=recovered_at)
     )
+
+
+def recover(conn: Connection, ticket_id: int, at: datetime, text: str) -> None:
+    """The fault is gone: ``recovered`` (still open for follow-up), with an entry saying so."""
+    set_status(conn, ticket_id, "recovered", recovered_at=at)
+    add_entry(conn, ticket_id, at, "recovered", text)
+
+
+def reopen(conn: Connection, ticket: Row[Any], at: datetime, kind: str, text: str) -> None:
+    """A ``recovered`` ticket whose fault is back: open again (``responded`` if someone had responded), with
+    an entry of ``kind`` saying why; its deadlines run on from where they were."""
+    status = "open" if ticket.responded_at is None else "responded"
+    set_status(conn, ticket.id, status, recovered_at=None)
+    add_entry(conn, ticket.id, at, kind, text)
 
 
 def close(conn: Connection, ticket_id: int, at: datetime | None = None) -> None:

@@ -288,13 +288,7 @@ def test_database_refuses_a_second_open_ticket_for_the_same_cause(
     with pytest.raises(IntegrityError), engine.begin() as conn:
         tickets.open_ticket(
             conn,
-            site="hq",
-            agent="room-101-pc",
-            device="rally-bar-1",
-            model=None,
-            serial=None,
-            contract=None,
-            room=None,
+            tickets.Subject("hq", "room-101-pc", "rally-bar-1"),
             priority="critical",
             cause="device-down",
             opened_at=clock(),

@@ -210,13 +210,7 @@ def test_a_new_critical_ticket_gets_service_tests_and_logs_requested(
     with engine.begin() as conn:
         number = tickets.open_ticket(
             conn,
-            site="hq",
-            agent="room-1",
-            device="rally-bar",
-            model=None,
-            serial=None,
-            contract=None,
-            room=None,
+            tickets.Subject("hq", "room-1", "rally-bar"),
             priority="critical",
             cause="device-down",
             opened_at=T0,

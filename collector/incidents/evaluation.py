@@ -1,0 +1,134 @@
+"""What every rule sees at one evaluation, and what the evaluation did.
+
+``Context`` carries the moment, the settings, the SLA terms, the holds (loaded once per evaluation, on first
+use) and the record of what was done; it opens tickets the same way for every rule (``open``), so a rule says
+only what is wrong and why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from collector import tickets
+from collector.config import IncidentsConfig
+from collector.incidents.holds import Holds
+from collector.metrics import Metrics
+from collector.sla.terms import SlaContext, TicketTimes, deadlines
+
+log = logging.getLogger(__name__)
+
+#: A device's key: ``(site, agent, device)``; device ids are unique per agent only.
+DeviceKey = tuple[str, str, str]
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation did, by ticket number."""
+
+    opened: list[str] = field(default_factory=list)
+    reopened: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    #: Devices confirmed down but held back, with why: ``(site, agent, device) -> reason``.
+    held: dict[DeviceKey, str] = field(default_factory=dict)
+    #: Deadlines newly missed: ``(ticket number, deadline)``.
+    breached: list[tuple[str, str]] = field(default_factory=list)
+    warned: list[str] = field(default_factory=list)
+
+
+class Context:
+    """One evaluation, as the rules see it; made by the engine, one per ``evaluate()``."""
+
+    def __init__(
+        self,
+        *,
+        now: datetime,
+        rules: IncidentsConfig,
+        sla: SlaContext,
+        metrics: Metrics | None,
+        on_ticket_opened: Callable[[str], None] | None,
+    ) -> None:
+        self.now = now
+        self.rules = rules
+        self.sla = sla
+        self.done = Evaluation()
+        self._metrics = metrics
+        self._on_ticket_opened = on_ticket_opened
+        self._holds: Holds | None = None
+        self._after_commit: list[Callable[[], None]] = []
+
+    def holds(self, conn: Connection) -> Holds:
+        """What holds tickets back now (silent agents, maintenance windows, contracts), read once."""
+        if self._holds is None:
+            self._holds = Holds.load(conn, self.now, self.rules)
+        return self._holds
+
+    def held(self, conn: Connection, device: Any) -> str | None:
+        """Why ``device`` (a ``devices`` row) gets no automatic ticket now, or None; kept in ``done.held``."""
+        key = (device.site, device.agent, device.device)
+        reason = self.holds(conn).why(device, self.now, self.sla.calendars, self.rules)
+        if reason is not None:
+            self.done.held[key] = reason
+        return reason
+
+    def open(
+        self,
+        conn: Connection,
+        subject: tickets.Subject,
+        *,
+        priority: str,
+        cause: str,
+        evidence: Any,
+        text: str,
+        summary: str | None = None,
+    ) -> str:
+        """Open a ticket due on the site's calendar, counted and noted in ``done``; its number."""
+        times = TicketTimes(priority, "open", self.now)
+        due = deadlines(self.sla.policy, self.sla.calendars[subject.site], times).response_due
+        number = tickets.open_ticket(
+            conn,
+            subject,
+            priority=priority,
+            cause=cause,
+            opened_at=self.now,
+            response_due=due,
+            evidence=evidence,
+            text=text,
+            summary=summary,
+        )
+        self.done.opened.append(number)
+        if self._metrics is not None:
+            self._metrics.tickets_opened.labels(priority=priority).inc()
+        return number
+
+    def ask_for_evidence(self, number: str) -> None:
+        """Once the transaction that opened ticket ``number`` is committed, hand it to ``on_ticket_opened``
+        (automatic evidence: collector/remote/evidence.py)."""
+        hook = self._on_ticket_opened
+        if hook is None:
+            return
+
+        def ask() -> None:
+            try:
+                hook(number)
+            except Exception:
+                log.exception("on_ticket_opened failed for ticket %s", number)
+
+        self._after_commit.append(ask)
+
+    def committed(self) -> None:
+        """The rule's transaction is committed: run what waited for it."""
+        waiting, self._after_commit = self._after_commit, []
+        for call in waiting:
+            call()
+
+    def publish_sla(self, conn: Connection) -> None:
+        """Set the SLA gauges, when there are metrics."""
+        if self._metrics is not None:
+            self._metrics.publish_sla(conn)
