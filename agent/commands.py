@@ -25,7 +25,7 @@ from typing import Any
 
 from agent.config import AgentConfig, CommandsConfig
 from agent.drivers.context import SharedResources
-from common.configfile import ConfigError
+from agent.errors import AgentConfigError, AgentError
 from protocol import ProtocolError, parse_ts
 from protocol.commands import ACTIONS, Command, canonical, check_args, decode_signed
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 Publish = Callable[[dict[str, Any]], None]
 
 
-class Refused(Exception):  # noqa: N818 (a refusal is an answer, not an error)
+class Refused(AgentError):  # noqa: N818 (a refusal is an answer, not an error)
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
@@ -92,7 +92,7 @@ class CommandHandler:
         try:
             self.seen = SeenCommands(self.settings.state_dir / "commands.sqlite")
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
+            raise AgentConfigError(
                 f"commands.state_dir: cannot keep seen command ids in {self.settings.state_dir}: {exc}"
             ) from None
         self._tasks: set[asyncio.Task[None]] = set()

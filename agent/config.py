@@ -23,7 +23,16 @@ from agent.catalog import MODELS
 from agent.drivers import DRIVERS
 from agent.drivers.sync import SyncAccountConfig, SyncOptions
 from agent.drivers.usb import UsbOptions
-from common.configfile import AgentId, DeviceId, SiteId, TlsConfig, TopicPrefix, load_yaml_model
+from agent.errors import AgentConfigError
+from common.configfile import (
+    AgentId,
+    ConfigError,
+    DeviceId,
+    SiteId,
+    TlsConfig,
+    TopicPrefix,
+    load_yaml_model,
+)
 from protocol import DEFAULT_PREFIX
 
 if TYPE_CHECKING:
@@ -225,12 +234,15 @@ class AgentConfig(Strict):
 
 
 def load_config(path: str | Path) -> AgentConfig:
-    """Load and validate an agent config file, or raise ``ConfigError`` saying what to fix.
+    """Load and validate an agent config file, or raise ``AgentConfigError`` saying what to fix.
 
     A missing ``spool.path`` is resolved here: systemd's ``StateDirectory`` (``$STATE_DIRECTORY``, i.e.
     ``/var/lib/hezo-agent`` with the shipped unit), else ``NAME.spool.db`` beside the config file ``NAME``.
     """
-    config = load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
+    try:
+        config = load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
+    except ConfigError as exc:
+        raise AgentConfigError(str(exc)) from None
     if config.spool.path is None:
         state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
         config.spool.path = (

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.errors import AgentError
+
 log = logging.getLogger(__name__)
 
 REAL_SYSFS_DEVICES = Path("/sys/bus/usb/devices")
@@ -39,7 +41,7 @@ class EventSource(Protocol):
     def events(self) -> AsyncIterator[UsbEvent]: ...
 
 
-class HotplugUnavailableError(Exception):
+class HotplugUnavailableError(AgentError):
     """The asked-for event source cannot be used here; the message says why."""
 
 

@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.errors import AgentError
+
 DAY_S = 86400.0
 
 
-class BudgetExhaustedError(Exception):
+class BudgetExhaustedError(AgentError):
     """The daily cap is reached: no request may go before the next UTC day."""
 
 

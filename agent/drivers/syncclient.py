@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.drivers.syncbudget import BudgetExhaustedError, RequestBudget
+from agent.errors import AgentError
 
 if TYPE_CHECKING:
     import requests
@@ -32,7 +33,7 @@ MAX_PAGES = 1000
 MAX_BACKOFF_S = 60.0
 
 
-class FetchError(Exception):
+class FetchError(AgentError):
     """One fetch of the place list failed; the message is the reason shown in the device's state."""
 
 

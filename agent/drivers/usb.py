@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.catalog import UsbFunction
 from agent.drivers.base import CheckResult, Stopwatch, TimedResults
+from agent.errors import AgentConfigError
 from agent.usbwatch import EventSource, HotplugUnavailableError, open_source, watch
-from common.configfile import ConfigError
 
 DEFAULT_ROOT = Path("/sys/bus/usb/devices")
 #: How often a settling function is looked for again while it is given time to come back.
@@ -174,7 +174,7 @@ def build(
     model_name: str,
     source: EventSource | None = None,
 ) -> UsbProbe:
-    """The probe; its hot-plug source is opened here (``udev`` where it cannot work is a ``ConfigError``)."""
+    """The probe, with its hot-plug source opened here: ``AgentConfigError`` if ``udev`` cannot work."""
     if options.functions is not None:
         vendor_product = [(f.id.split(":"), f) for f in options.functions]
         functions = tuple(UsbFunction(vp[0], vp[1], f.role, f.required) for vp, f in vendor_product)
@@ -184,7 +184,7 @@ def build(
         try:
             source = open_source(options.hotplug, options.sysfs_root, options.scan_interval)
         except HotplugUnavailableError as exc:
-            raise ConfigError(
+            raise AgentConfigError(
                 f"usb check of {options.sysfs_root}: hotplug: {options.hotplug}: {exc}"
             ) from None
     return UsbProbe(options, functions, model_name, source)

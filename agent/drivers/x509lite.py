@@ -7,10 +7,12 @@ verify it, and the validity dates sit at a fixed place in ``TBSCertificate`` (RF
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from agent.errors import AgentError
+
 _SEQUENCE, _INTEGER, _UTC_TIME, _GENERALIZED_TIME, _VERSION = 0x30, 0x02, 0x17, 0x18, 0xA0
 
 
-class CertificateError(ValueError):
+class CertificateError(AgentError):
     """The bytes are not a DER certificate this reader understands."""
 
 
