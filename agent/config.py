@@ -228,6 +228,10 @@ class AgentConfig(Strict):
     def room_of(self, device: DeviceConfig) -> str | None:
         return device.room or self.room
 
+    def driver_sections(self) -> dict[str, BaseModel]:
+        """The agent-level sections of drivers, by driver name: what their probes' context carries."""
+        return {"sync": self.sync} if self.sync is not None else {}
+
     @property
     def client_id(self) -> str:
         return self.mqtt.client_id or f"hezo-agent-{self.site}-{self.agent}"

@@ -31,12 +31,12 @@ async def run(config_path: str) -> None:
     from agent.config import load_config
     from agent.drivers import SharedResources
     from agent.link import Link
-    from agent.poller import Device, Poller
+    from agent.poller import Poller, build_devices
     from agent.sdnotify import feed_watchdog, notify
 
     config = load_config(config_path)
-    shared = SharedResources(config.sync, config.poll.interval)
-    devices = [Device.from_config(d, shared) for d in config.devices]
+    shared = SharedResources()
+    devices = build_devices(config, shared)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -85,12 +85,12 @@ def check_config(config_path: str) -> None:
     """Load the config and build every probe, as the agent would at start-up; print a summary."""
     from agent.config import load_config
     from agent.drivers import SharedResources
-    from agent.poller import Device
+    from agent.poller import build_devices
 
     config = load_config(config_path)
-    shared = SharedResources(config.sync, config.poll.interval)
-    for device in config.devices:  # building the probes is part of the check: nothing is left to fail
-        Device.from_config(device, shared)
+    shared = SharedResources()
+    build_devices(config, shared)  # building the probes is part of the check: nothing is left to fail
+    shared.close()
     summary = f"site {config.site}, agent {config.agent}, {len(config.devices)} device(s)"
     print(f"{config_path}: OK: {summary}")
 

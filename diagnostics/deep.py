@@ -17,7 +17,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.drivers import SharedResources
 from agent.drivers.base import CheckResult, Probe, Stopwatch
-from agent.poller import Device, check
+from agent.poller import build_devices, check
 
 
 async def _tls_details(probe: Any) -> list[CheckResult]:
@@ -136,10 +136,11 @@ async def device_service_tests(
         known = ", ".join(d.id for d in config.devices)
         return {"device": device, "ok": False, "error": f"unknown device; configured: {known}", "checks": []}
     own = shared is None
-    resources = SharedResources(config.sync, config.poll.interval) if shared is None else shared
+    resources = SharedResources() if shared is None else shared
     checks = []
     try:
-        for probe in Device.from_config(conf, resources).probes:
+        [built] = build_devices(config, resources, only={device})
+        for probe in built.probes:
             summary = await _repeat(probe, repeat)
             summary["extras"] = await _extras(probe)
             checks.append(summary)

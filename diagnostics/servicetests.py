@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.config import AgentConfig
 from agent.drivers import SharedResources
-from agent.poller import Device, Poller
+from agent.poller import Poller, build_devices
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class _Discard:
 async def run_service_tests(config: AgentConfig, only: set[str] | None = None) -> list[DeviceReport]:
     """Check every configured device (or those in ``only``) once, concurrently."""
     chosen = [d for d in config.devices if only is None or d.id in only]
-    shared = SharedResources(config.sync, config.poll.interval)  # one Sync fetch for every device
-    devices = [Device.from_config(d, shared) for d in chosen]
+    shared = SharedResources()  # one Sync fetch for every device
+    devices = build_devices(config, shared, only)
     poller = Poller(devices, config.poll, _Discard())
     try:
         await asyncio.gather(*(poller.poll_device(device) for device in devices))

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from agent.drivers.syncbudget import DAY_S, BudgetExhaustedError, RequestBudget
+from agent.drivers.sync.budget import DAY_S, BudgetExhaustedError, RequestBudget
 
 
 class FakeClock:

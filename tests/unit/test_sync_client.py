@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from agent.drivers.sync import SyncAccountConfig, SyncProbe, missing_peripherals
-from agent.drivers.syncbudget import DAY_S, RequestBudget
-from agent.drivers.syncclient import SyncClient, SyncDevice
+from agent.drivers.sync.budget import DAY_S, RequestBudget
+from agent.drivers.sync.client import SyncClient, SyncDevice
 from simulator.pki import CertificateAuthority
 
 
@@ -54,30 +54,54 @@ def page(serials: list[str], continuation: str | None = None) -> dict[str, Any]:
     return body
 
 
+class ScriptedSession:
+    """An HTTP session that answers from a script instead of the network, and remembers what it was asked."""
+
+    def __init__(self, answers: list[FakeResponse], clock: Clock) -> None:
+        self.answers = answers
+        self.clock = clock
+        self.asked: list[dict[str, Any]] = []
+        self.sent_at: list[float] = []
+
+    def get(self, url: str, *, params: dict[str, str | int], **_options: Any) -> FakeResponse:
+        self.asked.append(dict(params))
+        self.sent_at.append(self.clock.now)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    def close(self) -> None:
+        return None
+
+
 class ScriptedClient(SyncClient):
-    """Answers from a script instead of the network, and remembers what it was asked."""
+    """A client whose session answers from a script, on a fake clock that its waits move."""
 
     def __init__(
         self, account: SyncAccountConfig, answers: list[FakeResponse], clock: Clock, **kw: Any
     ) -> None:
         budget = kw.pop("budget", None) or RequestBudget(monotonic=clock, wall=clock)
+        self.session = ScriptedSession(answers, clock)
         super().__init__(
-            account, kw.pop("poll_interval", 60.0), budget=budget, sleep=self._sleep_on, monotonic=clock
+            account,
+            kw.pop("poll_interval", 60.0),
+            budget=budget,
+            sleep=self._sleep_on,
+            monotonic=clock,
+            session=self.session,
         )
         self.clock = clock
-        self.answers = answers
-        self.asked: list[dict[str, Any]] = []
-        self.sent_at: list[float] = []
         self.slept: list[float] = []
+
+    @property
+    def asked(self) -> list[dict[str, Any]]:
+        return self.session.asked
+
+    @property
+    def sent_at(self) -> list[float]:
+        return self.session.sent_at
 
     def _sleep_on(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.clock.sleep(seconds)
-
-    def _send(self, params: dict[str, str | int]) -> Any:
-        self.asked.append(dict(params))
-        self.sent_at.append(self.clock.now)
-        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
 
 @pytest.fixture
@@ -178,7 +202,7 @@ def test_a_raised_interval_is_logged_once(
 ) -> None:
     clock = Clock()
     client = ScriptedClient(account, [FakeResponse(200, page(["A"]))], clock, poll_interval=2.0)
-    with caplog.at_level(logging.WARNING, logger="agent.drivers.syncclient"):
+    with caplog.at_level(logging.WARNING, logger="agent.drivers.sync.client"):
         for _ in range(4):
             client.fetch()
             clock.now += 6
@@ -207,12 +231,11 @@ def test_a_missing_peripheral_is_worded_with_its_count() -> None:
 
 
 def test_an_unexpected_client_error_is_a_failed_check_not_an_exception(account: SyncAccountConfig) -> None:
-    client = ScriptedClient(account, [FakeResponse(200, page(["A"]))], Clock())
+    class BrokenSession(ScriptedSession):
+        def get(self, url: str, **_options: Any) -> FakeResponse:
+            raise KeyError("surprise")
 
-    def broken(_params: dict[str, str | int]) -> Any:
-        raise KeyError("surprise")
-
-    client._send = broken  # type: ignore[method-assign]
+    client = SyncClient(account, 60.0, session=BrokenSession([], Clock()))
     result = asyncio.run(SyncProbe(client, serial="A", device_id=None).poll())
     assert not result.ok
     assert result.detail == "Sync Cloud API: client error: KeyError('surprise')"

@@ -1,9 +1,11 @@
 """One client per Logitech Sync account: fetches the organisation's place list, all pages, within the budget.
 
 Every ``sync`` check of an agent shares this client, so a round of polls costs one fetch of the place list
-(``pages`` requests), never one request per device. The fetch is blocking (``requests``, imported on first
-use) and runs in a worker thread; failures come back as a ``Snapshot`` with an ``error``, never as an
-exception.
+(``pages`` requests), never one request per device. The fetch is blocking and runs in a worker thread;
+failures come back as a ``Snapshot`` with an ``error``, never as an exception.
+
+The HTTP session is a seam: by default a ``requests.Session``, made (and ``requests`` imported) on the first
+request; tests give an object with the same ``get`` and ``close``.
 """
 
 import asyncio
@@ -11,17 +13,13 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from agent.drivers.syncbudget import BudgetExhaustedError, RequestBudget
+from agent.drivers.sync.account import SyncAccountConfig
+from agent.drivers.sync.budget import BudgetExhaustedError, RequestBudget
 from agent.errors import AgentError
-
-if TYPE_CHECKING:
-    import requests
-
-    from agent.drivers.sync import SyncAccountConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +29,34 @@ PROJECTION = "place.info,place.device,place.device.info,place.device.status"
 #: A guard against a server that never stops handing out continuations.
 MAX_PAGES = 1000
 MAX_BACKOFF_S = 60.0
+
+
+class HttpResponse(Protocol):
+    """What the client reads of an answer (as ``requests.Response`` has it)."""
+
+    status_code: int
+    reason: str
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def json(self) -> Any: ...
+
+
+class HttpSession(Protocol):
+    """What the client needs of an HTTP session (as ``requests.Session`` has it)."""
+
+    def get(
+        self,
+        url: str,
+        *,
+        params: dict[str, str | int],
+        timeout: float,
+        verify: bool | str,
+        cert: tuple[str, str] | None,
+    ) -> HttpResponse: ...
+
+    def close(self) -> None: ...
 
 
 class FetchError(AgentError):
@@ -156,16 +182,19 @@ class SyncClient:
 
     ``poll_interval`` is how often the devices are polled; the place list is fetched at most that often,
     less often when the budget requires it (logged once per change). ``sleep`` waits in the worker thread
-    and returns early after ``close()``.
+    and returns early after ``close()``. ``session`` sends the requests (default: a ``requests.Session``
+    made on the first one); ``close()`` closes it.
     """
 
     def __init__(
         self,
-        account: "SyncAccountConfig",
+        account: SyncAccountConfig,
         poll_interval: float,
+        *,
         budget: RequestBudget | None = None,
         sleep: Callable[[float], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        session: HttpSession | None = None,
     ) -> None:
         self.account = account
         self.poll_interval = poll_interval
@@ -175,7 +204,7 @@ class SyncClient:
         self._closed = threading.Event()
         self._sleep = sleep or (lambda seconds: self._closed.wait(seconds) and None)
         self._monotonic = monotonic
-        self._session: requests.Session | None = None
+        self._session = session
         self._last: Snapshot | None = None
         self._page_count = 1
         self._announced_interval: float | None = None
@@ -259,7 +288,8 @@ class SyncClient:
             )
         self._announced_interval = interval
 
-    def _new_session(self) -> "requests.Session":
+    @staticmethod
+    def _new_session() -> HttpSession:
         import requests
 
         session = requests.Session()
@@ -295,7 +325,7 @@ class SyncClient:
             return _page(response)
         raise FetchError("no attempt made")  # unreachable: the loop returns or raises
 
-    def _send(self, params: dict[str, str | int]) -> "requests.Response":
+    def _send(self, params: dict[str, str | int]) -> HttpResponse:
         """One request; a transport failure is a FetchError with the reason."""
         import requests
 
@@ -356,7 +386,7 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _page(response: "requests.Response") -> dict[str, Any]:
+def _page(response: HttpResponse) -> dict[str, Any]:
     """The JSON object of a final answer (not 429 or 5xx), or a FetchError saying what the API said."""
     status = response.status_code
     if status == 403:
@@ -375,7 +405,7 @@ def _page(response: "requests.Response") -> dict[str, Any]:
     return doc
 
 
-def _body_message(response: "requests.Response") -> str:
+def _body_message(response: HttpResponse) -> str:
     try:
         doc = response.json()
     except ValueError:

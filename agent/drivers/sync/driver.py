@@ -3,7 +3,7 @@
 The agent-level ``sync:`` section holds the account (organisation id, client certificate); each device's
 ``{driver: sync}`` check names the device by serial (default: the device's ``serial``) or by Sync device id.
 Every check of an agent shares one client, which fetches the whole place list at most once per interval
-(see ``syncclient``), so 40 rooms cost the same requests as one.
+(see ``agent.drivers.sync.client``), so 40 rooms cost the same requests as one.
 
 Mapping: ``Offline`` -> the check fails; ``Online``/``InUse`` -> it passes; ``healthStatus`` Warning/Error
 or a peripheral with fewer ``actual`` than ``expected`` -> degraded, with the reason; a device Sync does not
@@ -12,21 +12,20 @@ Facts: ``firmware`` (Sync's ``version``), ``sync_status``. Metrics: ``sync.<peri
 ``.expected`` per peripheral, ``sync.in_use`` (1 in a meeting, else 0).
 """
 
-import ssl
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent.catalog import Model
 from agent.drivers.base import CheckResult, Stopwatch, TimedResults
+from agent.drivers.context import ProbeContext, ResourceKey
+from agent.drivers.sync.account import SyncAccountConfig
+from agent.drivers.sync.client import SyncClient, SyncDevice
+from agent.errors import AgentConfigError
 
-if TYPE_CHECKING:
-    from agent.catalog import Model
-    from agent.drivers.context import ProbeContext
-    from agent.drivers.syncclient import SyncClient, SyncDevice
-
-DEFAULT_BASE_URL = "https://api.sync.logitech.com/v1"
+#: The one client every sync check of the agent shares.
+CLIENT = ResourceKey[SyncClient]("sync.client")
 
 #: Words for the peripheral counts Sync reports, singular and plural.
 PERIPHERAL_WORDS: dict[str, tuple[str, str]] = {
@@ -37,52 +36,6 @@ PERIPHERAL_WORDS: dict[str, tuple[str, str]] = {
     "tableHub": ("table hub", "table hubs"),
     "displayHub": ("display hub", "display hubs"),
 }
-
-
-class SyncAccountConfig(BaseModel):
-    """The agent's ``sync:`` section: one Logitech Sync organisation and the client certificate for it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    org_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
-    base_url: str = Field(DEFAULT_BASE_URL, description="the API root, up to and including /v1")
-    cert_file: FilePath | None = Field(None, description="client certificate generated in Sync Portal (PEM)")
-    key_file: FilePath | None = Field(None, description="its private key (PEM)")
-    ca_file: FilePath | None = Field(None, description="CA bundle for the API; default: the system's")
-    page_size: int = Field(1000, ge=1, le=1000, description="places per page (the API's limit)")
-    timeout: float = Field(10.0, gt=0, le=120, description="seconds to wait for one page")
-    rate: float = Field(1.0, gt=0, le=1.0, description="requests per second, sustained")
-    burst: int = Field(1, ge=1, le=10, description="requests at once before the rate applies")
-    daily_budget: int = Field(14_400, ge=1, le=14_400, description="requests per UTC day")
-    max_retries: int = Field(4, ge=0, le=10, description="retries of a page answered 429 or 5xx")
-    backoff: float = Field(1.0, gt=0, le=60, description="first retry delay; doubles each retry")
-
-    @field_validator("base_url")
-    @classmethod
-    def _https_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError("expected an https:// URL, e.g. https://api.sync.logitech.com/v1")
-        try:
-            parts.port  # noqa: B018  (raises on a bad port)
-        except ValueError as exc:
-            raise ValueError(f"bad port: {exc}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _loadable(self) -> "SyncAccountConfig":
-        if self.cert_file is None or self.key_file is None:
-            raise ValueError(
-                "cert_file and key_file are required: the Sync Cloud API authenticates by client certificate"
-            )
-        context = ssl.create_default_context()
-        try:
-            if self.ca_file is not None:
-                context.load_verify_locations(cafile=str(self.ca_file))
-            context.load_cert_chain(str(self.cert_file), str(self.key_file))
-        except (ssl.SSLError, ValueError) as exc:
-            raise ValueError(f"cannot load the TLS files: {exc}") from None
-        return self
 
 
 class SyncOptions(BaseModel):
@@ -105,7 +58,7 @@ def _when(epoch_ms: int | None) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def missing_peripherals(device: "SyncDevice") -> list[str]:
+def missing_peripherals(device: SyncDevice) -> list[str]:
     """``["1 of 2 mic pods"]``: each peripheral Sync expects more of than it sees."""
     found = []
     for name, (expected, actual) in sorted(device.peripherals.items()):
@@ -120,7 +73,7 @@ class SyncProbe(TimedResults):
 
     def __init__(
         self,
-        client: "SyncClient",
+        client: SyncClient,
         *,
         serial: str | None,
         device_id: str | None,
@@ -185,10 +138,18 @@ class SyncProbe(TimedResults):
         return self._result(True, f"{device.status}, no issues", watch, metrics=metrics, facts=facts)
 
 
-def build(options: SyncOptions, model: "Model", context: "ProbeContext") -> SyncProbe:
+def shared_client(context: ProbeContext) -> SyncClient:
+    """The client of the agent's Sync account, made by the first sync check and shared by the others."""
+    account = context.sections.get("sync")
+    if not isinstance(account, SyncAccountConfig):
+        raise AgentConfigError("a sync check needs the agent's sync: section (org_id, cert_file, key_file)")
+    return context.shared.get(CLIENT, lambda: SyncClient(account, context.poll_interval))
+
+
+def build(options: SyncOptions, model: Model, context: ProbeContext) -> SyncProbe:
     serial = options.serial or (None if options.device_id else context.serial)
     return SyncProbe(
-        context.shared.sync_client(),
+        shared_client(context),
         serial=serial,
         device_id=options.device_id,
         sync_names=model.sync_names,
