@@ -65,7 +65,7 @@ def _certificate_text(der: bytes) -> str:
 
 async def _usb_functions(probe: Any) -> list[CheckResult]:
     """Every USB device the agent sees under the sysfs root, so a missing function is easy to spot."""
-    from agent.drivers.usb import scan
+    from agent.drivers.usb.sysfs import scan
 
     watch = Stopwatch()
     root = Path(probe.options.sysfs_root)

@@ -4,7 +4,8 @@ import asyncio
 from pathlib import Path
 
 from agent.catalog import model
-from agent.drivers.usb import UsbOptions, build, scan
+from agent.drivers.usb import UsbOptions, build
+from agent.drivers.usb.sysfs import scan
 
 
 def add_device(

@@ -14,8 +14,15 @@ from agent.catalog import model
 from agent.config import PollConfig
 from agent.drivers.base import CheckResult
 from agent.drivers.usb import UsbOptions, UsbProbe, build
+from agent.drivers.usb.hotplug import (
+    ScanSource,
+    UdevSource,
+    UsbEvent,
+    open_source,
+    usb_id_from_uevent,
+    watch,
+)
 from agent.poller import Device, Poller
-from agent.usbwatch import ScanSource, UsbEvent, open_source, usb_id_from_uevent, watch
 from common.configfile import ConfigError
 from simulator.usbtree import UsbTree, meetup_devices
 from tests.unit.test_poller import Recorder
@@ -239,14 +246,8 @@ class FakeMonitor:
 
 
 def test_udev_events_are_read_on_the_event_loop_as_usb_events() -> None:
-    from agent.usbwatch import HotplugUnavailableError, UdevSource
-
-    try:
-        source = UdevSource()  # opens a real netlink socket; replaced below by a fake that can be fed
-    except HotplugUnavailableError as exc:
-        pytest.skip(str(exc))
     monitor = FakeMonitor()
-    source._monitor = monitor
+    source = UdevSource(monitor)
 
     async def scenario() -> list[UsbEvent]:
         events = source.events()

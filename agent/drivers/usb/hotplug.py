@@ -17,13 +17,15 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from agent.drivers.usb.sysfs import DEFAULT_ROOT, scan
 from agent.errors import AgentError
 
 log = logging.getLogger(__name__)
 
-REAL_SYSFS_DEVICES = Path("/sys/bus/usb/devices")
+#: The tree udev events describe: the real one.
+REAL_SYSFS_DEVICES = DEFAULT_ROOT
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,6 @@ class HotplugUnavailableError(AgentError):
 
 def _ids(root: Path) -> dict[str, str]:
     """path -> vendor:product of every USB device directory under ``root`` (interfaces skipped)."""
-    from agent.drivers.usb import scan  # the one sysfs reader
-
     return {d.path: f"{d.vendor}:{d.product}" for d in scan(root)}
 
 
@@ -98,20 +98,36 @@ def usb_id_from_uevent(properties: Any) -> str | None:
         return None
 
 
-class UdevSource:
-    """Kernel uevents for USB devices over netlink, read on the event loop (no thread)."""
+class UdevMonitor(Protocol):
+    """What ``UdevSource`` uses of a ``pyudev.Monitor``: a descriptor to wait on and ``poll(timeout=0)``."""
 
-    def __init__(self) -> None:
-        try:
-            import pyudev  # type: ignore[import-untyped]
-        except ImportError:
-            raise HotplugUnavailableError("pyudev is not installed (pip install 'hezo[udev]')") from None
-        try:
-            context = pyudev.Context()
-            self._monitor = pyudev.Monitor.from_netlink(context)
-            self._monitor.filter_by(subsystem="usb", device_type="usb_device")
-        except (OSError, ImportError, pyudev.DeviceNotFoundError) as exc:
-            raise HotplugUnavailableError(f"cannot open the udev netlink socket: {exc}") from None
+    def start(self) -> None: ...
+    def fileno(self) -> int: ...
+    def poll(self, timeout: float) -> Any: ...
+
+
+def udev_monitor() -> UdevMonitor:
+    """pyudev's netlink monitor of USB devices; ``HotplugUnavailableError`` saying why it cannot be had."""
+    try:
+        import pyudev  # type: ignore[import-untyped]
+    except ImportError:
+        raise HotplugUnavailableError("pyudev is not installed (pip install 'hezo[udev]')") from None
+    try:
+        monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+        monitor.filter_by(subsystem="usb", device_type="usb_device")
+    except (OSError, ImportError, pyudev.DeviceNotFoundError) as exc:
+        raise HotplugUnavailableError(f"cannot open the udev netlink socket: {exc}") from None
+    return cast(UdevMonitor, monitor)
+
+
+class UdevSource:
+    """Kernel uevents for USB devices, read on the event loop (no thread) from ``monitor``.
+
+    ``monitor`` defaults to pyudev's netlink monitor (``udev_monitor()``); tests give one they can feed.
+    """
+
+    def __init__(self, monitor: UdevMonitor | None = None) -> None:
+        self._monitor = monitor if monitor is not None else udev_monitor()
 
     async def events(self) -> AsyncIterator[UsbEvent]:
         loop = asyncio.get_running_loop()

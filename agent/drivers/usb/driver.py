@@ -4,7 +4,7 @@ Each model shows several USB devices on the bus (a MeetUp: ``046d:0866`` camera 
 speakerphone). All required functions present means ``up``; none means ``down``; some means ``degraded``
 (camera there, audio gone). The root is configurable, so tests and the simulator use a tree of their own.
 
-Hot-plug: the probe watches for USB devices coming and going (``agent/usbwatch.py``: udev netlink, or a
+Hot-plug: the probe watches for USB devices coming and going (``hotplug``: udev netlink, or a
 sysfs scan every ``scan_interval`` seconds) and wakes the poller, which checks the device at once instead of
 at its next interval. Debounce: these devices re-enumerate by themselves, so a function that was present at
 the last check and is missing now is given ``settle`` seconds to come back before it counts as missing.
@@ -14,7 +14,6 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -22,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.catalog import UsbFunction
 from agent.drivers.base import CheckResult, Stopwatch, TimedResults
+from agent.drivers.usb.hotplug import EventSource, HotplugUnavailableError, open_source, watch
+from agent.drivers.usb.sysfs import DEFAULT_ROOT, scan
 from agent.errors import AgentConfigError
-from agent.usbwatch import EventSource, HotplugUnavailableError, open_source, watch
 
-DEFAULT_ROOT = Path("/sys/bus/usb/devices")
 #: How often a settling function is looked for again while it is given time to come back.
 SETTLE_STEP = 0.25
 _USB_ID = re.compile(r"[0-9a-f]{4}:[0-9a-f]{4}")
@@ -61,35 +60,6 @@ class UsbOptions(BaseModel):
     settle: float = Field(
         5.0, ge=0, le=300, description="seconds a vanished function may take to re-enumerate before it counts"
     )
-
-
-@dataclass(frozen=True)
-class UsbDevice:
-    path: str
-    vendor: str
-    product: str
-    serial: str | None
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-
-
-def scan(root: Path) -> list[UsbDevice]:
-    """Every USB device under ``root`` (interfaces such as ``1-2:1.0`` and hidden entries are skipped)."""
-    found = []
-    for entry in sorted(root.iterdir()):
-        if ":" in entry.name or entry.name.startswith("."):
-            continue
-        vendor = _read(entry / "idVendor")
-        product = _read(entry / "idProduct")
-        if vendor is None or product is None:
-            continue  # a device that vanished mid-scan, or not a device
-        found.append(UsbDevice(entry.name, vendor.lower(), product.lower(), _read(entry / "serial")))
-    return found
 
 
 class UsbProbe(TimedResults):
