@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, CommandsConfig
+from agent.diag.deep import device_service_tests
+from agent.diag.logs import collect_logs
 from agent.drivers.context import SharedResources
 from agent.errors import AgentConfigError, AgentError
+from diagnostics.upload import upload
 from protocol import ProtocolError, parse_ts
 from protocol.commands import ACTIONS, Command, canonical, check_args, decode_signed
 
@@ -165,8 +168,6 @@ class CommandHandler:
         if command.action == "report-config":
             return {"config": mask_config(self.config)}
         if command.action == "service-tests":
-            from diagnostics.deep import device_service_tests
-
             device = args.get("device") or self.config.devices[0].id
             return await device_service_tests(
                 self.config, device, repeat=args.get("repeat", 5), shared=self._shared
@@ -176,9 +177,6 @@ class CommandHandler:
         raise Refused("not-allowed", command.action)  # unreachable: verify() checked the allow-list
 
     async def _collect_logs(self, command: Command) -> dict[str, Any]:
-        from diagnostics.logs import build_log_bundle
-        from diagnostics.upload import upload
-
         args = command.args
         loop = asyncio.get_running_loop()
         outgoing = self.settings.state_dir / "outgoing"
@@ -188,7 +186,7 @@ class CommandHandler:
         until = parse_ts(args["until"]) if args.get("until") else None
         self.reply(command.id, "progress", progress=0.0, message="building the bundle")
         manifest = await asyncio.to_thread(
-            build_log_bundle,
+            collect_logs,
             self.config,
             self.settings.logs,
             path,

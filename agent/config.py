@@ -33,6 +33,7 @@ from common.configfile import (
     TopicPrefix,
     load_yaml_model,
 )
+from diagnostics.config import LogsConfig
 from protocol import DEFAULT_PREFIX
 
 if TYPE_CHECKING:
@@ -86,30 +87,6 @@ class UploadConfig(Strict):
     )
     retries: int = Field(5, ge=0, le=100, description="resumptions after a broken connection")
     chunk_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="bytes sent per request")
-
-
-class LogsConfig(Strict):
-    """What a log bundle holds; see docs/diagnostics.md for the Windows paths of the room software."""
-
-    agent_log: list[Path] = Field(default_factory=list, description="the agent's own log files")
-    folders: list[Path] = Field(default_factory=list, description="log folders of the meeting-room software")
-    journal: bool = Field(True, description="include the system journal (journalctl) when present")
-    units: list[str] = Field(default_factory=list, description="journal units; empty: the whole journal")
-    max_file_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="a longer file keeps its tail")
-    max_total_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="cap of the whole bundle")
-    redact: list[str] = Field(default_factory=list, description="extra regular expressions to redact")
-
-    @field_validator("redact")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        import re
-
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
-        return value
 
 
 class CommandsConfig(Strict):

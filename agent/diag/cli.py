@@ -6,7 +6,7 @@
 
 ``check`` exits 0 when every device is up, 1 when one is degraded or down. ``logs`` builds the same redacted
 bundle the collector would pull (``commands.logs`` of the config, plus ``--folder``) and exits 0.
-Both exit 2 on a configuration error.
+Both exit 2 on a configuration error or a command line they cannot act on (an unknown device).
 """
 
 import argparse
@@ -14,13 +14,20 @@ import asyncio
 import dataclasses
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from common.configfile import ConfigError
+from agent.config import AgentConfig, load_config
+from agent.diag.logs import collect_logs
+from agent.diag.servicetests import run_service_tests
+from agent.errors import AgentConfigError, AgentError
+from diagnostics.config import LogsConfig
+from diagnostics.errors import DiagnosticsError
+from protocol.commands import parse_since
 
-if TYPE_CHECKING:
-    from agent.config import AgentConfig
+
+class UsageError(AgentError):
+    """A command line hezo-diag cannot act on (an unknown device, a bad time); the message says why."""
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,24 +52,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _logs(args: argparse.Namespace, config: "AgentConfig") -> int:
-    from datetime import UTC, datetime
-
-    from agent.config import LogsConfig
-    from diagnostics.logs import build_log_bundle
-    from protocol.commands import parse_since
-
+def _logs(args: argparse.Namespace, config: AgentConfig) -> int:
     now = datetime.now(UTC)
     try:
         since = parse_since(args.since, now) if args.since else None
         until = parse_since(args.until, now) if args.until else None
     except ValueError as exc:
-        print(f"hezo-diag: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     base = config.commands.logs if config.commands is not None else LogsConfig()
     logs = base.model_copy(update={"folders": [*base.folders, *args.folder]})
     out = args.output or Path(f"hezo-logs-{config.site}-{config.agent}-{now:%Y%m%dT%H%M%SZ}.tar.gz")
-    manifest = build_log_bundle(
+    manifest = collect_logs(
         config,
         logs,
         out,
@@ -83,27 +83,13 @@ def _logs(args: argparse.Namespace, config: "AgentConfig") -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
-    from agent.config import load_config
-    from diagnostics.servicetests import run_service_tests
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"hezo-diag: configuration error:\n{exc}", file=sys.stderr)
-        return 2
-    if args.command == "logs":
-        return _logs(args, config)
+def _check(args: argparse.Namespace, config: AgentConfig) -> int:
     known = {d.id for d in config.devices}
     only = set(args.device) if args.device else None
     if only is not None and only - known:
-        print(
-            f"hezo-diag: unknown device(s): {', '.join(sorted(only - known))}; "
-            f"configured: {', '.join(sorted(known))}",
-            file=sys.stderr,
+        raise UsageError(
+            f"unknown device(s): {', '.join(sorted(only - known))}; configured: {', '.join(sorted(known))}"
         )
-        return 2
     reports = asyncio.run(run_service_tests(config, only))
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in reports], indent=2))
@@ -115,6 +101,29 @@ def main(argv: list[str] | None = None) -> int:
                 took = f" [{check['duration_ms']:.0f} ms]" if check["duration_ms"] is not None else ""
                 print(f"  {mark}{check['driver']} {check['target']}: {check['detail']}{took}")
     return 0 if all(r.state == "up" for r in reports) else 1
+
+
+def exit_code(exc: AgentError | DiagnosticsError) -> int:
+    """What the engineer reads and the exit status, for an error that ends hezo-diag: in one place.
+
+    2 is a configuration or a command line to fix; 1 a bundle that could not be built.
+    """
+    if isinstance(exc, AgentConfigError):
+        print(f"hezo-diag: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    print(f"hezo-diag: {exc}", file=sys.stderr)
+    return 2 if isinstance(exc, UsageError) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        config = load_config(args.config)
+        if args.command == "logs":
+            return _logs(args, config)
+        return _check(args, config)
+    except (AgentError, DiagnosticsError) as exc:
+        return exit_code(exc)
 
 
 if __name__ == "__main__":
