@@ -15,7 +15,9 @@ Actions never take a shell string: each is a Python function with checked argume
 """
 
 import asyncio
+import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -246,9 +248,6 @@ class CommandHandler:
 
 def _peek_id(payload: bytes) -> str:
     """The command id for a refusal, if one can be read; ``-`` otherwise."""
-    import json
-    import re
-
     try:
         value = json.loads(payload)["command"]["id"]
     except (ValueError, KeyError, TypeError):

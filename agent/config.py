@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from agent.catalog import MODELS
+from agent.defaults import default_checks
 from agent.drivers import DRIVERS
 from agent.drivers.sync import SyncAccountConfig, SyncOptions
 from agent.drivers.usb import UsbOptions
@@ -133,8 +134,6 @@ class DeviceConfig(Strict):
     def _default_checks(cls, data: Any) -> Any:
         """No ``checks`` key: the model's default checks (``agent/defaults.py``)."""
         if isinstance(data, dict) and "checks" not in data and data.get("model") in MODELS:
-            from agent.defaults import default_checks
-
             address = data.get("address") if isinstance(data.get("address"), str) else None
             data = {**data, "checks": default_checks(MODELS[data["model"]], address, set(DRIVERS))}
         return data

@@ -13,18 +13,18 @@ import statistics
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.config import AgentConfig
 from agent.drivers import SharedResources
 from agent.drivers.base import CheckResult, Probe, Stopwatch
+from agent.drivers.usb.sysfs import scan
 from agent.poller import build_devices, check
 
 
 async def _tls_details(probe: Any) -> list[CheckResult]:
     """Protocol version, cipher and the certificate the device shows (subject, expiry, fingerprint)."""
     options = probe.options
-    from urllib.parse import urlsplit
-
     parts = urlsplit(options.url)
     context = ssl.create_default_context(cafile=str(options.ca_file) if options.ca_file else None)
     if options.ca_file is None and not options.verify:
@@ -65,8 +65,6 @@ def _certificate_text(der: bytes) -> str:
 
 async def _usb_functions(probe: Any) -> list[CheckResult]:
     """Every USB device the agent sees under the sysfs root, so a missing function is easy to spot."""
-    from agent.drivers.usb.sysfs import scan
-
     watch = Stopwatch()
     root = Path(probe.options.sysfs_root)
     try:
