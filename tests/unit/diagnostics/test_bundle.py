@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from diagnostics.bundle import BundleBuilder, BundleError, inspect_bundle
-from diagnostics.logs import add_journal, journal_argv
 from diagnostics.redact import Redactor
 
 SECRETS = {
@@ -157,24 +156,3 @@ def test_the_receiving_side_refuses_a_member_that_differs_from_the_manifest(tmp_
     crafted = _tar(tmp_path, [member], {"files": [{"path": "agent/agent.log", "sha256": "0" * 64}]})
     with pytest.raises(BundleError, match="sha256"):
         inspect_bundle(crafted)
-
-
-def test_the_journal_is_skipped_with_a_reason_where_journalctl_is_absent() -> None:
-    builder = BundleBuilder({})
-    add_journal(builder, None, None, [], which=lambda _name: None)
-    assert builder.skipped == [{"source": "journal", "reason": "journalctl not found on this machine"}]
-
-
-def test_the_journal_is_asked_for_a_time_range_and_units_as_an_argv() -> None:
-    from datetime import UTC, datetime
-
-    since = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
-    argv = journal_argv("/usr/bin/journalctl", since, None, ["hezo-agent.service"])
-    assert argv == [
-        "/usr/bin/journalctl",
-        "--no-pager",
-        "--output=short-iso-precise",
-        "--quiet",
-        f"--since=@{int(since.timestamp())}",
-        "--unit=hezo-agent.service",
-    ]

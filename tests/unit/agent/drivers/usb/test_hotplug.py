@@ -25,7 +25,7 @@ from agent.drivers.usb.hotplug import (
 from agent.poller import Device, Poller
 from common.configfile import ConfigError
 from simulator.usbtree import UsbTree, meetup_devices
-from tests.unit.test_poller import Recorder
+from tests.support.reporting import Recorder
 
 CAMERA, SPEAKERPHONE = meetup_devices()
 

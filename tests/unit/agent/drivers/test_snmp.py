@@ -14,7 +14,7 @@ from agent.drivers import DRIVERS
 from agent.drivers.base import CheckResult
 from agent.drivers.snmp import SnmpOptions, SnmpProbe
 
-SAMPLE = Path(__file__).resolve().parents[2] / "config" / "drivers" / "snmp.example.yaml"
+SAMPLE = Path(__file__).resolve().parents[4] / "config" / "drivers" / "snmp.example.yaml"
 V2C = {"driver": "snmp", "host": "192.0.2.2", "community": "public", "if_index": 5}
 V3 = {
     "driver": "snmp",

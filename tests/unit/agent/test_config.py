@@ -10,7 +10,7 @@ from agent.config import load_config
 from agent.drivers import DRIVERS
 from common.configfile import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 GOOD = """\
 site: acme-warsaw

@@ -7,7 +7,7 @@ import pytest
 from agent.config import load_config
 from agent.poller import Device
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 # Names certificate files that exist only on a configured machine: test_sync_config.py loads it with its own.
 NEEDS_FILES = {"sync.example.yaml"}
 SAMPLES = sorted(p for p in (ROOT / "config" / "drivers").glob("*.yaml") if p.name not in NEEDS_FILES)

@@ -9,7 +9,7 @@ from agent.config import load_config
 from common.configfile import ConfigError
 from simulator.pki import CertificateAuthority
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[5]
 SAMPLE = ROOT / "config" / "drivers" / "sync.example.yaml"
 
 

@@ -8,7 +8,7 @@ from agent.config import load_config
 from common.configfile import ConfigError
 from tests.support.diagnostics import key_pair
 
-SAMPLE = Path(__file__).resolve().parents[2] / "config" / "agent.example.yaml"
+SAMPLE = Path(__file__).resolve().parents[3] / "config" / "agent.example.yaml"
 
 
 def uncommented(tmp_path: Path) -> Path:
