@@ -20,6 +20,7 @@ import logging
 import re
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,7 +76,11 @@ def mask_config(config: AgentConfig) -> dict[str, Any]:
 
 
 class CommandHandler:
-    """Call ``handle(payload)`` on the asyncio loop for each message on the agent's cmd topic."""
+    """Call ``handle(payload)`` on the asyncio loop for each message on the agent's cmd topic.
+
+    ``outcomes`` counts the commands handled to their end, by how each ended: ``refused``, ``done``,
+    ``failed`` or ``cancelled`` (the agent stopped while it ran).
+    """
 
     def __init__(
         self,
@@ -102,6 +107,12 @@ class CommandHandler:
             ) from None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self.outcomes: Counter[str] = Counter()
+
+    @property
+    def handled(self) -> int:
+        """How many commands were handled to their end, whichever way they ended."""
+        return sum(self.outcomes.values())
 
     def reply(self, command_id: str, status: str, **fields: Any) -> None:
         if self._stopping:
@@ -147,12 +158,18 @@ class CommandHandler:
         except Refused as exc:
             log.warning("refused command %s: %s (%s)", command_id, exc.reason, exc)
             self.reply(command_id, "refused", reason=exc.reason, message=str(exc))
+            self.outcomes["refused"] += 1
             return
         log.info("command %s: %s %s", command.id, command.action, command.args.get("device") or "")
         self.reply(command.id, "accepted", action=command.action)
         task = asyncio.get_running_loop().create_task(self._run(command))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():  # a command that ended otherwise was counted as it answered
+            self.outcomes["cancelled"] += 1
 
     async def _run(self, command: Command) -> None:
         try:
@@ -160,8 +177,10 @@ class CommandHandler:
         except Exception as exc:  # noqa: BLE001 - a failing action is an answer, not a crashed agent
             log.warning("command %s (%s) failed: %s", command.id, command.action, exc)
             self.reply(command.id, "failed", action=command.action, message=f"{type(exc).__name__}: {exc}")
+            self.outcomes["failed"] += 1
             return
         self.reply(command.id, "done", action=command.action, progress=1.0, result=result)
+        self.outcomes["done"] += 1
 
     async def _action(self, command: Command) -> dict[str, Any]:
         args = command.args

@@ -43,16 +43,23 @@ class Harness:
         return CommandHandler(self.config, self.replies.append, lambda: 2)
 
     def send(self, payload: bytes, handler: CommandHandler | None = None) -> list[dict[str, Any]]:
+        """The replies once the command was handled to its end (refused, done or failed)."""
+        chosen = handler or self.handler
+
         async def go() -> None:
-            (handler or self.handler).handle(payload)
-            await asyncio.sleep(0)
-            for _ in range(100):
-                if any(r["status"] in ("done", "failed", "refused") for r in self.replies):
-                    return
-                await asyncio.sleep(0.01)
+            before = chosen.handled
+            chosen.handle(payload)
+            await until_handled(chosen, before + 1)
 
         asyncio.run(go())
         return self.replies
+
+
+async def until_handled(handler: CommandHandler, count: int) -> None:
+    """Wait until ``handler`` has handled ``count`` commands to their end; fail after 10 s."""
+    async with asyncio.timeout(10):
+        while handler.handled < count:
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -154,12 +161,9 @@ def test_a_command_running_when_the_agent_stops_is_cancelled_and_sends_nothing_m
 
     async def go() -> None:
         harness.handler.handle(payload)
-        for _ in range(100):
-            if harness.replies:
-                break
-            await asyncio.sleep(0.01)
         await harness.handler.cancel_running()
-        await asyncio.sleep(0.05)
+        await until_handled(harness.handler, 1)
 
     asyncio.run(go())
     assert [r["status"] for r in harness.replies] == ["accepted"]
+    assert harness.handler.outcomes == {"cancelled": 1}
