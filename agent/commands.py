@@ -15,17 +15,23 @@ Actions never take a shell string: each is a Python function with checked argume
 """
 
 import asyncio
+import json
 import logging
+import re
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, CommandsConfig
+from agent.diag.deep import device_service_tests
+from agent.diag.logs import collect_logs
 from agent.drivers.context import SharedResources
-from common.configfile import ConfigError
+from agent.errors import AgentConfigError, AgentError
+from diagnostics.upload import upload
 from protocol import ProtocolError, parse_ts
 from protocol.commands import ACTIONS, Command, canonical, check_args, decode_signed
 
@@ -34,7 +40,7 @@ log = logging.getLogger(__name__)
 Publish = Callable[[dict[str, Any]], None]
 
 
-class Refused(Exception):  # noqa: N818 (a refusal is an answer, not an error)
+class Refused(AgentError):  # noqa: N818 (a refusal is an answer, not an error)
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
@@ -70,7 +76,11 @@ def mask_config(config: AgentConfig) -> dict[str, Any]:
 
 
 class CommandHandler:
-    """Call ``handle(payload)`` on the asyncio loop for each message on the agent's cmd topic."""
+    """Call ``handle(payload)`` on the asyncio loop for each message on the agent's cmd topic.
+
+    ``outcomes`` counts the commands handled to their end, by how each ended: ``refused``, ``done``,
+    ``failed`` or ``cancelled`` (the agent stopped while it ran).
+    """
 
     def __init__(
         self,
@@ -92,11 +102,17 @@ class CommandHandler:
         try:
             self.seen = SeenCommands(self.settings.state_dir / "commands.sqlite")
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
+            raise AgentConfigError(
                 f"commands.state_dir: cannot keep seen command ids in {self.settings.state_dir}: {exc}"
             ) from None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self.outcomes: Counter[str] = Counter()
+
+    @property
+    def handled(self) -> int:
+        """How many commands were handled to their end, whichever way they ended."""
+        return sum(self.outcomes.values())
 
     def reply(self, command_id: str, status: str, **fields: Any) -> None:
         if self._stopping:
@@ -142,12 +158,18 @@ class CommandHandler:
         except Refused as exc:
             log.warning("refused command %s: %s (%s)", command_id, exc.reason, exc)
             self.reply(command_id, "refused", reason=exc.reason, message=str(exc))
+            self.outcomes["refused"] += 1
             return
         log.info("command %s: %s %s", command.id, command.action, command.args.get("device") or "")
         self.reply(command.id, "accepted", action=command.action)
         task = asyncio.get_running_loop().create_task(self._run(command))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():  # a command that ended otherwise was counted as it answered
+            self.outcomes["cancelled"] += 1
 
     async def _run(self, command: Command) -> None:
         try:
@@ -155,8 +177,10 @@ class CommandHandler:
         except Exception as exc:  # noqa: BLE001 - a failing action is an answer, not a crashed agent
             log.warning("command %s (%s) failed: %s", command.id, command.action, exc)
             self.reply(command.id, "failed", action=command.action, message=f"{type(exc).__name__}: {exc}")
+            self.outcomes["failed"] += 1
             return
         self.reply(command.id, "done", action=command.action, progress=1.0, result=result)
+        self.outcomes["done"] += 1
 
     async def _action(self, command: Command) -> dict[str, Any]:
         args = command.args
@@ -165,8 +189,6 @@ class CommandHandler:
         if command.action == "report-config":
             return {"config": mask_config(self.config)}
         if command.action == "service-tests":
-            from diagnostics.deep import device_service_tests
-
             device = args.get("device") or self.config.devices[0].id
             return await device_service_tests(
                 self.config, device, repeat=args.get("repeat", 5), shared=self._shared
@@ -176,9 +198,6 @@ class CommandHandler:
         raise Refused("not-allowed", command.action)  # unreachable: verify() checked the allow-list
 
     async def _collect_logs(self, command: Command) -> dict[str, Any]:
-        from diagnostics.logs import build_log_bundle
-        from diagnostics.upload import upload
-
         args = command.args
         loop = asyncio.get_running_loop()
         outgoing = self.settings.state_dir / "outgoing"
@@ -188,7 +207,7 @@ class CommandHandler:
         until = parse_ts(args["until"]) if args.get("until") else None
         self.reply(command.id, "progress", progress=0.0, message="building the bundle")
         manifest = await asyncio.to_thread(
-            build_log_bundle,
+            collect_logs,
             self.config,
             self.settings.logs,
             path,
@@ -248,9 +267,6 @@ class CommandHandler:
 
 def _peek_id(payload: bytes) -> str:
     """The command id for a refusal, if one can be read; ``-`` otherwise."""
-    import json
-    import re
-
     try:
         value = json.loads(payload)["command"]["id"]
     except (ValueError, KeyError, TypeError):

@@ -20,10 +20,21 @@ from pydantic import (
 )
 
 from agent.catalog import MODELS
+from agent.defaults import default_checks
 from agent.drivers import DRIVERS
 from agent.drivers.sync import SyncAccountConfig, SyncOptions
 from agent.drivers.usb import UsbOptions
-from common.configfile import AgentId, DeviceId, SiteId, TlsConfig, TopicPrefix, load_yaml_model
+from agent.errors import AgentConfigError
+from common.configfile import (
+    AgentId,
+    ConfigError,
+    DeviceId,
+    SiteId,
+    TlsConfig,
+    TopicPrefix,
+    load_yaml_model,
+)
+from diagnostics.config import LogsConfig
 from protocol import DEFAULT_PREFIX
 
 if TYPE_CHECKING:
@@ -79,30 +90,6 @@ class UploadConfig(Strict):
     chunk_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="bytes sent per request")
 
 
-class LogsConfig(Strict):
-    """What a log bundle holds; see docs/diagnostics.md for the Windows paths of the room software."""
-
-    agent_log: list[Path] = Field(default_factory=list, description="the agent's own log files")
-    folders: list[Path] = Field(default_factory=list, description="log folders of the meeting-room software")
-    journal: bool = Field(True, description="include the system journal (journalctl) when present")
-    units: list[str] = Field(default_factory=list, description="journal units; empty: the whole journal")
-    max_file_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="a longer file keeps its tail")
-    max_total_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="cap of the whole bundle")
-    redact: list[str] = Field(default_factory=list, description="extra regular expressions to redact")
-
-    @field_validator("redact")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        import re
-
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
-        return value
-
-
 class CommandsConfig(Strict):
     """The command channel: commands signed by the collector's key, run from an allow-list."""
 
@@ -147,8 +134,6 @@ class DeviceConfig(Strict):
     def _default_checks(cls, data: Any) -> Any:
         """No ``checks`` key: the model's default checks (``agent/defaults.py``)."""
         if isinstance(data, dict) and "checks" not in data and data.get("model") in MODELS:
-            from agent.defaults import default_checks
-
             address = data.get("address") if isinstance(data.get("address"), str) else None
             data = {**data, "checks": default_checks(MODELS[data["model"]], address, set(DRIVERS))}
         return data
@@ -219,18 +204,25 @@ class AgentConfig(Strict):
     def room_of(self, device: DeviceConfig) -> str | None:
         return device.room or self.room
 
+    def driver_sections(self) -> dict[str, BaseModel]:
+        """The agent-level sections of drivers, by driver name: what their probes' context carries."""
+        return {"sync": self.sync} if self.sync is not None else {}
+
     @property
     def client_id(self) -> str:
         return self.mqtt.client_id or f"hezo-agent-{self.site}-{self.agent}"
 
 
 def load_config(path: str | Path) -> AgentConfig:
-    """Load and validate an agent config file, or raise ``ConfigError`` saying what to fix.
+    """Load and validate an agent config file, or raise ``AgentConfigError`` saying what to fix.
 
     A missing ``spool.path`` is resolved here: systemd's ``StateDirectory`` (``$STATE_DIRECTORY``, i.e.
     ``/var/lib/hezo-agent`` with the shipped unit), else ``NAME.spool.db`` beside the config file ``NAME``.
     """
-    config = load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
+    try:
+        config = load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
+    except ConfigError as exc:
+        raise AgentConfigError(str(exc)) from None
     if config.spool.path is None:
         state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
         config.spool.path = (

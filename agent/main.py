@@ -7,8 +7,8 @@ import signal
 import sys
 
 from agent import __version__
+from agent.errors import AgentConfigError, AgentError
 from agent.spool import SpoolError
-from common.configfile import ConfigError
 
 log = logging.getLogger("agent")
 
@@ -31,12 +31,12 @@ async def run(config_path: str) -> None:
     from agent.config import load_config
     from agent.drivers import SharedResources
     from agent.link import Link
-    from agent.poller import Device, Poller
+    from agent.poller import Poller, build_devices
     from agent.sdnotify import feed_watchdog, notify
 
     config = load_config(config_path)
-    shared = SharedResources(config.sync, config.poll.interval)
-    devices = [Device.from_config(d, shared) for d in config.devices]
+    shared = SharedResources()
+    devices = build_devices(config, shared)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -81,29 +81,45 @@ async def run(config_path: str) -> None:
         log.info("agent stopped")
 
 
+def check_config(config_path: str) -> None:
+    """Load the config and build every probe, as the agent would at start-up; print a summary."""
+    from agent.config import load_config
+    from agent.drivers import SharedResources
+    from agent.poller import build_devices
+
+    config = load_config(config_path)
+    shared = SharedResources()
+    build_devices(config, shared)  # building the probes is part of the check: nothing is left to fail
+    shared.close()
+    summary = f"site {config.site}, agent {config.agent}, {len(config.devices)} device(s)"
+    print(f"{config_path}: OK: {summary}")
+
+
+def exit_code(exc: AgentError) -> int:
+    """What the operator reads and the status systemd sees, for an error that ends the agent: in one place.
+
+    2 is a configuration to fix; 1 anything else (systemd restarts the agent after it).
+    """
+    if isinstance(exc, AgentConfigError):
+        print(f"hezo-agent: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, SpoolError):
+        print(f"hezo-agent: {exc} (set spool.path to a writable file)", file=sys.stderr)
+        return 1
+    print(f"hezo-agent: {exc}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.check_config:
-            from agent.config import load_config
-            from agent.drivers import SharedResources
-            from agent.poller import Device
-
-            config = load_config(args.config)
-            shared = SharedResources(config.sync, config.poll.interval)
-            for device in config.devices:  # building the probes is part of the check: nothing is left to fail
-                Device.from_config(device, shared)
-            summary = f"site {config.site}, agent {config.agent}, {len(config.devices)} device(s)"
-            print(f"{args.config}: OK: {summary}")
-            return 0
-        asyncio.run(run(args.config))
-    except ConfigError as exc:
-        print(f"hezo-agent: configuration error:\n{exc}", file=sys.stderr)
-        return 2
-    except SpoolError as exc:
-        print(f"hezo-agent: {exc} (set spool.path to a writable file)", file=sys.stderr)
-        return 1
+            check_config(args.config)
+        else:
+            asyncio.run(run(args.config))
+    except AgentError as exc:
+        return exit_code(exc)
     return 0
 
 

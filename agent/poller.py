@@ -7,13 +7,15 @@ task, which then checks the device at once instead of at the end of its interval
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
 from agent.catalog import model
 from agent.changes import ChangeWatch
-from agent.config import DeviceConfig, PollConfig
+from agent.config import AgentConfig, DeviceConfig, PollConfig
 from agent.drivers import ProbeContext, SharedResources, build_probe
 from agent.drivers.base import CheckResult, Probe
 from agent.state import DeviceState, Transition
@@ -39,15 +41,38 @@ class Device:
         self.wake = asyncio.Event()
 
     @classmethod
-    def from_config(cls, config: DeviceConfig, shared: SharedResources | None = None) -> "Device":
+    def from_config(
+        cls,
+        config: DeviceConfig,
+        shared: SharedResources | None = None,
+        *,
+        sections: Mapping[str, BaseModel] | None = None,
+        poll_interval: float = 30.0,
+    ) -> "Device":
         """The device with one probe per configured check; building them is where a bad check shows.
 
         ``shared`` holds what the probes of all devices share (the Sync client): give every device the same.
+        ``sections`` and ``poll_interval`` are the agent-level settings drivers read (``AgentConfig``).
         """
-        context = ProbeContext(config.id, config.serial, shared or SharedResources())
+        context = ProbeContext(
+            config.id, config.serial, shared or SharedResources(), sections or {}, poll_interval
+        )
         return cls(
             config.id, [build_probe(options, model(config.model), context) for options in config.checks]
         )
+
+
+def build_devices(
+    config: AgentConfig, shared: SharedResources, only: Collection[str] | None = None
+) -> list[Device]:
+    """The agent's devices (or those in ``only``), in config order, their probes sharing ``shared``."""
+    return [
+        Device.from_config(
+            device, shared, sections=config.driver_sections(), poll_interval=config.poll.interval
+        )
+        for device in config.devices
+        if only is None or device.id in only
+    ]
 
 
 @runtime_checkable

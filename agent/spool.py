@@ -22,6 +22,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.errors import AgentError
+
 log = logging.getLogger(__name__)
 
 #: Only this kind may be evicted when the spool is full.
@@ -44,7 +46,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
-class SpoolError(Exception):
+class SpoolError(AgentError):
     """The spool file cannot be opened or created; the message names the file and why."""
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from diagnostics.errors import DiagnosticsError
 from diagnostics.redact import Redactor
 from protocol import format_ts
 
@@ -29,7 +30,7 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 FORMAT = 1
 
 
-class BundleError(Exception):
+class BundleError(DiagnosticsError):
     """A bundle, or something to put in one, is not acceptable; the message says why."""
 
 

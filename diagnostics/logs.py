@@ -1,21 +1,27 @@
 """What goes into a log bundle: the agent's log, the system journal, the room software's log folders and
 what each device's HTTPS admin page answers. Every source that is missing is recorded with the reason.
+
+The caller says which devices' pages to fetch (``DevicePage``) and who built the bundle (``origin``); this
+module knows nothing of the agent's configuration.
 """
 
 import http.client
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.config import AgentConfig, LogsConfig
 from diagnostics.bundle import BundleBuilder
+from diagnostics.config import LogsConfig
 from diagnostics.redact import Redactor
+from protocol import format_ts
 
 JOURNAL_TIMEOUT = 120.0
 DEVICE_BODY_BYTES = 1024 * 1024
@@ -94,21 +100,27 @@ def _fetch_https(url: str, verify: bool, ca_file: Path | None, timeout: float) -
         connection.close()
 
 
-def add_device_data(builder: BundleBuilder, config: AgentConfig, device: str | None) -> None:
-    """What each device's HTTPS admin page answers, as ``device/ID/https-N.txt``."""
-    for conf in config.devices:
-        if device is not None and conf.id != device:
+@dataclass(frozen=True)
+class DevicePage:
+    """A device's HTTPS admin page to put in the bundle as ``device/DEVICE/NAME.txt``, and how to fetch it."""
+
+    device: str
+    name: str
+    url: str
+    verify: bool = False
+    ca_file: Path | None = None
+    timeout: float = 5.0
+
+
+def add_device_pages(builder: BundleBuilder, pages: Iterable[DevicePage]) -> None:
+    """What each page answers; a device that does not answer is skipped with the reason."""
+    for page in pages:
+        try:
+            data = _fetch_https(page.url, page.verify, page.ca_file, page.timeout)
+        except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+            builder.skip(page.url, f"device {page.device} did not answer: {exc}")
             continue
-        for index, check in enumerate(conf.checks):
-            if getattr(check, "driver", None) != "https":
-                continue
-            url: str = check.url
-            try:
-                data = _fetch_https(url, check.verify, check.ca_file, check.timeout)
-            except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
-                builder.skip(url, f"device {conf.id} did not answer: {exc}")
-                continue
-            builder.add_bytes(f"device/{conf.id}/https-{index}.txt", data, source=url)
+        builder.add_bytes(f"device/{page.device}/{page.name}.txt", data, source=page.url)
 
 
 def new_builder(logs: LogsConfig, origin: dict[str, Any]) -> BundleBuilder:
@@ -121,25 +133,23 @@ def new_builder(logs: LogsConfig, origin: dict[str, Any]) -> BundleBuilder:
 
 
 def build_log_bundle(
-    config: AgentConfig,
     logs: LogsConfig,
     out: Path,
     *,
+    origin: Mapping[str, Any],
+    pages: Iterable[DevicePage] = (),
     since: datetime | None = None,
     until: datetime | None = None,
     units: list[str] | None = None,
-    device: str | None = None,
-    origin: dict[str, Any] | None = None,
     extra: dict[str, bytes] | None = None,
     which: Callable[[str], str | None] = shutil.which,
 ) -> dict[str, Any]:
-    """Build the bundle into ``out`` and return its manifest."""
-    import socket
+    """Build the bundle into ``out`` and return its manifest.
 
-    where = {"site": config.site, "agent": config.agent, "hostname": socket.gethostname(), "device": device}
-    where.update(origin or {})
-    from protocol import format_ts
-
+    ``origin`` says where the bundle comes from and why (site, agent, device, command...); the manifest adds
+    the host name, unless ``origin`` gives one, and the journal's time range.
+    """
+    where: dict[str, Any] = {"hostname": socket.gethostname(), **origin}
     where["since"] = format_ts(since) if since else None
     where["until"] = format_ts(until) if until else None
     builder = new_builder(logs, where)
@@ -152,7 +162,7 @@ def build_log_bundle(
             add_journal(builder, since, until, units if units is not None else list(logs.units), which=which)
         for index, folder in enumerate(logs.folders):
             builder.add_folder(f"app/{index}-{folder.name or 'root'}", folder)
-        add_device_data(builder, config, device)
+        add_device_pages(builder, pages)
         return builder.write(out)
     finally:
         builder.close()

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from diagnostics.bundle import file_sha256
+from diagnostics.errors import DiagnosticsError
 
 
-class UploadError(Exception):
+class UploadError(DiagnosticsError):
     """The collector refused the bundle or could not be reached after every retry."""
 
 

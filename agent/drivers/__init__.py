@@ -1,9 +1,10 @@
-"""The driver registry: one module per way of observing a device, each behind the same small interface.
+"""The driver registry: one module (or package, for ``usb`` and ``sync``) per way of observing a device.
 
 A driver is an options model (validated at start-up, without I/O) and a ``build`` that turns options into a
 ``Probe`` whose ``async poll()`` checks one device and never raises for a dead one. A driver that needs more
 than its options (the device's serial, a client shared by every device) gives ``build_in_context`` instead,
-which also receives a ``ProbeContext``.
+which also receives a ``ProbeContext`` (``context.py``: the device, the agent-level settings, and the store of
+what all probes share).
 """
 
 from collections.abc import Callable

@@ -1,42 +1,68 @@
-"""What a probe may need beyond its own options: the device it checks and resources the agent shares.
+"""What a probe may need beyond its options: the device it checks, and what all probes of the agent share.
 
-Most drivers need only their options; a ``sync`` check also needs the device's serial and the one Sync client
-all such checks share (the API allows one request a second per account, so each device must not fetch alone).
+Most drivers need only their options. A driver whose checks must share something (the ``sync`` checks share
+one client, because the Sync API allows one request a second per account) asks ``SharedResources`` for it
+with a key of its own and a factory: the first probe to ask makes it, the others get the same one, and the
+agent closes it when it stops. The store knows no driver; the agent-level settings a factory needs (the
+``sync:`` account) come in ``ProbeContext.sections``, by driver name.
 """
 
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar, cast
 
-if TYPE_CHECKING:
-    from agent.drivers.sync import SyncAccountConfig
-    from agent.drivers.syncclient import SyncClient
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=Closable)
+
+
+@dataclass(frozen=True)
+class ResourceKey(Generic[R]):
+    """Names one shared resource and says its type: ``ResourceKey[SyncClient]("sync.client")``."""
+
+    name: str
 
 
 class SharedResources:
-    """Resources every probe of one agent shares, each created once, on first use."""
+    """Resources every probe of one agent shares: each made once, on first use, and closed by ``close()``."""
 
-    def __init__(self, sync: "SyncAccountConfig | None" = None, poll_interval: float = 30.0) -> None:
-        self.sync = sync
-        self.poll_interval = poll_interval
-        self._sync_client: SyncClient | None = None
+    def __init__(self) -> None:
+        self._made: dict[str, Closable] = {}
 
-    def sync_client(self) -> "SyncClient":
-        """The client of the agent's Sync account; ``ValueError`` if the config has no ``sync:`` section."""
-        if self._sync_client is None:
-            if self.sync is None:
-                raise ValueError("a sync check needs the agent's sync: section (org_id, cert_file, key_file)")
-            from agent.drivers.syncclient import SyncClient
-
-            self._sync_client = SyncClient(self.sync, self.poll_interval)
-        return self._sync_client
+    def get(self, key: ResourceKey[R], factory: Callable[[], R]) -> R:
+        """The resource under ``key``; ``factory()`` makes it the first time it is asked for."""
+        if key.name not in self._made:
+            self._made[key.name] = factory()
+        return cast(R, self._made[key.name])
 
     def close(self) -> None:
-        if self._sync_client is not None:
-            self._sync_client.close()
+        """Close every resource made, the last first; one that fails does not keep the others open."""
+        while self._made:
+            name, resource = self._made.popitem()
+            try:
+                resource.close()
+            except Exception:  # the agent is stopping: note it and close the rest
+                log.exception("closing the shared %s failed", name)
 
 
 @dataclass(frozen=True)
 class ProbeContext:
+    """The device a probe checks, and what it shares with every probe of the agent.
+
+    ``sections`` are the agent-level config sections of drivers, by driver name (``sync`` -> the
+    ``SyncAccountConfig``); ``poll_interval`` is how often each device is checked.
+    """
+
     device_id: str
     serial: str | None = None
     shared: SharedResources = field(default_factory=SharedResources)
+    sections: Mapping[str, BaseModel] = field(default_factory=dict)
+    poll_interval: float = 30.0

@@ -7,11 +7,13 @@ Any HTTP status counts as alive (the admin page answers 200, 302 or 401 dependin
 
 The certificate's expiry is read from the handshake whether or not it is verified: a self-signed or pinned
 certificate still expires, and a device whose admin page serves an expired one is ``degraded`` (it answers,
-but browsers and a pinning agent refuse it). Under ``cert_warn_days`` days left is ``degraded`` too.
+but browsers and a pinning agent refuse it). Under ``cert_warn_days`` days left is ``degraded`` too. The days
+left are counted on the probe's ``clock`` (default: the system's, in UTC).
 """
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -64,8 +66,11 @@ class HttpsOptions(BaseModel):
 class HttpsProbe:
     driver = "https"
 
-    def __init__(self, options: HttpsOptions) -> None:
+    def __init__(
+        self, options: HttpsOptions, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.options = options
+        self._clock = clock
         self.target = options.url
         parts = urlsplit(options.url)
         self._host = parts.hostname or ""
@@ -118,11 +123,12 @@ class HttpsProbe:
             dates = None
             facts["cert"] = f"unreadable: {exc}"
         if dates is not None:
-            days_left = (dates.not_after - datetime.now(UTC)).total_seconds() / 86400.0
+            now = self._clock()
+            days_left = (dates.not_after - now).total_seconds() / 86400.0
             metrics["cert_days_left"] = round(days_left, 3)
             facts["cert_not_after"] = dates.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
             facts["cert_self_signed"] = "yes" if dates.self_signed else "no"
-            problem = self._certificate_problem(dates, days_left)
+            problem = self._certificate_problem(dates, days_left, now)
         detail = f"HTTP {status}" + (f"; {problem}" if problem else "")
         return CheckResult(
             self.driver,
@@ -135,11 +141,11 @@ class HttpsProbe:
             facts=facts,
         )
 
-    def _certificate_problem(self, dates: CertificateDates, days_left: float) -> str | None:
+    def _certificate_problem(self, dates: CertificateDates, days_left: float, now: datetime) -> str | None:
         expiry = dates.not_after.strftime("%Y-%m-%d %H:%M UTC")
         if days_left < 0:
             return f"certificate expired {-days_left:.1f} days ago ({expiry})"
-        if dates.not_before > datetime.now(UTC):
+        if dates.not_before > now:
             return f"certificate not valid before {dates.not_before.strftime('%Y-%m-%d %H:%M UTC')}"
         if days_left < self.options.cert_warn_days:
             return (

@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.drivers.base import CheckResult, Stopwatch, TimedResults
+from agent.errors import AgentError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class PingSummary:
     rtt_max_ms: float | None
 
 
-class PingError(Exception):
+class PingError(AgentError):
     """The ping could not be made at all (a name that does not resolve, no route); the message says why."""
 
 

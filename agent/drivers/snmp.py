@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agent.drivers.base import CheckResult, Stopwatch, TimedResults
+from agent.errors import AgentError
 
 if TYPE_CHECKING:
     from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
@@ -180,7 +181,7 @@ def _auth_data(options: SnmpOptions) -> Any:
     )
 
 
-class SnmpReadError(Exception):
+class SnmpReadError(AgentError):
     """A reason the switch gave no usable answer; becomes the result's detail."""
 
 

@@ -1,16 +1,21 @@
 """Just enough DER to read a certificate's validity and whether it is self-signed, without a crypto library.
 
-The agent stays light: the ``ssl`` module hands over the peer certificate as DER bytes even when it does not
-verify it, and the validity dates sit at a fixed place in ``TBSCertificate`` (RFC 5280, 4.1).
+The https driver is part of the base agent, which does not depend on ``cryptography`` (only the command
+channel does). The ``ssl`` module hands over the peer certificate as DER bytes even when it does not verify
+it, but decodes only a verified one; the validity dates sit at a fixed place in ``TBSCertificate`` (RFC 5280,
+4.1), so reading them takes some 70 lines. Its tests read certificates made by ``cryptography``. A certificate
+it cannot read is reported as a fact of the check (``cert: unreadable: ...``), never as a failed check.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from agent.errors import AgentError
+
 _SEQUENCE, _INTEGER, _UTC_TIME, _GENERALIZED_TIME, _VERSION = 0x30, 0x02, 0x17, 0x18, 0xA0
 
 
-class CertificateError(ValueError):
+class CertificateError(AgentError):
     """The bytes are not a DER certificate this reader understands."""
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agent.drivers.base import CheckResult
 from agent.drivers.sync import SyncAccountConfig, SyncProbe
-from agent.drivers.syncclient import SyncClient
+from agent.drivers.sync.client import SyncClient
 from simulator.syncapi import FakeDevice, FakePlace, SyncCloudApi
 
 DEVICES = 40

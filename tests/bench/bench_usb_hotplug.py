@@ -20,7 +20,7 @@ from agent.config import PollConfig
 from agent.drivers.usb import UsbOptions, build
 from agent.poller import Device, Poller
 from simulator.usbtree import UsbTree, meetup_devices
-from tests.unit.test_poller import Recorder
+from tests.support.reporting import Recorder
 
 INTERVAL = 2.0
 

@@ -33,7 +33,7 @@ def diag(
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(config))
     return subprocess.run(
-        [sys.executable, "-m", "diagnostics", command, "--config", str(path), *args],
+        [sys.executable, "-m", "agent.diag", command, "--config", str(path), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -102,7 +102,7 @@ def test_in_depth_service_tests_cover_a_device_seen_only_through_sync(
     import asyncio
 
     from agent.config import AgentConfig
-    from diagnostics.deep import device_service_tests
+    from agent.diag.deep import device_service_tests
 
     site.fault("rally", "mic-pod-lost")
     config = AgentConfig.model_validate(

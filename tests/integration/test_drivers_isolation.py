@@ -22,8 +22,8 @@ from agent.drivers.usb import UsbOptions
 from agent.poller import Device, Poller
 from tests.support.mosquitto import free_port
 from tests.support.netns import Netns, require_netns
+from tests.support.reporting import Recorder
 from tests.support.tlscert import make_cert, tls_server
-from tests.unit.test_poller import Recorder
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent.drivers.base import CheckResult
-from agent.drivers.https import HttpsOptions, build
+from agent.drivers.https import HttpsOptions, HttpsProbe, build
+from agent.drivers.x509lite import certificate_dates
 from tests.support.tlscert import CertFiles, make_cert, tls_server
 
 pytestmark = pytest.mark.integration
@@ -74,3 +75,18 @@ def test_a_certificate_not_yet_valid_is_degraded(tmp_path: Path) -> None:
     result = poll_server(make_cert(tmp_path, valid_from=2 * DAY, valid_until=300 * DAY))
     assert result.degraded
     assert "certificate not valid before" in result.detail
+
+
+def test_the_days_left_are_counted_on_the_probes_clock(tmp_path: Path) -> None:
+    files = make_cert(tmp_path, valid_from=-DAY, valid_until=200 * DAY)
+    not_after = certificate_dates(files.der).not_after
+
+    async def scenario() -> CheckResult:
+        async with tls_server(files) as url:
+            options = HttpsOptions.model_validate({"driver": "https", "url": url})
+            return await HttpsProbe(options, clock=lambda: not_after - 2 * DAY).poll()
+
+    result = asyncio.run(scenario())
+    assert result.degraded
+    assert result.metrics["cert_days_left"] == 2.0
+    assert "certificate expires in 2.0 days" in result.detail

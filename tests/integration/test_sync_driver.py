@@ -12,8 +12,8 @@ from agent.config import DeviceConfig, PollConfig
 from agent.drivers import SharedResources
 from agent.drivers.base import CheckResult
 from agent.drivers.sync import SyncAccountConfig, SyncProbe
-from agent.drivers.syncbudget import RequestBudget
-from agent.drivers.syncclient import SyncClient
+from agent.drivers.sync.budget import RequestBudget
+from agent.drivers.sync.client import SyncClient
 from agent.poller import Device, Poller
 from simulator.certs import write_self_signed
 from simulator.rallybar import RallyBarAdmin
@@ -208,7 +208,8 @@ def test_an_unreachable_api_is_a_reason(api: SyncCloudApi) -> None:
 
 
 def test_every_device_of_a_round_shares_one_fetch_of_the_place_list(api: SyncCloudApi) -> None:
-    shared = SharedResources(account(api), poll_interval=60.0)
+    shared = SharedResources()
+    sections = {"sync": account(api)}
     configs = [
         DeviceConfig.model_validate(
             {"id": "rally", "model": "rally", "serial": RALLY, "checks": [{"driver": "sync"}]}
@@ -225,7 +226,9 @@ def test_every_device_of_a_round_shares_one_fetch_of_the_place_list(api: SyncClo
             }
         ),
     ]
-    devices = [Device.from_config(config, shared) for config in configs]
+    devices = [
+        Device.from_config(config, shared, sections=sections, poll_interval=60.0) for config in configs
+    ]
     run = Poller(devices, PollConfig(interval=60, recheck_count=0), Recorder())
 
     async def two_rounds() -> None:

@@ -9,7 +9,7 @@ import requests
 import yaml
 from openapi_schema_validator import OAS31Validator
 
-from agent.drivers.syncclient import PROJECTION
+from agent.drivers.sync.client import PROJECTION
 from simulator.syncapi import DEFAULT_PROJECTION, SyncCloudApi, demo_org, openapi_text
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from agent.catalog import model
 from agent.config import PollConfig
 from agent.drivers.usb import UsbOptions, build
 from agent.poller import Device, Poller
+from tests.support.reporting import Recorder
 from tests.support.simulator import control, simulator_process
-from tests.unit.test_poller import Recorder
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,5 @@
+import sys
+
+from agent.diag.cli import main
+
+sys.exit(main())
