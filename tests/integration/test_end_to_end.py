@@ -107,8 +107,8 @@ def test_a_killed_agent_is_seen_offline_and_its_down_device_gets_no_ticket(room:
     room.kill("agent")  # SIGKILL: no goodbye, only the MQTT will
 
     eventually("the collector sees the agent offline", lambda: room.agent_online() is False, timeout=10)
-    # Wait past the confirm window and several evaluations: a device behind a dead agent is not confirmed.
-    time.sleep(CONFIRM_WINDOW + 4 * EVALUATE_EVERY + 1)
+    # Evaluations past the confirm window and then some: a device behind a dead agent is not confirmed.
+    room.wait_evaluations(CONFIRM_WINDOW + 4 * EVALUATE_EVERY)
     assert room.tickets() == []
     assert "Traceback" not in room.log("collector")
 
@@ -130,7 +130,7 @@ def test_a_device_repaired_while_its_agent_was_dead_gets_no_ticket_when_the_agen
     # Its admin page now takes 2 s to answer, so the restarted agent's first report comes well after its
     # birth: time enough for the collector to ticket the previous boot's stale 'down', were it to trust it.
     room.sim("fault", "rally-bar", "slow", "--seconds", "2")
-    time.sleep(CONFIRM_WINDOW + 1)  # the stale 'down' is now older than the confirm window
+    room.wait_evaluations(CONFIRM_WINDOW)  # the stale 'down' is now older than the confirm window
 
     room.start_agent()
     eventually("the agent is back online", lambda: room.agent_online() is True, timeout=10)

@@ -6,6 +6,7 @@ A power cut is the agents' connections dropping without a goodbye: the broker pu
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 CONFIRM = 3.0
+EVALUATE_EVERY = 0.1
 
 
 class WiredAgent:
@@ -75,7 +77,7 @@ def collector(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Callable[[dict[s
     def start(extra: dict[str, Any]) -> CollectorService:
         incidents = {
             "confirm_window": CONFIRM,
-            "evaluate_every": 0.1,
+            "evaluate_every": EVALUATE_EVERY,
             "agent_silent_after": 1.0,
             "unstable": {"degraded_after": 0.5, "flap_count": 3, "flap_window": 600},
             **extra.pop("incidents", {}),
@@ -140,9 +142,21 @@ def held_reason(service: CollectorService, device: str) -> str:
     )
 
 
+def ingested(service: CollectorService, kind: str) -> float:
+    """How many messages of ``kind`` the service has stored (its own counter)."""
+    value = service.metrics.registry.get_sample_value("hezo_messages_ingested_total", {"kind": kind})
+    return value or 0.0
+
+
 def settle(service: CollectorService, seconds: float) -> None:
-    """Let the incident timer run for a while (enough evaluations to have opened anything due)."""
-    time.sleep(seconds)
+    """Wait until the engine has evaluated enough times to cover ``seconds`` (evaluations are at least
+    ``EVALUATE_EVERY`` apart): anything due by then would have been opened."""
+    wanted = service.incidents.evaluations + math.ceil(seconds / EVALUATE_EVERY) + 2
+    eventually(
+        f"{wanted} evaluations of the incident rules",
+        lambda: service.incidents.evaluations >= wanted,
+        timeout=seconds + 30,
+    )
     assert service.health() is None
 
 
@@ -179,9 +193,11 @@ def test_a_flapping_device_gets_one_high_incident(
         time.sleep(0.2)
     [ticket] = eventually("a ticket", lambda: all_tickets(service) or None, timeout=30)
     assert (ticket["cause"], ticket["priority"]) == ("device-unstable", "high")
+    before = ingested(service, "state")
     for _ in range(4):
         pc.state("down", "dev-0")
         pc.state("up", "dev-0")
+    eventually("the new drops stored", lambda: ingested(service, "state") >= before + 8, timeout=30)
     settle(service, 1.0)
     assert len(all_tickets(service)) == 1
 

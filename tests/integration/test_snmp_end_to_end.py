@@ -6,7 +6,6 @@ then opens a Critical ticket with that evidence; a switch reboot reaches the col
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,13 +66,22 @@ def stored_events(room: Room, kind: str) -> list[dict[str, Any]]:
     return [{"device": device, **json.loads(body)} for device, body in rows]
 
 
+def stored_uptime(room: Room) -> float:
+    """The highest uptime of the Rally Bar's switch the collector has stored (telemetry of the snmp check)."""
+    with sqlite3.connect(room.workdir / "collector.db") as db:
+        row = db.execute(
+            "SELECT max(value) FROM samples WHERE device = 'rally-bar' AND metric = 'uptime_s'"
+        ).fetchone()
+    return float(row[0] or 0.0)
+
+
 def test_a_switch_reboot_reaches_the_collector_as_a_reboot_event(room: Room) -> None:
     status = json.loads((room.site_dir / "site.json").read_text())
     switch = next(d for d in status["devices"] if d["id"] == "poe-switch")
     assert switch["powered"]
-    # The switch's uptime must grow well past the poller's slack (5 s) before a restart can show as one;
-    # the agent polls every second meanwhile.
-    time.sleep(10)
+    # The switch's uptime must grow well past the poller's slack (5 s) before a restart can show as one:
+    # wait until the agent has reported such an uptime (the agent polls every second).
+    eventually("the switch up for 10 s, as reported", lambda: stored_uptime(room) >= 10, 30)
     room.sim("fault", "poe-switch", "reboot")
     reboots = eventually("a reboot event in the collector", lambda: stored_events(room, "reboot"), 30)
     assert reboots[0]["device"] == "rally-bar"

@@ -1,6 +1,7 @@
 """A whole system of a test's own: simulator, agent and collector as real processes on a real broker."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.agentconfig import agent_config_for, read_site
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
@@ -117,6 +119,22 @@ class Room:
     def api(self, path: str) -> Any:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as answer:
             return json.load(answer)
+
+    def evaluations(self) -> float:
+        """How many evaluations of the incident rules the collector has completed (its /metrics)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "hezo_incident_evaluations_total":
+                    return sample.value
+        return 0.0
+
+    def wait_evaluations(self, seconds: float) -> None:
+        """Wait until the collector has evaluated enough times to cover ``seconds`` from now (evaluations are
+        at least ``EVALUATE_EVERY`` apart): whatever would be decided by then has been."""
+        wanted = self.evaluations() + math.ceil(seconds / EVALUATE_EVERY) + 2
+        eventually(f"{wanted:g} evaluations", lambda: self.evaluations() >= wanted, timeout=seconds + 30)
 
     def device(self, device_id: str) -> dict[str, Any] | None:
         return next((d for d in self.api("/api/devices") if d["device"] == device_id), None)
