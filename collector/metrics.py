@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -67,6 +67,26 @@ class Metrics:
         self.queue_depth = Gauge(
             "hezo_ingest_queue_depth",
             "Messages received from the broker and not yet written.",
+            registry=self.registry,
+        )
+        self.notify_outcomes = Counter(
+            "hezo_notify_attempts",
+            "Delivery attempts of ticket notifications, by sink and the delivery's status after the attempt "
+            "(sent, pending: to be retried, dead: given up).",
+            ["sink", "status"],
+            registry=self.registry,
+        )
+        self.notify_latency = Histogram(
+            "hezo_notify_latency_seconds",
+            "From a ticket event to its notification accepted by the sink.",
+            ["sink"],
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+        self.notify_deliveries = Gauge(
+            "hezo_notify_deliveries",
+            "Deliveries of ticket notifications in the store, by sink and status (pending, sent, dead).",
+            ["sink", "status"],
             registry=self.registry,
         )
         self.sla_breaches = Gauge(

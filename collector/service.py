@@ -17,6 +17,7 @@ from collector.ingest.receiver import Receiver
 from collector.ingest.subscriber import Subscriber
 from collector.ingest.writer import Job, Writer
 from collector.metrics import Metrics
+from collector.notify.dispatcher import Dispatcher
 from collector.registry import contracts, maintenance
 from collector.remote.commander import Commander
 from collector.remote.evidence import Evidence
@@ -83,6 +84,7 @@ class CollectorService:
             batch_size=config.store.batch_size,
             flush_acks=self._flush_acks,
         )
+        self.notify = Dispatcher(self.engine, config, self.sla.calendars, metrics=self.metrics, now=now)
         self.subscriber: Subscriber | Receiver
         if config.mqtt.receiver == "process":
             self.subscriber = Receiver(config.mqtt, self.writer, now=now, metrics=self.metrics)
@@ -115,6 +117,7 @@ class CollectorService:
         self.subscriber.start()
         self.commander.start()
         self.retention.start()
+        self.notify.start()
         self._timer.start()
 
     def stop(self) -> None:
@@ -126,6 +129,7 @@ class CollectorService:
         self.subscriber.stop()
         self.commander.stop()
         self.retention.stop()
+        self.notify.stop()
         self.engine.dispose()
 
     def health(self) -> str | None:

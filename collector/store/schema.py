@@ -384,3 +384,57 @@ agent_boots = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
 )
+
+
+# -- notifications (collector/notify/, collector/sinks/; migration 0006_outbox) ---------------------------
+
+#: Every ticket event someone may need to hear of, written with the event (``tickets.add_entry``), in the
+#: same transaction; ``routed_at`` is set once its deliveries are made.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("entry_id", Integer, ForeignKey("ticket_entries.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("routed_at", UTCDateTime, index=True),
+)
+
+#: One outbox entry to one sink (and recipient): ``pending`` (with its next attempt), ``sent`` or ``dead``.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("sink", String(64), nullable=False),
+    #: Empty: the sink's own recipients; else the one address it goes to (a customer contact).
+    Column("recipient", String(254), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("sent_at", UTCDateTime),
+    Column("remote_ref", String(255)),
+    UniqueConstraint("outbox_id", "sink", "recipient", name="uq_deliveries_once"),
+)
+Index("ix_deliveries_due", deliveries.c.sink, deliveries.c.status, deliveries.c.next_attempt_at)
+Index("ix_deliveries_ticket", deliveries.c.ticket_id, deliveries.c.sink, deliveries.c.status)
+
+#: A hezo ticket's counterpart in an outside desk (an RT ticket, a ServiceNow incident), per sink.
+ticket_links = Table(
+    "ticket_links",
+    metadata,
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("sink", String(64), primary_key=True),
+    Column("remote_id", String(255), nullable=False),
+    Column("remote_url", Text),
+    #: How far the desk's history has been read back (the desk's own marker: a transaction id, a time).
+    Column("cursor", String(255)),
+    Column("remote_status", String(64)),
+    Column("synced_at", UTCDateTime),
+)
+
+contracts.append_column(Column("contact", String(255)))

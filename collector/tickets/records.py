@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from collector.sla import terms as sla
-from collector.store.schema import ACTIVE_STATUSES, sla_breaches, ticket_entries, tickets
+from collector.store.schema import ACTIVE_STATUSES, outbox, sla_breaches, ticket_entries, tickets
 
 PRIORITY_CRITICAL = "critical"
 PRIORITY_HIGH = "high"
@@ -52,12 +52,30 @@ def add_entry(
     by: str = "collector",
     sla_state: str | None = None,
 ) -> None:
-    """Append one line to a ticket's timeline: when, what, by whom, and the SLA state at that moment."""
-    conn.execute(
+    """Append one line to a ticket's timeline: when, what, by whom, and the SLA state at that moment.
+
+    The line is also an event for the outbox, in the same transaction: the notifications of a ticket change
+    are written with the change or not at all (collector/notify/).
+    """
+    result = conn.execute(
         insert(ticket_entries).values(
             ticket_id=ticket_id, at=at, kind=kind, text=text, by=by, sla_state=sla_state
         )
     )
+    key = result.inserted_primary_key
+    assert key is not None
+    conn.execute(
+        insert(outbox).values(ticket_id=ticket_id, entry_id=int(key[0]), event=event_of(kind), created_at=at)
+    )
+
+
+#: Timeline entries that name the same event for whoever is told: a fault back on a recovered ticket.
+_EVENTS = {"down-again": "reopened", "silent-again": "reopened"}
+
+
+def event_of(kind: str) -> str:
+    """The event a timeline entry of ``kind`` stands for in notifications (``opened``, ``reopened``...)."""
+    return _EVENTS.get(kind, kind)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,40 @@
+"""A notice as the dispatcher hands it to a sink: one Critical ticket's event, for the sinks' tests."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from collector.sinks.base import Notice
+
+OPENED = datetime(2026, 12, 4, 14, 30, tzinfo=UTC)
+
+
+def notice(event: str = "opened", **changes: Any) -> Notice:
+    ticket = {
+        "number": "HZ-000042",
+        "priority": "critical",
+        "status": "open",
+        "site": "hq",
+        "room": "Boardroom",
+        "device": "rally-bar",
+        "model": "rally-bar",
+        "serial": "2034FH1002R2",
+        "contract": "HZ-C-1",
+        "opened_at": OPENED,
+        "response_due": OPENED + timedelta(hours=1),
+    }
+    fields: dict[str, Any] = {
+        "event": event,
+        "ticket": ticket,
+        "entry": {
+            "at": OPENED,
+            "kind": event,
+            "text": "Rally Bar is down: connection refused",
+            "by": "collector",
+        },
+        "key": f"hezo.HZ-000042.{7 if event != 'opened' else 1}.oncall",
+        "thread": "hezo.HZ-000042",
+        "url": "https://hezo.example/api/tickets/HZ-000042",
+        "timezone": "Europe/Warsaw",
+    }
+    fields.update(changes)
+    return Notice(**fields)
