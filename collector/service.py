@@ -84,7 +84,7 @@ class CollectorService:
             batch_size=config.store.batch_size,
             flush_acks=self._flush_acks,
         )
-        self.notify = Dispatcher(self.engine, config, self.sla.calendars, metrics=self.metrics, now=now)
+        self.notify = Dispatcher(self.engine, config, self.sla, metrics=self.metrics, now=now)
         self.subscriber: Subscriber | Receiver
         if config.mqtt.receiver == "process":
             self.subscriber = Receiver(config.mqtt, self.writer, now=now, metrics=self.metrics)

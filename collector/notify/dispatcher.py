@@ -19,16 +19,20 @@ from sqlalchemy import Engine
 from collector.config import CollectorConfig
 from collector.metrics import Metrics
 from collector.notify import outbox
+from collector.notify.desks import Follower, desks_of
 from collector.notify.notices import notice_for
+from collector.notify.updates import CustomerUpdates
 from collector.sinks import build_sink
 from collector.sinks.base import Failed, Notice, Outcome, Sink
-from collector.sla.terms import Calendars
+from collector.sla.terms import SlaContext
 from collector.store.database import utcnow
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two looks at the outbox when nothing woke the dispatcher.
 POLL = 0.5
+#: Seconds between two looks for customer updates that are due.
+UPDATES_EVERY = 10.0
 
 
 class Dispatcher:
@@ -38,7 +42,7 @@ class Dispatcher:
         self,
         engine: Engine,
         config: CollectorConfig,
-        calendars: Calendars,
+        context: SlaContext,
         *,
         sinks: dict[str, Sink] | None = None,
         metrics: Metrics | None = None,
@@ -46,7 +50,7 @@ class Dispatcher:
     ) -> None:
         self.engine = engine
         self.settings = config.notify
-        self.calendars = calendars
+        self.calendars = context.calendars
         web = config.web
         self.base_url = self.settings.public_url or f"http://{web.host}:{web.port}"
         self.contacts = {name: site.contact for name, site in config.sites.items() if site.contact}
@@ -55,6 +59,12 @@ class Dispatcher:
         self.sinks = sinks
         self._metrics = metrics
         self._now = now
+        self.follower = Follower(engine, desks_of(sinks), context, now=now)
+        self.updates = CustomerUpdates(
+            engine, self.settings.customer_updates, context, self.contacts, now=now
+        )
+        self._followed_at: datetime | None = None
+        self._updated_at: datetime | None = None
         self._stopping = threading.Event()
         self._wake = {name: threading.Event() for name in self.sinks}
         self._threads = [threading.Thread(target=self._route_loop, name="hezo-notify-router", daemon=True)]
@@ -135,12 +145,27 @@ class Dispatcher:
 
     # -- threads -----------------------------------------------------------------------------------------
 
+    def housekeeping(self) -> None:
+        """What the router thread does besides routing: customer updates when due (every ``UPDATES_EVERY``
+        seconds) and, every ``notify.follow_every`` seconds, a round over the desks."""
+        now = self._now()
+        if self._updated_at is None or (now - self._updated_at).total_seconds() >= UPDATES_EVERY:
+            self._updated_at = now
+            self.updates.run()
+        if self.follower.desks and (
+            self._followed_at is None
+            or (now - self._followed_at).total_seconds() >= self.settings.follow_every
+        ):
+            self._followed_at = now
+            self.follower.follow()
+
     def _route_loop(self) -> None:
         while not self._stopping.wait(POLL):
             try:
+                self.housekeeping()
                 self.route()
                 self.publish_counts()
-            except Exception:  # the store may be busy or away: try again at the next round
+            except Exception:  # the store or a desk may be busy or away: try again at the next round
                 log.exception("routing notifications failed; trying again")
 
     def _sink_loop(self, sink: str) -> None:

@@ -20,7 +20,7 @@ from collector.errors import NotFoundError
 from collector.sinks.base import Delivered, Failed, Link, Outcome, Retry
 from collector.sla.terms import Calendars
 from collector.store.database import upsert_ignore
-from collector.store.schema import contracts, deliveries, outbox, ticket_links, tickets
+from collector.store.schema import contracts, deliveries, outbox, ticket_entries, ticket_links, tickets
 
 PENDING = "pending"
 SENT = "sent"
@@ -58,12 +58,14 @@ def route_new(
             outbox.c.ticket_id,
             outbox.c.event,
             outbox.c.created_at,
+            ticket_entries.c.by,
             tickets.c.priority,
             tickets.c.site,
             contracts.c.customer,
             contracts.c.contact,
         )
         .join(tickets, tickets.c.id == outbox.c.ticket_id)
+        .join(ticket_entries, ticket_entries.c.id == outbox.c.entry_id)
         .outerjoin(contracts, contracts.c.number == tickets.c.contract)
         .where(outbox.c.routed_at.is_(None))
         .order_by(outbox.c.id)
@@ -85,6 +87,8 @@ def route_new(
                 # the first working moment from now on: now itself within working hours
                 when = next(calendars[row.site].intervals(now))[0]
             for sink in route.sinks:
+                if row.by is not None and row.by.endswith(f" via {sink}"):
+                    continue  # it came from that desk: never send it back (desks.via)
                 key = (sink, recipient)
                 targets[key] = min(targets.get(key, when), when)
         made.extend(

@@ -12,7 +12,7 @@ from collector.config import CollectorConfig
 from collector.errors import NotFoundError
 from collector.notify import outbox
 from collector.notify.dispatcher import Dispatcher
-from collector.sinks.base import Delivered, Failed, Link, Notice, Outcome, Retry
+from collector.sinks.base import Delivered, DeskChange, Failed, Link, Notice, Outcome, Retry
 from collector.sla.terms import SlaContext
 from collector.store.schema import contracts, deliveries
 from collector.store.schema import outbox as outbox_table
@@ -44,8 +44,7 @@ def config(routes: list[dict[str, Any]], sinks: tuple[str, ...] = ("desk",), **e
 
 
 def dispatcher(engine: Engine, settings: CollectorConfig, clock: Clock, **sinks: Recorder) -> Dispatcher:
-    context = SlaContext.from_config(settings)
-    return Dispatcher(engine, settings, context.calendars, sinks=dict(sinks), now=clock)
+    return Dispatcher(engine, settings, SlaContext.from_config(settings), sinks=dict(sinks), now=clock)
 
 
 def open_ticket(
@@ -292,3 +291,85 @@ def test_a_sink_that_raises_is_dead_lettered_not_fatal(engine: Engine) -> None:
     with engine.connect() as conn:
         [dead] = outbox.list_deliveries(conn, status="dead")
     assert "KeyError" in dead["last_error"]
+
+
+class FakeDesk(Recorder):
+    """A desk: links each ticket on its first notice, then reports what the test scripts for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict[str, DeskChange | Retry] = {}
+        self.asked: list[Link] = []
+
+    def send(self, notice: Notice) -> Outcome:
+        self.notices.append(notice)
+        if notice.link is None:
+            return Delivered("1", Link(f"RT-{notice.number}", f"http://desk/{notice.number}", "0"))
+        return Delivered()
+
+    def changes(self, link: Link) -> DeskChange | Retry:
+        self.asked.append(link)
+        return self.pending.pop(link.remote_id, DeskChange(cursor=link.cursor))
+
+
+def entries(engine: Engine, number: str) -> list[tuple[str, str, str]]:
+    with engine.connect() as conn:
+        found = tickets.get_ticket(conn, number)
+    assert found is not None
+    return [(entry["kind"], entry["by"], entry["text"]) for entry in found["entries"]]
+
+
+def test_comments_and_a_resolution_at_the_desk_come_back_and_are_not_echoed(engine: Engine) -> None:
+    desk = FakeDesk()
+    clock = Clock(T0)
+    notify = dispatcher(engine, config([{"sinks": ["desk"]}]), clock, desk=desk)
+    number = open_ticket(engine, "high")
+    drain(notify)
+    desk.pending[f"RT-{number}"] = DeskChange(
+        comments=[("alice", "Called the site: the bar is unplugged.")], resolved_by="alice", cursor="7"
+    )
+    clock.advance(60)
+    assert notify.follower.follow() == 2
+    assert entries(engine, number)[1:] == [
+        ("note", "alice via desk", "Called the site: the bar is unplugged."),
+        ("resolve", "alice via desk", f"Resolved in desk (RT-{number}) by alice."),
+    ]
+    drain(notify)
+    # The resolution is news to other sinks, not to the desk it came from.
+    assert desk.events == [(number, "opened")]
+    notify.follower.follow()
+    assert desk.asked[-1].cursor == "7"
+
+
+def test_a_desk_away_is_asked_again_next_round(engine: Engine) -> None:
+    desk = FakeDesk()
+    notify = dispatcher(engine, config([{"sinks": ["desk"]}]), Clock(T0), desk=desk)
+    number = open_ticket(engine)
+    drain(notify)
+    desk.pending[f"RT-{number}"] = Retry("HTTP 503")
+    assert notify.follower.follow() == 0
+    desk.pending[f"RT-{number}"] = DeskChange(comments=[("bob", "on it")], cursor="2")
+    assert notify.follower.follow() == 1
+
+
+def test_customer_updates_are_written_before_the_update_deadline_and_reset_it(engine: Engine) -> None:
+    settings = config(
+        [{"sinks": ["desk"], "events": ["update"]}],
+        customer_updates={"enabled": True, "lead_minutes": 10},
+    )
+    settings.sites["hq"] = settings.default_site.model_copy(update={"contact": "it@customer.example"})
+    clock = Clock(T0)
+    desk = Recorder()
+    notify = dispatcher(engine, settings, clock, desk=desk)
+    number = open_ticket(engine)
+    with engine.begin() as conn:
+        tickets.step(conn, number, "respond", by="eve", now=T0, context=SlaContext.from_config(settings))
+    assert notify.updates.run() == []  # the next update is due in an hour (Critical): not yet
+    clock.advance(50 * 60)
+    assert notify.updates.run() == [number]
+    assert notify.updates.run() == []  # the update reset the clock
+    drain(notify)
+    [update] = desk.notices
+    assert update.event == "update"
+    assert "An engineer is working on it." in update.entry["text"]
+    assert "Next update by 2026-" in update.entry["text"]
