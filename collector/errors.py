@@ -12,12 +12,23 @@ class CollectorError(Exception):
     code = "error"
     status = 500
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer to this error carries (a resumable upload's offset, say)."""
+        return {}
+
 
 class InvalidError(CollectorError, ValueError):
     """Bad input: a field, a value or a combination the rules do not allow."""
 
     code = "invalid"
     status = 422
+
+
+class BadRequestError(InvalidError):
+    """A request that cannot be taken as asked (a file name that leaves its folder, a malformed header)."""
+
+    code = "bad-request"
+    status = 400
 
 
 class NotFoundError(CollectorError):
@@ -39,3 +50,10 @@ class UnavailableError(CollectorError):
 
     code = "unavailable"
     status = 503
+
+
+class GoneError(CollectorError):
+    """What the input names existed but is no more (a bundle past its retention)."""
+
+    code = "gone"
+    status = 410

@@ -44,6 +44,9 @@ class UploadProblem(CollectorError):  # noqa: N818 (becomes an HTTP answer)
         self.reason = reason
         self.offset = offset
 
+    def headers(self) -> dict[str, str]:
+        return {"Upload-Offset": str(self.offset)} if self.offset is not None else {}
+
 
 class Uploads:
     def __init__(self, commander: Commander) -> None:

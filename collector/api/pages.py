@@ -1,0 +1,63 @@
+"""The HTML pages: ``/`` (agents, devices, tickets, coverage warnings) and ``/diagnostics`` (service tests and
+log pulls, with their commands). Server-rendered from ``templates/``; times shown in UTC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from collector import tickets
+from collector.api.deps import Wired
+from collector.registry import contracts
+from collector.remote import history
+from collector.store import queries
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATE_COLOURS = {"up": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e", "unknown": "#6e7781"}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _utc(value: Any) -> str:
+    """A datetime for the page: UTC, to the second; empty for None."""
+    if value is None:
+        return ""
+    return str(value.strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+
+def templates() -> Jinja2Templates:
+    """The page templates, with the ``when`` filter they use for times."""
+    found = Jinja2Templates(directory=str(TEMPLATES))
+    found.env.filters["when"] = _utc
+    return found
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, wired: Wired) -> Response:
+    with wired.engine.connect() as conn:
+        coverage = contracts.device_coverage(conn, wired.today_of, wired.rules.contract_warning_days)
+        context = {
+            "agents": queries.list_agents(conn),
+            "devices": queries.list_devices(conn),
+            "tickets": tickets.list_tickets(conn),
+            "rejected_count": queries.count_rejected(conn),
+            "coverage": [row for row in coverage if row["warning"] is not None],
+            "colours": STATE_COLOURS,
+        }
+    return wired.templates.TemplateResponse(request, "index.html", context)
+
+
+@router.get("/diagnostics", response_class=HTMLResponse)
+def diagnostics(request: Request, wired: Wired) -> Response:
+    commander = wired.remote()
+    with wired.engine.connect() as conn:
+        context = {
+            "devices": queries.list_devices(conn),
+            "commands": history.list_commands(wired.engine, limit=30),
+            "enabled": commander.enabled,
+        }
+    return wired.templates.TemplateResponse(request, "diagnostics.html", context)

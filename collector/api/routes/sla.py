@@ -1,0 +1,33 @@
+"""``/api/sla``: the terms in force (deadlines per priority) and each site's calendar."""
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from collector.api.deps import Wired
+from collector.sla.calendar import describe
+
+router = APIRouter(tags=["sla"])
+
+
+@router.get("/api/sla")
+def terms(wired: Wired) -> JSONResponse:
+    policy = wired.sla.policy
+    calendars = wired.sla.calendars
+    return JSONResponse(
+        {
+            "priorities": {
+                name: {
+                    "window": item.window,
+                    "response_hours": item.response_hours,
+                    "update_hours": item.update_hours,
+                    "delivery_hours": item.delivery_hours,
+                    "delivery": item.delivery,
+                }
+                for name, item in policy.priorities.items()
+            },
+            "warn_before_minutes": policy.warn_before.total_seconds() / 60,
+            "return_days": policy.return_days,
+            "default_site": describe(calendars.default),
+            "sites": {name: describe(calendar) for name, calendar in calendars.sites.items()},
+        }
+    )
