@@ -163,6 +163,7 @@ def apply_registry(conn: Connection, config: CollectorConfig) -> None:
                 years=item.years,
                 customer=item.customer,
                 serials=item.serials,
+                contact=item.contact,
             )
             for item in config.contracts
         ],

@@ -1,7 +1,16 @@
-"""Rows the command line prints: a JSON list, or an aligned table whose cells cannot drive a terminal."""
+"""Rows the command line prints: a JSON list, or a table (rich) whose cells cannot drive a terminal.
+
+Tables have no borders and never wrap or cut a cell, so a line is one row to ``grep`` and ``awk``; colour
+only on a terminal.
+"""
 
 import json
+import sys
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from collector.store import queries
 
@@ -20,11 +29,22 @@ def print_rows(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool,
     if not rows:
         print(f"no {what}")
         return 0
-    cells = [
-        [("" if row.get(col) is None else printable(str(row.get(col)))) for col in columns] for row in rows
-    ]
-    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
-    print("  ".join(col.upper().ljust(width) for col, width in zip(columns, widths, strict=True)).rstrip())
-    for line in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for column in columns:
+        table.add_column(column.upper(), no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(
+            *(Text("" if row.get(col) is None else printable(str(row.get(col)))) for col in columns)
+        )
+    console = Console(
+        file=sys.stdout,
+        width=100_000,  # never wrap: a row is one line
+        no_color=not sys.stdout.isatty(),
+        highlight=False,
+        soft_wrap=False,
+    )
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        print(line.rstrip())
     return 0

@@ -14,6 +14,7 @@ device's serial. Coverage states:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -42,6 +43,7 @@ class Contract:
     years: int
     customer: str | None
     serials: tuple[str, ...]
+    contact: str | None = None
 
     @property
     def ends(self) -> date:
@@ -84,7 +86,7 @@ class Registry:
     @classmethod
     def load(cls, conn: Connection) -> Registry:
         return cls(
-            Contract(row.number, row.start, row.years, row.customer, tuple(row.serials or ()))
+            Contract(row.number, row.start, row.years, row.customer, tuple(row.serials or ()), row.contact)
             for row in conn.execute(select(contracts))
         )
 
@@ -105,14 +107,33 @@ class Registry:
 
 
 def values(
-    *, number: str, start: date, years: int, customer: str | None = None, serials: list[str] | None = None
+    *,
+    number: str,
+    start: date,
+    years: int,
+    customer: str | None = None,
+    serials: list[str] | None = None,
+    contact: str | None = None,
 ) -> dict[str, Any]:
     """A row for the ``contracts`` table, checked (``InvalidError`` with the reason)."""
     if not number:
         raise InvalidError("a contract needs a number")
     if not 1 <= years <= 5:
         raise InvalidError(f"a HEZO+ term is 1 to 5 years, not {years}")
-    return {"number": number, "start": start, "years": years, "customer": customer, "serials": serials or []}
+    if contact is not None and not _ADDRESS.fullmatch(contact):
+        raise InvalidError(f"contact {contact!r}: expected one e-mail address like it@customer.example")
+    return {
+        "number": number,
+        "start": start,
+        "years": years,
+        "customer": customer,
+        "serials": serials or [],
+        "contact": contact,
+    }
+
+
+#: One mailbox: no display name, no list, nothing a mail header could be split at.
+_ADDRESS = re.compile(r"[^@\s<>,;\"']{1,64}@[A-Za-z0-9.-]{1,190}")
 
 
 def put(conn: Connection, row: dict[str, Any], source: str = "api") -> None:
@@ -150,6 +171,7 @@ def list_contracts(conn: Connection, today: date, warning_days: int) -> list[dic
                 "years": item.years,
                 "ends": item.ends.isoformat(),
                 "customer": item.customer,
+                "contact": item.contact,
                 "serials": list(item.serials),
                 "state": state.state,
             }

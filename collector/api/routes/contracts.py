@@ -20,7 +20,8 @@ class ContractBody(BaseModel):
     start: date
     years: int = Field(ge=1, le=5)
     customer: str | None = Field(default=None, max_length=255)
-    serials: list[str] = Field(default_factory=list)
+    serials: list[str] = Field(default_factory=list, max_length=10000)
+    contact: str | None = Field(default=None, max_length=254, description="the customer's e-mail for updates")
 
 
 @router.get("/api/contracts")
@@ -33,7 +34,12 @@ def list_contracts(wired: Wired) -> JSONResponse:
 @router.put("/api/contracts/{number}")
 def put_contract(number: str, body: ContractBody, wired: Wired) -> JSONResponse:
     row = contracts.values(
-        number=number, start=body.start, years=body.years, customer=body.customer, serials=body.serials
+        number=number,
+        start=body.start,
+        years=body.years,
+        customer=body.customer,
+        serials=body.serials,
+        contact=body.contact,
     )
     with wired.engine.begin() as conn:
         contracts.put(conn, row)

@@ -1,10 +1,7 @@
-"""``hezo-collector`` subcommands of remote diagnostics (docs/diagnostics.md).
+"""``hezo-collector logs pull`` and ``hezo-collector diag run``: remote diagnostics (docs/diagnostics.md).
 
-    hezo-collector keygen [--out FILE]
     hezo-collector logs pull DEVICE [--since 2h] [--output DIR] [--url URL]
     hezo-collector diag run DEVICE [--repeat N] [--json] [--url URL]
-    hezo-collector audit list [--limit N] [--json]
-    hezo-collector bundles cleanup
 
 ``logs pull`` and ``diag run`` ask the running collector (its web API, ``--url`` or ``web.host:port``),
 which holds the signing key and the broker connection, and show the command's progress as it goes.
@@ -14,23 +11,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from collector.cli.table import printable
-from collector.config import CollectorConfig
+from collector.cli.context import CommandFailed, Context
+
+COMMANDS = ("logs", "diag")
 
 WAIT_SECONDS = 600.0
 FINAL = ("done", "failed", "refused", "expired")
 
 
 def add_parsers(commands: Any) -> None:
-    keygen = commands.add_parser("keygen", help="make the Ed25519 key pair that signs commands")
-    keygen.add_argument("--out", type=Path, help="private key file (default: diagnostics.key_file)")
     logs = commands.add_parser("logs", help="pull a log bundle from a device's agent")
     logs_actions = logs.add_subparsers(dest="action", required=True, metavar="ACTION")
     pull = logs_actions.add_parser("pull", help="request a bundle, wait for it and download it")
@@ -45,17 +40,6 @@ def add_parsers(commands: Any) -> None:
     run.add_argument("--repeat", type=int, default=5, help="runs per check (default 5)")
     run.add_argument("--json", action="store_true")
     run.add_argument("--url", help="the collector's web address (default: from web.host/web.port)")
-    audit = commands.add_parser("audit", help="the audit log of commands")
-    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = audit_actions.add_parser("list", help="newest first")
-    listing.add_argument("--limit", type=int, default=100)
-    listing.add_argument("--json", action="store_true")
-    bundles = commands.add_parser("bundles", help="stored log bundles")
-    bundles_actions = bundles.add_subparsers(dest="action", required=True, metavar="ACTION")
-    bundles_actions.add_parser("cleanup", help="delete bundles past their retention")
-
-
-NAMES = ("keygen", "logs", "diag", "audit", "bundles")
 
 
 class _Api:
@@ -75,11 +59,9 @@ class _Api:
                 detail = json.load(exc).get("detail")
             except ValueError:
                 detail = exc.reason
-            raise SystemExit(f"hezo-collector: {method} {path}: HTTP {exc.code}: {detail}") from None
+            raise CommandFailed(f"{method} {path}: HTTP {exc.code}: {detail}") from None
         except urllib.error.URLError as exc:
-            raise SystemExit(
-                f"hezo-collector: cannot reach the collector at {self.base}: {exc.reason}"
-            ) from None
+            raise CommandFailed(f"cannot reach the collector at {self.base}: {exc.reason}") from None
 
     def download(self, path: str, out: Path) -> None:
         with urllib.request.urlopen(self.base + path, timeout=60) as answer, out.open("wb") as handle:  # noqa: S310
@@ -109,31 +91,12 @@ def _follow(api: _Api, command_id: str, what: str) -> dict[str, Any]:
             if command["status"] in FINAL:
                 return command
             if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"hezo-collector: command {command_id} did not end within {WAIT_SECONDS:g} s"
-                )
+                raise CommandFailed(f"command {command_id} did not end within {WAIT_SECONDS:g} s")
             time.sleep(0.5)
 
 
-def run(args: argparse.Namespace, config: CollectorConfig) -> int:
-    if args.command == "keygen":
-        from collector.remote.keys import keygen
-
-        out = args.out or config.diagnostics.key_file
-        if out is None:
-            print("hezo-collector: keygen needs --out or diagnostics.key_file", file=sys.stderr)
-            return 2
-        try:
-            public = keygen(out)
-        except (OSError, FileExistsError) as exc:
-            print(f"hezo-collector: {exc}", file=sys.stderr)
-            return 1
-        print(
-            f"private key {out} (mode 0600); public key {public}: copy it to each agent (commands.public_key)"
-        )
-        return 0
-    if args.command in ("audit", "bundles"):
-        return _local(args, config)
+def run(args: argparse.Namespace, context: Context) -> int:
+    config = context.config
     api = _Api(args.url or f"http://{config.web.host}:{config.web.port}")
     if args.command == "logs":
         sent = api.call(
@@ -143,8 +106,7 @@ def run(args: argparse.Namespace, config: CollectorConfig) -> int:
         )
         command = _follow(api, sent["command"], f"logs {args.device}")
         if command["status"] != "done" or not command.get("bundle"):
-            print(f"hezo-collector: {command['status']}: {command.get('message') or ''}", file=sys.stderr)
-            return 1
+            raise CommandFailed(f"{command['status']}: {command.get('message') or ''}")
         bundle = api.call("GET", f"/api/bundles/{command['bundle']}")
         args.output.mkdir(parents=True, exist_ok=True)
         out = (
@@ -154,8 +116,7 @@ def run(args: argparse.Namespace, config: CollectorConfig) -> int:
         from diagnostics.bundle import file_sha256
 
         if file_sha256(out) != bundle["sha256"]:
-            print(f"hezo-collector: {out}: sha256 does not match the collector's", file=sys.stderr)
-            return 1
+            raise CommandFailed(f"{out}: sha256 does not match the collector's")
         manifest = bundle["manifest"]
         print(f"{out}: {bundle['size']} bytes, {len(manifest['files'])} files, sha256 {bundle['sha256']}")
         for skipped in manifest.get("skipped", []):
@@ -181,35 +142,3 @@ def run(args: argparse.Namespace, config: CollectorConfig) -> int:
             for extra in check.get("extras", []):
                 print(f"    {'ok' if extra['ok'] else '!!'} {extra['target']}: {extra['detail']}")
     return 0 if command["status"] == "done" and result.get("ok") else 1
-
-
-def _local(args: argparse.Namespace, config: CollectorConfig) -> int:
-    from collector import audit
-    from collector.remote.retention import Retention
-    from collector.store import queries
-    from collector.store.database import make_engine, migrate
-
-    engine = make_engine(config.store.url)
-    try:
-        migrate(engine)
-        if args.command == "bundles":
-            count = Retention(engine, config.diagnostics).cleanup()
-            print(f"deleted {count} bundle(s) past retention")
-            return 0
-        with engine.connect() as conn:
-            rows = queries.jsonable(audit.list_audit(conn, args.limit))
-    finally:
-        engine.dispose()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-
-    for row in rows:
-        print(
-            printable(
-                f"{row['at']}  {row['event']:<14} {row['actor']:<22} {row['site'] or '-'}/"
-                f"{row['agent'] or '-'}  {row['command_id'] or '-'}  {row['action'] or '-'}  "
-                f"{row['detail']}"
-            )
-        )
-    return 0

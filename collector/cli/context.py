@@ -1,0 +1,72 @@
+"""What a command runs with: the configuration, and the store, opened and brought up to date on first use.
+
+A command that fails for a reason of its own raises ``CommandFailed`` (exit status 1); a store that cannot be
+opened is ``StoreUnavailable`` (1); the domain's refusals are ``CollectorError`` (3). ``main`` turns each into
+its exit status, in one place.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from collector.config import CollectorConfig
+from collector.sla.terms import SlaContext
+
+#: What opening a store can raise: the database refuses or is unreachable, a file cannot be created,
+#: the driver (psycopg) is not installed.
+STORE_ERRORS = (SQLAlchemyError, OSError, ImportError)
+
+
+class CommandFailed(Exception):  # noqa: N818 (a failed command, in the words of its message)
+    """The command ran and did not do what was asked; the message says why."""
+
+
+class StoreUnavailable(CommandFailed):
+    """The store cannot be opened."""
+
+
+def shown_url(url: str) -> str:
+    """The store URL as it may be printed or logged: never with its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def reason(exc: BaseException) -> str:
+    """The driver's own words when there are some (``unable to open database file``), on one line."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return " ".join(str(cause).split()) or type(cause).__name__
+
+
+class Context:
+    """One command's configuration and store; ``close()`` releases the store."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self._engine: Engine | None = None
+
+    @cached_property
+    def sla(self) -> SlaContext:
+        """The terms and site calendars of the configuration."""
+        return SlaContext.from_config(self.config)
+
+    def engine(self) -> Engine:
+        """The store, migrated to the latest schema; ``StoreUnavailable`` when it cannot be opened."""
+        if self._engine is None:
+            from collector.store.database import make_engine, migrate
+
+            try:
+                engine = make_engine(self.config.store.url)
+                migrate(engine)
+            except STORE_ERRORS as exc:
+                shown = shown_url(self.config.store.url)
+                raise StoreUnavailable(f"cannot open the store {shown}: {reason(exc)}") from None
+            self._engine = engine
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
