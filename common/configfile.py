@@ -81,18 +81,15 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 def format_validation_error(source: str, error: ValidationError, tags: Collection[str] = ()) -> str:
     """One line per problem: ``FILE: KEY.PATH: what was wrong (got VALUE)``.
 
-    ``tags`` are the tags of tagged unions (driver names): pydantic puts them in the path, but they are not
-    keys the user wrote, so they are left out.
+    ``tags`` are the tags of tagged unions (driver names, sink types): pydantic puts them in the path, but
+    they are not keys the user wrote, so they are left out: after a list index (``checks[1]``) or after the
+    name of an entry of a mapping (``sinks.oncall``).
     """
     lines = []
     for item in error.errors():
         loc = list(item["loc"])
         # A tagged union (the ``driver`` of a check) puts its tag in the path: it is not a key the user wrote.
-        loc = [
-            part
-            for index, part in enumerate(loc)
-            if not (index and isinstance(loc[index - 1], int) and isinstance(part, str) and part in tags)
-        ]
+        loc = [part for index, part in enumerate(loc) if not _is_tag(loc, index, tags)]
         kind = item["type"]
         got = item.get("input")
         message = item["msg"].removeprefix("Value error, ")
@@ -115,6 +112,13 @@ def format_validation_error(source: str, error: ValidationError, tags: Collectio
         shown = f" (got {got!r})" if show_input else ""
         lines.append(f"{source}: {_key_path(tuple(loc))}: {message}{shown}")
     return "\n".join(lines)
+
+
+def _is_tag(loc: list[Any], index: int, tags: Collection[str]) -> bool:
+    part = loc[index]
+    if not isinstance(part, str) or part not in tags or index == 0:
+        return False
+    return isinstance(loc[index - 1], int) or (index >= 2 and isinstance(loc[index - 2], str))
 
 
 def parse_model(source: str, data: Any, model: type[M], tags: Collection[str] = ()) -> M:
