@@ -57,6 +57,8 @@ class Dispatcher:
         if sinks is None:
             sinks = {name: build_sink(options) for name, options in self.settings.sinks.items()}
         self.sinks = sinks
+        #: Who holds the leases this dispatcher takes: its collector's MQTT client id, stable over restarts.
+        self.owner = config.mqtt.client_id
         self._metrics = metrics
         self._now = now
         self.follower = Follower(engine, desks_of(sinks), context, now=now)
@@ -76,6 +78,10 @@ class Dispatcher:
     def start(self) -> None:
         if not self.sinks:
             return  # nothing is routed without sinks; the outbox keeps the events for when there are
+        with self.engine.begin() as conn:
+            freed = outbox.release(conn, self.owner)
+        if freed:
+            log.info("%d notifications taken before a stop are to be sent again", freed)
         for thread in self._threads:
             thread.start()
 
@@ -104,7 +110,7 @@ class Dispatcher:
         """Attempt every delivery of ``sink`` that is due now; how many were attempted."""
         now = self._now()
         with self.engine.begin() as conn:
-            claimed = outbox.claim_due(conn, sink, now, self.settings.lease)
+            claimed = outbox.claim_due(conn, sink, now, lease=self.settings.lease, owner=self.owner)
         for due in claimed:
             with self.engine.connect() as conn:
                 notice = notice_for(conn, due, base_url=self.base_url, calendars=self.calendars)

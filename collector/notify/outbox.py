@@ -119,8 +119,10 @@ def _matches(route: RouteConfig, row: Any) -> bool:
     )
 
 
-def claim_due(conn: Connection, sink: str, now: datetime, lease: float, limit: int = 50) -> list[Due]:
-    """Claim up to ``limit`` deliveries of ``sink`` that are due, each for ``lease`` seconds.
+def claim_due(
+    conn: Connection, sink: str, now: datetime, *, lease: float, owner: str, limit: int = 50
+) -> list[Due]:
+    """Claim up to ``limit`` deliveries of ``sink`` that are due, each for ``lease`` seconds, for ``owner``.
 
     Per ticket (and recipient) only the oldest pending delivery is taken: a ticket's events reach a sink in
     the order they happened, and a later one waits while an earlier one is retried.
@@ -146,13 +148,20 @@ def claim_due(conn: Connection, sink: str, now: datetime, lease: float, limit: i
                 deliveries.c.status == PENDING,
                 or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
             )
-            .values(lease_until=now + timedelta(seconds=lease))
+            .values(lease_until=now + timedelta(seconds=lease), leased_by=owner)
         ).rowcount
         if claimed:
             due.append(Due(row.id, row.outbox_id, row.ticket_id, row.sink, row.recipient, row.attempts))
         if len(due) >= limit:
             break
     return due
+
+
+def release(conn: Connection, owner: str) -> int:
+    """Free the leases ``owner`` holds: a dispatcher just started holds none, so any it held were taken
+    before it was stopped or killed, with their attempts not made or not recorded."""
+    query = update(deliveries).where(deliveries.c.leased_by == owner, deliveries.c.lease_until.is_not(None))
+    return int(conn.execute(query.values(lease_until=None, leased_by=None)).rowcount)
 
 
 def backoff(attempts: int, policy: RetryConfig, jitter: random.Random | None = None) -> float:

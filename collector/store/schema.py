@@ -415,6 +415,8 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
+    #: Which dispatcher holds the lease (its collector's MQTT client id): a restarted one frees its own.
+    Column("leased_by", String(128)),
     Column("last_error", Text),
     Column("sent_at", UTCDateTime),
     Column("remote_ref", String(255)),

@@ -23,6 +23,8 @@ class Receiver:
     port: int
     requests: list[Received] = field(default_factory=list)
     status: int = 200
+    #: Seconds each answer takes (a slow far side, so a test can stop the sender midway).
+    delay: float = 0.0
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -66,6 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
         receiver: Receiver = self.server.receiver  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
+        if receiver.delay:
+            threading.Event().wait(receiver.delay)
         status = receiver.status
         if status < 300:
             with receiver.arrived:

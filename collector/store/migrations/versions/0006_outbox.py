@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         _when("next_attempt_at", nullable=False),
         _when("lease_until"),
+        sa.Column("leased_by", sa.String(128)),
         sa.Column("last_error", sa.Text),
         _when("sent_at"),
         sa.Column("remote_ref", sa.String(255)),
