@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Connection
 
 from collector import tickets
 from collector.api.deps import Wired
+from collector.notify import outbox
 from collector.registry import contracts
 from collector.remote import history
 from collector.store import queries
@@ -36,6 +38,13 @@ def templates() -> Jinja2Templates:
     return found
 
 
+def _delivery_counts(conn: Connection) -> dict[str, int]:
+    totals = dict.fromkeys((outbox.PENDING, outbox.SENT, outbox.DEAD), 0)
+    for (_sink, status), count in outbox.counts(conn).items():
+        totals[status] = totals.get(status, 0) + count
+    return totals
+
+
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, wired: Wired) -> Response:
     with wired.engine.connect() as conn:
@@ -47,6 +56,8 @@ def index(request: Request, wired: Wired) -> Response:
             "rejected_count": queries.count_rejected(conn),
             "coverage": [row for row in coverage if row["warning"] is not None],
             "colours": STATE_COLOURS,
+            "notify": _delivery_counts(conn),
+            "dead": outbox.list_deliveries(conn, status=outbox.DEAD, limit=20),
         }
     return wired.templates.TemplateResponse(request, "index.html", context)
 

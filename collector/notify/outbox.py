@@ -127,34 +127,51 @@ def claim_due(
     Per ticket (and recipient) only the oldest pending delivery is taken: a ticket's events reach a sink in
     the order they happened, and a later one waits while an earlier one is retried.
     """
-    rows = conn.execute(
-        select(deliveries)
-        .where(deliveries.c.sink == sink, deliveries.c.status == PENDING)
-        .order_by(deliveries.c.id)
-    ).all()
     seen: set[tuple[int, str]] = set()
     due: list[Due] = []
-    for row in rows:
-        key = (row.ticket_id, row.recipient)
-        if key in seen:
-            continue
-        seen.add(key)
-        if row.next_attempt_at > now or (row.lease_until is not None and row.lease_until > now):
-            continue
-        claimed = conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id == row.id,
-                deliveries.c.status == PENDING,
-                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
-            )
-            .values(lease_until=now + timedelta(seconds=lease), leased_by=owner)
-        ).rowcount
-        if claimed:
-            due.append(Due(row.id, row.outbox_id, row.ticket_id, row.sink, row.recipient, row.attempts))
-        if len(due) >= limit:
+    after = 0
+    # Pending deliveries oldest first, a page at a time: a page of retries not due yet does not hide later
+    # ones that are, and a sink with a long queue does not read all of it to send a few.
+    while len(due) < limit:
+        rows = conn.execute(
+            select(deliveries)
+            .where(deliveries.c.sink == sink, deliveries.c.status == PENDING, deliveries.c.id > after)
+            .order_by(deliveries.c.id)
+            .limit(_PAGE)
+        ).all()
+        for row in rows:
+            key = (row.ticket_id, row.recipient)
+            if key in seen:
+                continue
+            seen.add(key)
+            if row.next_attempt_at > now or (row.lease_until is not None and row.lease_until > now):
+                continue
+            if _claim(conn, row.id, now, lease, owner):
+                due.append(Due(row.id, row.outbox_id, row.ticket_id, row.sink, row.recipient, row.attempts))
+                if len(due) >= limit:
+                    break
+        if len(rows) < _PAGE:
             break
+        after = rows[-1].id
     return due
+
+
+#: Pending deliveries read at once when looking for those due.
+_PAGE = 500
+
+
+def _claim(conn: Connection, delivery: int, now: datetime, lease: float, owner: str) -> bool:
+    """Take the lease of a pending delivery no one holds; False if another dispatcher got it first."""
+    claimed = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id == delivery,
+            deliveries.c.status == PENDING,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+        )
+        .values(lease_until=now + timedelta(seconds=lease), leased_by=owner)
+    ).rowcount
+    return bool(claimed)
 
 
 def release(conn: Connection, owner: str) -> int:

@@ -4,9 +4,11 @@ import pytest
 from sqlalchemy import Engine
 
 from collector.api.app import create_app
+from collector.config import RetryConfig, RouteConfig
 from collector.incidents.engine import IncidentEngine
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
+from collector.sla.terms import SlaContext
 from tests.support.collector import RALLY_BAR, T0, AppClient, Clock, FakeAgent
 
 
@@ -152,3 +154,24 @@ def test_healthz_is_503_with_the_reason_when_the_collector_is_not_working(engine
     }
     problem.clear()
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_a_notification_given_up_is_on_the_page_and_in_the_api_and_can_be_sent_again(
+    client: AppClient, engine: Engine
+) -> None:
+    from collector.notify import outbox
+    from collector.sinks.base import Failed
+
+    with engine.begin() as conn:
+        outbox.route_new(conn, [RouteConfig(sinks=["desk"])], SlaContext.default().calendars, T0, {})
+        [due] = outbox.claim_due(conn, "desk", T0, lease=60, owner="test")
+        outbox.record(conn, due, Failed("HTTP 401: bad token"), T0, RetryConfig())
+    page = client.get("/").text
+    assert "1 given up" in page
+    assert "HTTP 401: bad token" in page
+    [dead] = client.get("/api/outbox?status=dead").json()
+    assert (dead["sink"], dead["event"], dead["last_error"]) == ("desk", "opened", "HTTP 401: bad token")
+    assert client.request("POST", "/api/outbox/retry", {"ids": [dead["id"]]}).json() == {"retried": 1}
+    assert client.get("/api/outbox?status=dead").json() == []
+    missing = client.request("POST", "/api/outbox/retry", {"ids": [dead["id"]]})
+    assert (missing.status_code, missing.json()["error"]) == (404, "not-found")
