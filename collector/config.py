@@ -49,6 +49,26 @@ class StoreConfig(BaseModel):
     batch_size: int = Field(default=500, ge=1, le=10_000)
 
 
+class IngestConfig(BaseModel):
+    """What ingest trusts (docs/collector.md, "Trust"): which agents, and how far their clocks and counters
+    may stray before a message is refused as implausible."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enrolled_only: bool = Field(
+        default=False, description="ingest only agents enrolled with hezo-collector agents enrol"
+    )
+    max_clock_skew: float = Field(
+        default=300.0, ge=1, le=86400, description="seconds into the future allowed"
+    )
+    boot_ids: Literal["agent-clock", "any"] = Field(
+        default="agent-clock", description="agent-clock: 12 hex digits of start time in ms, then 4 more"
+    )
+    max_seq_jump: int = Field(default=100_000, ge=1, description="largest seq step within a known boot")
+    rejected_keep_days: float = Field(default=30.0, gt=0, le=3650, description="rejected messages kept for")
+    rejected_max_rows: int = Field(default=100_000, ge=100, description="rejected messages kept at most")
+
+
 class UnstableConfig(BaseModel):
     """When a device that still works is unstable enough for a High ticket (docs/incidents.md)."""
 
@@ -347,6 +367,7 @@ class CollectorConfig(BaseModel):
 
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     sla: SlaConfig = Field(default_factory=SlaConfig)
     sites: dict[str, SiteConfig] = Field(default_factory=dict)

@@ -19,7 +19,7 @@ class Metrics:
         self.rejected = Counter(
             "hezo_messages_rejected",
             "Messages refused and kept for inspection, by reason: "
-            "malformed, unsupported-version, topic, store-error.",
+            "malformed, unsupported-version, topic, implausible, not-enrolled, store-error.",
             ["reason"],
             registry=self.registry,
         )

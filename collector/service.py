@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from collector.config import CollectorConfig
 from collector.incidents.engine import IncidentEngine
-from collector.ingest.pipeline import Ingest, RepublishWanted, RequestRepublish
+from collector.ingest.pipeline import Ingest, RepublishWanted, RequestRepublish, transient
 from collector.ingest.receiver import Receiver
 from collector.ingest.subscriber import Subscriber
 from collector.ingest.writer import Job, Writer
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two ``republish-state`` commands to one agent: a burst of gaps needs one answer.
 REPUBLISH_EVERY = 60.0
+#: Seconds with messages waiting and none stored before /healthz says the writer is stuck.
+STALLED_AFTER = 30.0
+#: Seconds between two prunings of the rejected messages (ingest.rejected_keep_days, rejected_max_rows).
+PRUNE_EVERY = 3600.0
 
 
 class CollectorService:
@@ -60,6 +65,7 @@ class CollectorService:
             self.metrics,
             config.mqtt.prefix,
             request_republish=request_republish or self._republish_after_gap,
+            settings=config.ingest,
         )
         self.ingest.on_reply = Replies(self.engine).handle
         self._gap_seen = RepublishWanted(self.metrics)
@@ -83,6 +89,7 @@ class CollectorService:
             handle_batch=self.ingest.handle_batch,
             batch_size=config.store.batch_size,
             flush_acks=self._flush_acks,
+            transient=transient,
         )
         self.notify = Dispatcher(self.engine, config, self.sla, metrics=self.metrics, now=now)
         self.subscriber: Subscriber | Receiver
@@ -138,18 +145,22 @@ class CollectorService:
             return "the writer thread is not running: nothing is stored or acknowledged"
         if not self.subscriber.connected():
             return f"not connected to the broker {self.config.mqtt.host}:{self.config.mqtt.port}"
-        return None
+        return self.writer.stalled(STALLED_AFTER)
 
     def _evaluate(self) -> None:
         self._evaluation_queued.clear()
         self.incidents.evaluate()
 
     def _timer_loop(self) -> None:
+        pruned = time.monotonic()
         while not self._stopping.wait(self.config.incidents.evaluate_every):
             # At most one evaluation waits in the queue: a backlog of messages does not pile up evaluations.
             if not self._evaluation_queued.is_set():
                 self._evaluation_queued.set()
                 self.writer.put(Job(self._evaluate, "incident evaluation"))
+            if time.monotonic() - pruned >= PRUNE_EVERY:
+                pruned = time.monotonic()
+                self.writer.put(Job(self.ingest.prune_rejected, "rejected messages pruned"))
 
 
 def apply_registry(conn: Connection, config: CollectorConfig) -> None:

@@ -272,7 +272,7 @@ def _check(envelope: Envelope) -> None:
         raise MalformedMessageError(
             f"field 'ts' is not an RFC 3339 timestamp with offset: {envelope.ts!r}"
         ) from None
-    if envelope.kind not in KINDS:
+    if not isinstance(envelope.kind, str) or envelope.kind not in KINDS:
         raise MalformedMessageError(
             f"field 'kind' must be one of {', '.join(sorted(KINDS))}, got {envelope.kind!r}"
         )

@@ -1,4 +1,4 @@
-"""``hezo-collector agents|devices|rejected list [--json]``: what the store holds, as a table or JSON."""
+"""``hezo-collector devices|rejected list [--json]``: what the store holds, as a table or JSON."""
 
 from __future__ import annotations
 
@@ -20,11 +20,6 @@ LISTS: dict[str, tuple[str, Callable[[Connection], list[dict[str, Any]]], list[s
         ["site", "agent", "device", "model", "serial", "room", "contract", "state", "state_since"],
     ),
     "rejected": ("rejected messages", queries.list_rejected, ["received_at", "reason", "topic", "error"]),
-    "agents": (
-        "agents and the gaps in their messages",
-        queries.list_agents,
-        ["site", "agent", "online", "boot", "version", "last_seen", "seq_gaps", "seq_missing"],
-    ),
 }
 
 COMMANDS = tuple(LISTS)

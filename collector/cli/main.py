@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from collector.cli import (
+    agents,
     audit,
     bundles,
     contracts,
@@ -36,7 +37,8 @@ log = logging.getLogger("collector")
 
 GROUPS: tuple[ModuleType, ...] = (
     serve,  # serve, migrate
-    listing,  # agents, devices, rejected
+    listing,  # devices, rejected
+    agents,
     tickets,
     contracts,
     maintenance,

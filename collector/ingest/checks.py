@@ -3,10 +3,11 @@ with a reason, kept in ``rejected`` and counted, and the batch goes on."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from collector.store.schema import rejected
 from protocol import Envelope, ProtocolError, Topic, Topics, UnsupportedVersionError, decode
@@ -18,6 +19,8 @@ REASON_MALFORMED = "malformed"
 REASON_VERSION = "unsupported-version"
 REASON_TOPIC = "topic"
 REASON_STORE = "store-error"
+REASON_IMPLAUSIBLE = "implausible"
+REASON_NOT_ENROLLED = "not-enrolled"
 
 #: How many parsed topics ingest remembers (a plain bound: some five topics per agent).
 _PARSED_TOPICS = 100_000
@@ -49,6 +52,9 @@ class Checker:
             return REASON_VERSION, str(exc)
         except ProtocolError as exc:
             return REASON_MALFORMED, str(exc)
+        except Exception as exc:
+            log.exception("checking a message on %s failed", topic)
+            return REASON_MALFORMED, f"could not be checked: {type(exc).__name__}"
         try:
             validate_against_topic(envelope, parsed)
         except ProtocolError as exc:
@@ -68,14 +74,33 @@ def keep(  # noqa: PLR0917 - the fields of one rejected row
 ) -> bool:
     """Keep a bad message; False if it is a retained copy already kept."""
     log.debug("rejected message on %s (%s): %s", topic, reason, error)
+    digest = hashlib.sha256(payload).hexdigest()
     if retained:
-        kept = select(rejected.c.id).where(rejected.c.topic == topic, rejected.c.payload == payload)
+        kept = select(rejected.c.id).where(rejected.c.topic == topic, rejected.c.payload_sha256 == digest)
         if conn.execute(kept.limit(1)).first() is not None:
             log.debug("retained message on %s already kept as rejected", topic)
             return False
     conn.execute(
         insert(rejected).values(
-            topic=topic, payload=payload, reason=reason, error=error, received_at=received_at
+            topic=topic,
+            payload=payload,
+            payload_sha256=digest,
+            reason=reason,
+            error=error,
+            received_at=received_at,
         )
     )
     return True
+
+
+def prune(conn: Connection, now: datetime, *, keep_days: float, max_rows: int) -> int:
+    """Forget rejected messages older than ``keep_days``, and the oldest beyond ``max_rows``; how many."""
+    gone = conn.execute(
+        delete(rejected).where(rejected.c.received_at < now - timedelta(days=keep_days))
+    ).rowcount
+    newest_dropped = conn.execute(
+        select(rejected.c.id).order_by(rejected.c.id.desc()).offset(max_rows).limit(1)
+    ).scalar()
+    if newest_dropped is not None:
+        gone += conn.execute(delete(rejected).where(rejected.c.id <= newest_dropped)).rowcount
+    return int(gone)

@@ -19,14 +19,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from collector.config import IngestConfig
 from collector.ingest import agents, checks, devices
 from collector.ingest.batch import Batch, Incoming
 from collector.ingest.claims import claim
+from collector.ingest.enrolment import enrolled
 from collector.ingest.gaps import track_seq
+from collector.ingest.plausibility import implausible, seq_jumps
 from collector.ingest.samples import insert_samples
 from collector.metrics import Metrics
-from collector.store.database import write_transaction
+from collector.store.database import utcnow, write_transaction
 from collector.store.schema import agents as agent_table
 from collector.store.schema import events
 from protocol import Envelope
@@ -66,10 +70,12 @@ class Ingest:
         prefix: str,
         *,
         request_republish: RequestRepublish | None = None,
+        settings: IngestConfig | None = None,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
         self._checker = checks.Checker(prefix)
+        self.settings = settings if settings is not None else IngestConfig()
         #: Where replies to commands go (collector/commands.py); they are not stored otherwise.
         self.on_reply: Callable[[Envelope, datetime], None] | None = None
         self._request_republish = request_republish or RepublishWanted(metrics)
@@ -86,14 +92,27 @@ class Ingest:
         """Store ``items`` in one transaction (all or nothing); raises only when the store fails."""
         batch = Batch()
         valid: list[tuple[Envelope, datetime, bool]] = []
+        raw: list[
+            tuple[str, bytes]
+        ] = []  # each valid message's topic and payload, should it be refused later
         invalid: list[tuple[str, bytes, str, str, datetime, bool]] = []
         for topic, payload, received_at, retained in items:
             checked = self._checker.check(topic, payload)
             if isinstance(checked, Envelope):
-                valid.append((checked, received_at, retained))
-            else:
-                invalid.append((topic, payload, checked[0], checked[1], received_at, retained))
+                why = implausible(checked, received_at, self.settings)
+                if why is None:
+                    valid.append((checked, received_at, retained))
+                    raw.append((topic, payload))
+                    continue
+                checked = (checks.REASON_IMPLAUSIBLE, why)
+            invalid.append((topic, payload, checked[0], checked[1], received_at, retained))
         with write_transaction(self._engine) as conn:
+            if valid:
+                refused = self._untrusted(conn, valid)
+                for index, (reason, error) in sorted(refused.items()):
+                    _envelope, received_at, retained = valid[index]
+                    invalid.append((*raw[index], reason, error, received_at, retained))
+                valid = [item for index, item in enumerate(valid) if index not in refused]
             for topic, payload, reason, error, received_at, retained in invalid:
                 if checks.keep(conn, topic, payload, reason, error, received_at, retained=retained):
                     batch.rejected.append(reason)
@@ -102,6 +121,33 @@ class Ingest:
                 self._apply(conn, batch)
                 track_seq(conn, batch)
         self._after_commit(batch)
+
+    def _untrusted(
+        self, conn: Connection, valid: list[tuple[Envelope, datetime, bool]]
+    ) -> dict[int, tuple[str, str]]:
+        """The messages (by position in ``valid``) not to believe, with (reason, why): from an agent not
+        enrolled (when only enrolled ones are taken), or a ``seq`` too far past its boot's highest."""
+        refused: dict[int, tuple[str, str]] = {}
+        if self.settings.enrolled_only:
+            allowed = enrolled(conn, {(envelope.site, envelope.agent) for envelope, _, _ in valid})
+            for index, (envelope, _received, _retained) in enumerate(valid):
+                if (envelope.site, envelope.agent) not in allowed:
+                    why = f"agent {envelope.site}/{envelope.agent} is not enrolled"
+                    refused[index] = (checks.REASON_NOT_ENROLLED, why)
+        for index, why in seq_jumps(conn, valid, self.settings).items():
+            refused.setdefault(index, (checks.REASON_IMPLAUSIBLE, why))
+        return refused
+
+    def prune_rejected(self, now: datetime | None = None) -> int:
+        """Forget rejected messages past ``ingest.rejected_keep_days`` or beyond ``rejected_max_rows``."""
+        settings = self.settings
+        with self._engine.begin() as conn:
+            return checks.prune(
+                conn,
+                now or utcnow(),
+                keep_days=settings.rejected_keep_days,
+                max_rows=settings.rejected_max_rows,
+            )
 
     def _after_commit(self, batch: Batch) -> None:
         """The database has decided: counters, re-publish requests and replies follow what was stored."""
@@ -182,3 +228,14 @@ def _event_row(envelope: Envelope, received_at: datetime) -> dict[str, Any]:
         "type": body["type"],
         "body": body,
     }
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether storing may succeed if tried again: the database away, busy or locked, not the message.
+
+    Anything else (a value the database refuses, an error of ours on one payload) is the message's own, and
+    trying it again would only hold up the messages behind it.
+    """
+    if isinstance(exc, OperationalError | InterfaceError | TimeoutError | ConnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

@@ -109,8 +109,11 @@ class Writer:
     ends a batch (it runs after the messages queued before it). A batch whose transaction fails is rolled
     back as a whole and its messages are then stored one by one, as below.
 
-    A message whose storing raises (the database is down) is tried again after 1 s, doubling to 30 s; after
-    ``STORE_TRIES`` failures it is handed to ``keep`` (stored as rejected with the error) and acknowledged.
+    A message whose storing raises because of the message itself (``transient(exc)`` is False: a value the
+    database refuses, a bug on one payload) is handed to ``keep`` at once, so it holds up nothing behind it.
+    One whose storing raises because the database is away or busy is tried again after 1 s, doubling to
+    30 s; after ``STORE_TRIES`` failures it is handed to ``keep`` (stored as rejected with the error) and
+    acknowledged.
     If keeping fails too, the writer goes on trying to store, then keep, the same message, every 30 s at
     most, until one succeeds: it never skips a message, which would leave it unacknowledged, holding one of
     the broker's in-flight slots until the next reconnect while later messages overtake it.
@@ -132,8 +135,10 @@ class Writer:
         batch_size: int = BATCH_SIZE,
         batch_wait: float = BATCH_WAIT,
         flush_acks: Callable[[], None] | None = None,
+        transient: Callable[[BaseException], bool] | None = None,
     ) -> None:
         self._handle = handle
+        self._transient = transient if transient is not None else _always
         self._flush_acks = flush_acks
         self._handle_batch = handle_batch
         self._batch_size = batch_size
@@ -149,6 +154,16 @@ class Writer:
         self._stopping = threading.Event()
         self._wait = wait if wait is not None else self._stopping.wait
         self._thread = threading.Thread(target=self._run, name="hezo-collector-writer", daemon=True)
+        #: When the writer last finished an item (monotonic): a writer stuck on one shows in ``stalled``.
+        self._progress = time.monotonic()
+
+    def stalled(self, after: float) -> str | None:
+        """What is wrong when messages wait and nothing was finished for ``after`` seconds; else None."""
+        waiting = self._queue.qsize()
+        quiet = time.monotonic() - self._progress
+        if waiting and quiet > after:
+            return f"the writer has finished nothing for {quiet:.0f} s while {waiting} messages wait"
+        return None
 
     def start(self) -> None:
         """Start the writer thread, with the garbage collector set for a stream of messages (below)."""
@@ -233,6 +248,7 @@ class Writer:
                 log.exception("the writer failed on %s; going on", item)
                 continue
             finally:
+                self._progress = time.monotonic()
                 self._flushed()
             if not done and self._stopping.is_set():
                 self._forget_queued()
@@ -359,9 +375,10 @@ class Writer:
                 if self._metrics is not None:
                     self._metrics.store_errors.inc()
                 log.warning("could not store the message on %s (try %d): %s", message.topic, attempt, error)
+                poison = not self._transient(exc)
             else:
                 return True
-            if attempt >= STORE_TRIES and self._kept(message, error, attempt):
+            if (poison or attempt >= STORE_TRIES) and self._kept(message, error, attempt):
                 return True
             if self._stopping.is_set() or self._wait(delay):
                 log.warning("stopping: the message on %s stays with the broker", message.topic)
@@ -381,3 +398,8 @@ class Writer:
             return False
         log.error("gave up storing the message on %s after %d tries: %s", message.topic, attempt, error)
         return True
+
+
+def _always(_exc: BaseException) -> bool:
+    """Without a better judge, every failure may pass: retry."""
+    return True

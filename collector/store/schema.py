@@ -127,7 +127,22 @@ rejected = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("reason", String(32), nullable=False),
     Column("error", Text, nullable=False),
-    Column("received_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False, index=True),
+    #: SHA-256 of the payload: a retained copy delivered again is found by it, not by the payload itself.
+    Column("payload_sha256", String(64)),
+)
+Index("ix_rejected_topic_digest", rejected.c.topic, rejected.c.payload_sha256)
+
+#: The agents the collector takes messages from when ``ingest.enrolled_only`` is on (docs/security.md).
+enrolments = Table(
+    "enrolments",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("enrolled_at", UTCDateTime, nullable=False),
+    Column("enrolled_by", String(128), nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("revoked_by", String(128)),
 )
 
 tickets = Table(

@@ -89,6 +89,15 @@ def migrated_engine(tmp_path: Path) -> Engine:
     return engine
 
 
+#: When fake agents start: a boot id is the agent's start time in ms, 12 hex digits, then 4 more.
+BOOT_EPOCH_MS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def boot_id(number: int) -> str:
+    """The boot id of a fake agent's ``number``-th start: later starts sort after earlier ones."""
+    return f"{BOOT_EPOCH_MS + number:012x}0000"
+
+
 @dataclass
 class FakeAgent:
     """Builds the (topic, payload) pairs one agent would publish, with its seq counting up.
@@ -99,7 +108,7 @@ class FakeAgent:
 
     site: str = "hq"
     agent: str = "room-101-pc"
-    boot: str = "boot-1"
+    boot: str = field(default_factory=lambda: boot_id(1))
     prefix: str = "hezo/v1"
     seq: int = 0
     devices: list[dict[str, Any]] = field(default_factory=lambda: [dict(RALLY_BAR)])
@@ -107,8 +116,7 @@ class FakeAgent:
 
     def restart(self) -> None:
         """A new start of the agent: a boot id that sorts after the previous one, seq from scratch."""
-        number = int(self.boot.rsplit("-", 1)[1]) + 1
-        self.boot = f"boot-{number}"
+        self.boot = boot_id(int(self.boot[:12], 16) - BOOT_EPOCH_MS + 1)
         self.seq = 0
         self.registered_will = None
 

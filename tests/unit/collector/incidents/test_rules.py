@@ -19,7 +19,7 @@ from collector.metrics import Metrics
 from collector.registry import contracts, maintenance
 from collector.sla.terms import SlaContext
 from collector.store.schema import CAUSE_AGENT_SILENT, CAUSE_DEVICE_DOWN, CAUSE_DEVICE_UNSTABLE, events
-from tests.support.collector import FAILED_CHECK, RALLY_BAR, T0, Clock, FakeAgent
+from tests.support.collector import FAILED_CHECK, RALLY_BAR, T0, Clock, FakeAgent, boot_id
 
 CONFIRM = 60.0
 
@@ -323,7 +323,7 @@ def test_repeated_reboots_open_a_high_ticket(
                 insert(events).values(
                     site="hq",
                     agent="room-101-pc",
-                    boot="boot-1",
+                    boot=boot_id(1),
                     seq=1000 + seq,
                     ts=moment,
                     received_at=moment,
@@ -526,7 +526,7 @@ def test_a_firmware_change_is_noted_on_the_devices_active_ticket(
             insert(events).values(
                 site="hq",
                 agent="room-101-pc",
-                boot="boot-1",
+                boot=boot_id(1),
                 seq=999,
                 ts=clock(),
                 received_at=clock(),

@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
+from collector.config import IngestConfig
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.store.schema import agent_boots, agents, devices, events, messages, samples
-from tests.support.collector import T0, FakeAgent
+from tests.support.collector import T0, FakeAgent, boot_id
 
 
 class Requests:
@@ -158,7 +159,7 @@ def test_a_new_start_whose_first_messages_were_lost_is_a_gap(
     for _ in range(3):
         agent.state("up")  # seq 1 to 3 of the new start are lost in the broker
     ingest.handle(*agent.telemetry(), T0)  # seq 4
-    assert boot_rows(engine) == {"boot-1": (0, 0), "boot-2": (1, 3)}
+    assert boot_rows(engine) == {boot_id(1): (0, 0), boot_id(2): (1, 3)}
     assert requests.asked == [("hq", "room-101-pc")]
 
 
@@ -170,7 +171,7 @@ def test_a_new_start_that_begins_with_its_birth_is_no_gap(
     agent.restart()
     ingest.handle(*agent.birth(), T0)  # seq 2, its will (seq 1) did not fire
     ingest.handle(*agent.telemetry(), T0)
-    assert boot_rows(engine) == {"boot-1": (0, 0), "boot-2": (0, 0)}
+    assert boot_rows(engine) == {boot_id(1): (0, 0), boot_id(2): (0, 0)}
     assert requests.asked == []
 
 
@@ -184,11 +185,11 @@ def test_an_agent_never_followed_before_is_followed_from_its_first_message(
     ingest.handle(*agent.telemetry(), T0)
     agent.restart()
     ingest.handle(*agent.telemetry(), T0)  # the next start, in the same batch or not, is followed from seq 1
-    assert boot_rows(engine) == {"boot-1": (0, 0), "boot-2": (0, 0)}
+    assert boot_rows(engine) == {boot_id(1): (0, 0), boot_id(2): (0, 0)}
     agent.restart()
     agent.state("up")
     ingest.handle(*agent.telemetry(), T0)  # seq 2 of boot-3: seq 1 is missing
-    assert boot_rows(engine)["boot-3"] == (1, 1)
+    assert boot_rows(engine)[boot_id(3)] == (1, 1)
     assert requests.asked == [("hq", "room-101-pc")]
 
 
@@ -199,7 +200,7 @@ def test_two_starts_of_a_new_agent_in_one_batch(ingest: Ingest, engine: Engine) 
     agent.state("up")  # seq 1 of boot-2 is lost
     second = [agent.telemetry()]
     ingest.handle_batch([(topic, payload, T0, False) for topic, payload in first[1:] + second])
-    assert boot_rows(engine) == {"boot-1": (0, 0), "boot-2": (1, 1)}
+    assert boot_rows(engine) == {boot_id(1): (0, 0), boot_id(2): (1, 1)}
 
 
 def test_two_collectors_storing_the_same_messages_at_once_store_each_once(engine: Engine) -> None:
@@ -241,9 +242,11 @@ def test_samples_are_stored_with_their_values_and_times(ingest: Ingest, engine: 
     ]
 
 
-def test_samples_read_back_exactly_whatever_their_names_and_values(ingest: Ingest, engine: Engine) -> None:
+def test_samples_read_back_exactly_whatever_their_names_and_values(engine: Engine) -> None:
     # PostgreSQL gets the claim as array literals and the samples as COPY text, both written by ingest: names
-    # that read as syntax there (NULL, a tab, a backslash, a newline) and floats must come back as sent.
+    # that read as syntax there (NULL, a tab, a backslash, a newline) and floats must come back as sent. A
+    # boot id of any form, so that one can read as syntax too.
+    ingest = Ingest(engine, Metrics(), "hezo/v1", settings=IngestConfig(boot_ids="any"))
     agent = FakeAgent(site="null", agent="null", boot="NULL")
     metrics_sent = ["a\tb", "back\\slash", "line\nbreak", "cr\rhere", "NULL", "\\N", "plain"]
     values = [0.1, -0.0, 1e300, 5e-324, 123456789.123456789, 2.5, 7]
@@ -285,7 +288,7 @@ def test_messages_stored_out_of_order_leave_nothing_missing(ingest: Ingest, engi
     later = agent.telemetry()  # seq 5
     ingest.handle(*later, T0)
     ingest.handle_batch([(topic, payload, T0, False) for topic, payload in [birth, *early]])
-    assert boot_rows(engine)["boot-2"] == (1, 0)
+    assert boot_rows(engine)[boot_id(2)] == (1, 0)
     with engine.connect() as conn:
         assert conn.execute(select(agents.c.seq_missing)).scalar_one() == 0
 
@@ -296,4 +299,4 @@ def test_a_hole_filled_in_the_batch_that_opened_it_is_not_missing(ingest: Ingest
     late = [agent.telemetry() for _ in range(2)]
     jump = agent.telemetry()
     ingest.handle_batch([(topic, payload, T0, False) for topic, payload in [jump, *late]])
-    assert boot_rows(engine)["boot-1"] == (1, 0)
+    assert boot_rows(engine)[boot_id(1)] == (1, 0)

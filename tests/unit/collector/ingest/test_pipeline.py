@@ -10,7 +10,7 @@ from sqlalchemy import Engine, Row, func, select
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.store.schema import agents, devices, events, rejected, samples
-from tests.support.collector import RALLY_BAR, T0, FakeAgent
+from tests.support.collector import RALLY_BAR, T0, FakeAgent, boot_id
 
 TOPIC = "hezo/v1/hq/room-101-pc/status"
 
@@ -65,7 +65,7 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
                     "v": 1,
                     "site": "hq",
                     "agent": "room-101-pc",
-                    "boot": "b",
+                    "boot": boot_id(1),
                     "seq": -1,
                     "ts": "2026-11-24T21:00:00Z",
                     "kind": "death",
@@ -81,7 +81,7 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
                     "v": 1,
                     "site": "other-site",
                     "agent": "room-101-pc",
-                    "boot": "b",
+                    "boot": boot_id(1),
                     "seq": 1,
                     "ts": "2026-11-24T21:00:00Z",
                     "kind": "death",
@@ -193,7 +193,7 @@ def test_telemetry_and_reply_are_counted(ingest: Ingest, metrics: Metrics) -> No
                 "v": 1,
                 "site": "hq",
                 "agent": "room-101-pc",
-                "boot": "b",
+                "boot": boot_id(1),
                 "seq": 1,
                 "ts": "2026-11-24T21:00:00Z",
                 "kind": "telemetry",
@@ -238,7 +238,7 @@ def test_a_will_of_the_previous_boot_keeps_the_restarted_agent_online(ingest: In
     ingest.handle(*agent.birth(), T0 + timedelta(seconds=10))
     ingest.handle(*old_will, T0 + timedelta(seconds=11))
     assert agent_online(engine) is True
-    assert agent_boot(engine) == "boot-2"
+    assert agent_boot(engine) == boot_id(2)
 
 
 def test_a_late_birth_of_the_previous_boot_changes_nothing(ingest: Ingest, engine: Engine) -> None:
@@ -249,7 +249,7 @@ def test_a_late_birth_of_the_previous_boot_changes_nothing(ingest: Ingest, engin
     ingest.handle(*agent.death(reason="shutdown"), T0 + timedelta(seconds=5))
     ingest.handle(*old_birth, T0 + timedelta(seconds=6))
     assert agent_online(engine) is False
-    assert agent_boot(engine) == "boot-2"
+    assert agent_boot(engine) == boot_id(2)
 
 
 def test_a_state_of_the_previous_boot_is_ignored(ingest: Ingest, engine: Engine) -> None:

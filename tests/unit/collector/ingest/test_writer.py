@@ -300,3 +300,66 @@ def test_a_failed_batch_is_stored_one_message_at_a_time() -> None:
     writer = queued_writer(log, Batches(log, failures=1), items)
     run_until_done(writer)
     assert log == ["stored a", "ack a", "stored b", "ack b"]
+
+
+def test_a_message_the_store_refuses_for_itself_is_kept_at_once_and_the_next_goes_on() -> None:
+    from collector.ingest.pipeline import transient
+
+    store, waits, acks = Store(), [], []
+
+    def handle(topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+        if topic == "poison":
+            raise OverflowError("date value out of range")
+        store.handle(topic, payload, received_at)
+
+    def handle_batch(items: list[tuple[str, bytes, datetime, bool]]) -> None:
+        for topic, payload, received_at, _retained in items:  # one transaction: the poison fails it all
+            handle(topic, payload, received_at)
+
+    writer = Writer(
+        handle,
+        store.keep,
+        wait=lambda s: bool(waits.append(s)),
+        handle_batch=handle_batch,
+        transient=transient,
+    )
+    poison = Message("poison", b"{}", T0, ack=lambda: acks.append("poison"))
+    assert writer.process_batch([poison, Message("t", b"{}", T0, ack=lambda: acks.append("t"))])
+    assert waits == []  # no retry delay: nothing behind the poison waited
+    assert store.kept == [("poison", "OverflowError: date value out of range")]
+    assert (store.stored, acks) == (["t"], ["poison", "t"])
+
+
+def test_a_database_that_is_away_is_still_waited_for() -> None:
+    from collector.ingest.pipeline import transient
+
+    store, waits = Store(failures=2), []
+    writer = Writer(store.handle, store.keep, wait=lambda s: bool(waits.append(s)), transient=transient)
+    writer.process(Message("t", b"{}", T0))
+    assert waits == [1, 2]
+    assert (store.stored, store.kept) == (["t"], [])
+
+
+def test_a_writer_stuck_with_messages_waiting_says_so() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def handle(topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+        started.set()
+        release.wait()
+
+    writer = Writer(handle, Store().keep)
+    writer.start()
+    try:
+        assert writer.stalled(after=0) is None  # nothing waits
+        writer.put(Message("first", b"{}", T0))
+        assert started.wait(10)
+        writer.put(Message("second", b"{}", T0))
+        assert writer.stalled(after=0) == writer.stalled(after=0)  # stable while stuck
+        found = writer.stalled(after=0)
+        assert found is not None
+        assert "while 1 messages wait" in found
+        assert writer.stalled(after=3600) is None  # not yet past the limit asked
+    finally:
+        release.set()
+        writer.stop()

@@ -25,7 +25,7 @@ from common.configfile import ConfigError
 from diagnostics.bundle import BundleBuilder, file_sha256
 from protocol import Envelope
 from protocol.commands import decode_signed
-from tests.support.collector import T0, Clock
+from tests.support.collector import T0, Clock, boot_id
 
 
 def make(engine: Engine, tmp_path: Path, sent: list[tuple[str, bytes]], clock: Clock) -> Commander:
@@ -114,7 +114,7 @@ def test_a_request_to_an_offline_agent_is_not_sent_but_audited(
 
 
 def reply(body: dict[str, Any], seq: int = 1) -> Envelope:
-    return Envelope("hq", "room-1", "boot-1", seq, "2026-11-24T21:00:01.000Z", "reply", body)
+    return Envelope("hq", "room-1", boot_id(1), seq, "2026-11-24T21:00:01.000Z", "reply", body)
 
 
 def test_a_refusal_is_stored_with_its_reason_and_audited(commander: Commander, engine: Engine) -> None:
