@@ -245,6 +245,17 @@ class DiagnosticsConfig(BaseModel):
     bundle_dir: Path = Path("bundles")
     retention_days: float = Field(default=30.0, gt=0)
     max_bundle_bytes: int = Field(default=500 * 1024 * 1024, ge=1024)
+    max_unpacked_bytes: int = Field(
+        default=2 * 1024**3, ge=1024, description="a bundle may unpack to at most this many bytes"
+    )
+    max_unpack_ratio: float = Field(default=200.0, ge=1, description="and to at most this times its size")
+    max_partial_bytes: int = Field(
+        default=2 * 500 * 1024 * 1024, ge=1024, description="disk that unfinished uploads may take in all"
+    )
+    max_shown_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest member shown as text")
+    command_window: float = Field(default=600.0, gt=0, le=86400, description="seconds the limits below count")
+    max_commands_per_device: int = Field(default=10, ge=1, description="commands to one device per window")
+    max_commands_per_user: int = Field(default=60, ge=1, description="commands one person sends per window")
     command_ttl: float = Field(default=600.0, gt=0, le=86400, description="seconds a command stays valid")
     auto_evidence: bool = Field(default=True, description="service tests + logs for each Critical ticket")
     evidence_since_hours: float = Field(default=2.0, gt=0, description="log range of automatic evidence")

@@ -52,6 +52,20 @@ class UnavailableError(CollectorError):
     status = 503
 
 
+class TooLargeError(CollectorError):
+    """More than is allowed at once: a body, a file, a share of the disk."""
+
+    code = "too-large"
+    status = 413
+
+
+class TooManyError(CollectorError):
+    """Too many requests of this kind in too short a time; try again later."""
+
+    code = "too-many-requests"
+    status = 429
+
+
 class GoneError(CollectorError):
     """What the input names existed but is no more (a bundle past its retention)."""
 

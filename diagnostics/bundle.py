@@ -216,7 +216,33 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read(tar: tarfile.TarFile) -> tuple[dict[str, Any] | None, dict[str, str]]:
+@dataclass(frozen=True)
+class Limits:
+    """How much a received bundle may hold once unpacked, in all and per byte of the file: counted on the
+    bytes as they stream out, never on what the tar headers claim."""
+
+    unpacked_bytes: int = 2 * 1024**3
+    ratio: float = 200.0
+
+
+class _Meter:
+    """Counts unpacked bytes; ``BundleError`` the moment they pass a limit (a bomb stops early)."""
+
+    def __init__(self, limits: Limits, packed: int) -> None:
+        self.limit = min(limits.unpacked_bytes, int(limits.ratio * max(packed, 1)))
+        self.limits = limits
+        self.total = 0
+
+    def count(self, size: int) -> None:
+        self.total += size
+        if self.total > self.limit:
+            raise BundleError(
+                f"unpacks to more than {self.limit} bytes (at most {self.limits.unpacked_bytes} in all and "
+                f"{self.limits.ratio:g} times the file): refused"
+            )
+
+
+def _read(tar: tarfile.TarFile, meter: _Meter) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """The manifest (if any) and the sha256 of every other member, refusing unsafe members."""
     manifest: dict[str, Any] | None = None
     seen: dict[str, str] = {}
@@ -229,8 +255,10 @@ def _read(tar: tarfile.TarFile) -> tuple[dict[str, Any] | None, dict[str, str]]:
         if member.name == MANIFEST:
             if member.size > MAX_MANIFEST_BYTES:
                 raise BundleError(f"manifest.json is over {MAX_MANIFEST_BYTES} bytes")
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+            meter.count(len(data))
             try:
-                manifest = json.loads(handle.read())
+                manifest = json.loads(data)
             except ValueError as exc:
                 raise BundleError(f"manifest.json is not JSON: {exc}") from None
             continue
@@ -238,17 +266,21 @@ def _read(tar: tarfile.TarFile) -> tuple[dict[str, Any] | None, dict[str, str]]:
             raise BundleError(f"member {member.name!r} appears twice")
         hasher = hashlib.sha256()
         while chunk := handle.read(1024 * 1024):
+            meter.count(len(chunk))
             hasher.update(chunk)
         seen[member.name] = hasher.hexdigest()
     return manifest, seen
 
 
-def inspect_bundle(source: Path | BinaryIO) -> dict[str, Any]:
+def inspect_bundle(source: Path | BinaryIO, limits: Limits | None = None) -> dict[str, Any]:
     """Check a received bundle and return its manifest; raise ``BundleError`` saying what is wrong.
 
-    Nothing is extracted: members are read and hashed as a stream. Every member must be a regular file with
-    a safe name, listed in the manifest with the sha256 it has.
+    Nothing is extracted: members are read and hashed as a stream, in bounded memory, and the reading stops
+    as soon as the unpacked bytes pass ``limits``. Every member must be a regular file with a safe name,
+    listed in the manifest with the sha256 it has.
     """
+    packed = source.stat().st_size if isinstance(source, Path) else _size(source)
+    meter = _Meter(limits or Limits(), packed)
     try:
         tar = (
             tarfile.open(source, mode="r:gz")  # noqa: SIM115 (closed by the with below)
@@ -259,7 +291,7 @@ def inspect_bundle(source: Path | BinaryIO) -> dict[str, Any]:
         raise BundleError(f"not a tar.gz bundle: {exc}") from None
     with tar:
         try:
-            manifest, seen = _read(tar)
+            manifest, seen = _read(tar, meter)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"damaged bundle: {exc}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
@@ -280,8 +312,13 @@ def inspect_bundle(source: Path | BinaryIO) -> dict[str, Any]:
     return manifest
 
 
-def read_member(path: Path, name: str) -> bytes:
-    """One member's content (for the web page), after the same name checks; ``KeyError`` if absent."""
+class MemberTooLargeError(BundleError):
+    """A member too large to show: download the bundle instead."""
+
+
+def read_member(path: Path, name: str, limit: int = 8 * 1024 * 1024) -> bytes:
+    """One member's content (for the web page), after the same name checks; ``KeyError`` if absent,
+    ``MemberTooLargeError`` past ``limit`` bytes (read no further than that, whatever its header says)."""
     safe_member_name(name)
     with tarfile.open(path, mode="r:gz") as tar:
         member = tar.getmember(name)
@@ -289,4 +326,15 @@ def read_member(path: Path, name: str) -> bytes:
             raise BundleError(f"member {name!r} is not a regular file")
         handle = tar.extractfile(member)
         assert handle is not None
-        return handle.read()
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise MemberTooLargeError(f"member {name!r} is over {limit} bytes: download the bundle to read it")
+    return data
+
+
+def _size(handle: BinaryIO) -> int:
+    """The bytes left in a seekable file, read from where it stands."""
+    here = handle.tell()
+    end = handle.seek(0, 2)
+    handle.seek(here)
+    return end - here

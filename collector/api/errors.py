@@ -40,7 +40,8 @@ async def _collector_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CollectorError)
     headers = exc.headers()
     if request.method == "HEAD":
-        return Response(status_code=exc.status, headers={**headers, "X-Reason": str(exc)[:200]})
+        reason = "".join(char if char.isprintable() else " " for char in str(exc))[:200]
+        return Response(status_code=exc.status, headers={**headers, "X-Reason": reason})
     return answer(exc.status, exc.code, str(exc), headers)
 
 

@@ -39,6 +39,7 @@ def print_rows(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool,
     console = Console(
         file=sys.stdout,
         width=100_000,  # never wrap: a row is one line
+        force_terminal=sys.stdout.isatty(),  # piped: plain text, whatever FORCE_COLOR says
         no_color=not sys.stdout.isatty(),
         highlight=False,
         soft_wrap=False,

@@ -15,12 +15,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import insert as sql_insert
 
 from collector import audit
 from collector.config import CollectorConfig
-from collector.errors import CollectorError, ConflictError, InvalidError, NotFoundError, UnavailableError
+from collector.errors import (
+    CollectorError,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    TooManyError,
+    UnavailableError,
+)
 from collector.remote.keys import load_private_key, token_digest
 from collector.remote.publisher import Publisher
 from collector.store.database import utcnow
@@ -30,6 +37,9 @@ from protocol import Topics
 from protocol.commands import Command, canonical, check_args, encode_signed, new_command
 
 log = logging.getLogger(__name__)
+
+#: Who sends commands by itself: the collector on a sequence gap, and automatic evidence.
+AUTOMATIC = ("collector:", "auto-evidence")
 
 
 class Commander:
@@ -134,6 +144,7 @@ class Commander:
             raise InvalidError(str(exc)) from None
         shown = {k: v for k, v in full.items() if k != "upload_token"}
         with self.engine.begin() as conn:
+            self._within_limits(conn, site, agent, device, by=requested_by, now=now)
             online = conn.execute(
                 select(agents.c.online).where(agents.c.site == site, agents.c.agent == agent)
             ).scalar()
@@ -184,6 +195,31 @@ class Commander:
         self._publish(self.topics.cmd(site, agent), self.sign(command))
         log.info("command %s sent to %s/%s: %s %s", command_id, site, agent, action, device or "")
         return command_id
+
+    def _within_limits(
+        self, conn: Connection, site: str, agent: str, device: str | None, *, by: str, now: datetime
+    ) -> None:
+        """``TooManyError`` when a person's command would pass the limits of ``command_window``: per device,
+        and per person. What the collector sends by itself (gap republish, automatic evidence) has limits of
+        its own and is not counted against anyone."""
+        if by.startswith(AUTOMATIC):
+            return
+        since = now - timedelta(seconds=self.settings.command_window)
+        recent = select(func.count()).select_from(command_table).where(command_table.c.issued_at > since)
+        window = f"{self.settings.command_window:g} s"
+        if device is not None:
+            count = conn.execute(
+                recent.where(
+                    command_table.c.site == site,
+                    command_table.c.agent == agent,
+                    command_table.c.device == device,
+                )
+            ).scalar_one()
+            if count >= self.settings.max_commands_per_device:
+                raise TooManyError(f"{count} commands to {site}/{agent}/{device} in the last {window}: wait")
+        count = conn.execute(recent.where(command_table.c.requested_by == by)).scalar_one()
+        if count >= self.settings.max_commands_per_user:
+            raise TooManyError(f"{count} commands by {by} in the last {window}: wait")
 
     def request_republish(self, site: str, agent: str, reason: str = "sequence gap") -> str | None:
         """Ask an agent to publish its device states again (the seam for sequence-gap detection).

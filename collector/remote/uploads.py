@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from collector import audit, tickets
 from collector.errors import CollectorError
@@ -27,7 +27,7 @@ from collector.remote.keys import token_digest
 from collector.store.schema import bundles
 from collector.store.schema import commands as command_table
 from collector.store.schema import tickets as ticket_table
-from diagnostics.bundle import BundleError, file_sha256, inspect_bundle
+from diagnostics.bundle import BundleError, Limits, file_sha256, inspect_bundle
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class Uploads:
             raise UploadProblem(400, "Upload-Sha256 must be 64 lower-case hex digits")
         with self.commander.engine.begin() as conn:
             if row.upload_length is None:
+                self._reserve(conn, length)
                 conn.execute(
                     update(command_table)
                     .where(command_table.c.id == command_id)
@@ -148,6 +149,22 @@ class Uploads:
             self._locks.pop(command_id, None)
         return stored
 
+    def _reserve(self, conn: Any, length: int) -> None:
+        """Refuse a new upload whose length, with that of the uploads not finished yet, would take more disk
+        than ``max_partial_bytes``: unfinished uploads cannot fill the disk, however many tokens there are."""
+        open_until = self.commander.now() - timedelta(seconds=self.settings.command_ttl)
+        pending = select(func.coalesce(func.sum(command_table.c.upload_length), 0)).where(
+            command_table.c.upload_length.is_not(None),
+            command_table.c.expires_at > open_until,  # an upload may still go on (``authorise``)
+            command_table.c.id.not_in(select(bundles.c.command_id).where(bundles.c.command_id.is_not(None))),
+        )
+        taken = int(conn.execute(pending).scalar_one())
+        quota = self.settings.max_partial_bytes
+        if taken + length > quota:
+            raise UploadProblem(
+                507, f"uploads in progress hold {taken} of {quota} bytes: not room for {length} more now"
+            )
+
     def _complete(self, row: Any, path: Path, length: int, sha256: str) -> dict[str, Any]:
         now = self.commander.now()
         actual = file_sha256(path)
@@ -157,7 +174,8 @@ class Uploads:
             problem = f"sha256 {actual} does not match the declared {sha256}"
         else:
             try:
-                manifest = inspect_bundle(path)
+                limits = Limits(self.settings.max_unpacked_bytes, self.settings.max_unpack_ratio)
+                manifest = inspect_bundle(path, limits)
             except BundleError as exc:
                 problem = f"bundle refused: {exc}"
         if problem is not None:

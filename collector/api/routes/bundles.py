@@ -10,10 +10,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
 from collector.api.deps import Wired, Wiring
-from collector.errors import BadRequestError, GoneError, NotFoundError
+from collector.errors import BadRequestError, GoneError, NotFoundError, TooLargeError
 from collector.store import queries
 from collector.store.schema import bundles
-from diagnostics.bundle import BundleError, read_member
+from diagnostics.bundle import BundleError, MemberTooLargeError, read_member
 
 router = APIRouter(tags=["bundles"])
 
@@ -64,7 +64,9 @@ def bundle_file(bundle_id: int, name: str, wired: Wired) -> Response:
     """One member of a bundle as text, read in memory (never extracted); unsafe names are refused."""
     row = _bundle(wired, bundle_id)
     try:
-        data = read_member(Path(row.path), name)
+        data = read_member(Path(row.path), name, wired.remote().settings.max_shown_bytes)
+    except MemberTooLargeError as exc:
+        raise TooLargeError(str(exc)) from None
     except BundleError as exc:
         raise BadRequestError(str(exc)) from None
     except KeyError:

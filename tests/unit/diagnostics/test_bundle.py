@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from diagnostics.bundle import BundleBuilder, BundleError, inspect_bundle
+from diagnostics.bundle import (
+    BundleBuilder,
+    BundleError,
+    Limits,
+    MemberTooLargeError,
+    inspect_bundle,
+    read_member,
+)
 from diagnostics.redact import Redactor
 
 SECRETS = {
@@ -156,3 +163,53 @@ def test_the_receiving_side_refuses_a_member_that_differs_from_the_manifest(tmp_
     crafted = _tar(tmp_path, [member], {"files": [{"path": "agent/agent.log", "sha256": "0" * 64}]})
     with pytest.raises(BundleError, match="sha256"):
         inspect_bundle(crafted)
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, read without ever holding them: what a bomb's member unpacks to."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def bomb(tmp_path: Path, unpacked: int) -> Path:
+    """A small tar.gz whose one member unpacks to ``unpacked`` bytes of zeros, listed in its manifest."""
+    out = tmp_path / "bomb.tar.gz"
+    with tarfile.open(out, "w:gz", compresslevel=9) as tar:
+        manifest = json.dumps({"files": [{"path": "agent/agent.log", "sha256": "0" * 64}]}).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        member = tarfile.TarInfo("agent/agent.log")
+        member.size = unpacked
+        tar.addfile(member, io.BufferedReader(_Zeros(unpacked)))
+    return out
+
+
+def test_a_bomb_is_refused_once_it_unpacks_past_its_ratio_without_unpacking_the_rest(tmp_path: Path) -> None:
+    path = bomb(tmp_path, 64 * 1024 * 1024)
+    assert path.stat().st_size < 200_000
+    with pytest.raises(BundleError, match=r"unpacks to more than .* times the file"):
+        inspect_bundle(path, Limits(unpacked_bytes=1024**3, ratio=50))
+
+
+def test_a_bundle_past_the_unpacked_total_is_refused(tmp_path: Path) -> None:
+    path = bomb(tmp_path, 8 * 1024 * 1024)
+    with pytest.raises(BundleError, match="at most 1048576 in all"):
+        inspect_bundle(path, Limits(unpacked_bytes=1024 * 1024, ratio=10_000))
+
+
+def test_a_member_too_large_to_show_is_refused_reading_no_more_than_the_limit(tmp_path: Path) -> None:
+    path = bomb(tmp_path, 4 * 1024 * 1024)
+    with pytest.raises(MemberTooLargeError, match="over 1048576 bytes: download the bundle"):
+        read_member(path, "agent/agent.log", limit=1024 * 1024)
+    assert read_member(path, "manifest.json", limit=1024 * 1024).startswith(b'{"files"')

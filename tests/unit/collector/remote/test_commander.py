@@ -295,3 +295,43 @@ def test_a_finished_upload_still_tells_its_offset_and_bundle(
     uploads = Uploads(commander)
     done = asyncio.run(uploads.append(command_id, auth, 0, len(data), file_sha256(path), _chunks(data)))
     assert uploads.offset(command_id, auth) == (len(data), done)
+
+
+def test_unfinished_uploads_cannot_take_more_disk_than_their_share(
+    engine: Engine, tmp_path: Path, sent: list[tuple[str, bytes]], clock: Clock
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(agents).values(site="hq", agent="room-1", online=True))
+        conn.execute(insert(devices).values(site="hq", agent="room-1", device="rally-bar", state="up"))
+    key = tmp_path / "keys" / "collector.key"
+    key.parent.mkdir()
+    keygen(key)
+    settings = {"key_file": str(key), "bundle_dir": str(tmp_path / "bundles"), "max_partial_bytes": 1_000_000}
+    config = CollectorConfig.model_validate({"diagnostics": settings})
+    commander = Commander(
+        engine, config, publish=lambda topic, payload: sent.append((topic, payload)), now=clock
+    )
+    uploads = Uploads(commander)
+    first = commander.request("hq", "room-1", "collect-logs", device="rally-bar")
+    second = commander.request("hq", "room-1", "collect-logs", device="rally-bar")
+    tokens = [decode_signed(payload)[0].args["upload_token"] for _topic, payload in sent]
+    started = asyncio.run(
+        uploads.append(first, f"Bearer {tokens[0]}", 0, 600_000, "a" * 64, _chunks(b"x" * 1000))
+    )
+    assert started == 1000
+    with pytest.raises(UploadProblem) as caught:
+        asyncio.run(uploads.append(second, f"Bearer {tokens[1]}", 0, 600_000, "b" * 64, _chunks(b"y")))
+    assert caught.value.status == 507
+    assert "hold 600000 of 1000000 bytes" in caught.value.reason
+
+
+def test_commands_to_one_device_and_by_one_person_are_limited(commander: Commander, clock: Clock) -> None:
+    from collector.errors import TooManyError
+
+    for _ in range(commander.settings.max_commands_per_device):
+        commander.request("hq", "room-1", "service-tests", device="rally-bar", requested_by="eve")
+    with pytest.raises(TooManyError, match="commands to hq/room-1/rally-bar in the last 600 s"):
+        commander.request("hq", "room-1", "service-tests", device="rally-bar", requested_by="mallory")
+    assert commander.request_republish("hq", "room-1") is not None  # the collector's own are not counted
+    clock.advance(commander.settings.command_window + 1)
+    commander.request("hq", "room-1", "service-tests", device="rally-bar", requested_by="mallory")
