@@ -321,15 +321,25 @@ def read_member(path: Path, name: str, limit: int = 8 * 1024 * 1024) -> bytes:
     ``MemberTooLargeError`` past ``limit`` bytes (read no further than that, whatever its header says)."""
     safe_member_name(name)
     with tarfile.open(path, mode="r:gz") as tar:
-        member = tar.getmember(name)
+        for member in tar:  # up to the member only: not through the rest of the archive
+            if member.name == name:
+                break
+        else:
+            raise KeyError(name)
         if not member.isreg():
             raise BundleError(f"member {name!r} is not a regular file")
+        if member.size > limit:
+            raise MemberTooLargeError(too_large(name, limit))
         handle = tar.extractfile(member)
         assert handle is not None
         data = handle.read(limit + 1)
     if len(data) > limit:
-        raise MemberTooLargeError(f"member {name!r} is over {limit} bytes: download the bundle to read it")
+        raise MemberTooLargeError(too_large(name, limit))
     return data
+
+
+def too_large(name: str, limit: int) -> str:
+    return f"member {name!r} is over {limit} bytes: download the bundle to read it"
 
 
 def _size(handle: BinaryIO) -> int:
