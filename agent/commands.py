@@ -216,6 +216,7 @@ class CommandHandler:
             units=args.get("units"),
             device=args.get("device"),
             origin={"command": command.id, "ticket": args.get("ticket")},
+            personal_data=args.get("personal_data"),
         )
         last = [-1.0]
 

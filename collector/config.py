@@ -233,6 +233,19 @@ class WebConfig(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535)
 
 
+PersonalData = Literal["drop", "mask", "keep"]
+
+
+class PersonalDataConfig(BaseModel):
+    """How log bundles treat personal data (e-mail addresses, people's and meetings' names), per customer:
+    sent with each log request, where the agent can only make it stricter than its own setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: PersonalData = "mask"
+    customers: dict[str, PersonalData] = Field(default_factory=dict, description="by contract customer")
+
+
 class DiagnosticsConfig(BaseModel):
     """Remote diagnostics (docs/diagnostics.md): the signing key, where bundles go and for how long."""
 
@@ -256,6 +269,7 @@ class DiagnosticsConfig(BaseModel):
     command_window: float = Field(default=600.0, gt=0, le=86400, description="seconds the limits below count")
     max_commands_per_device: int = Field(default=10, ge=1, description="commands to one device per window")
     max_commands_per_user: int = Field(default=60, ge=1, description="commands one person sends per window")
+    personal_data: PersonalDataConfig = Field(default_factory=PersonalDataConfig)
     command_ttl: float = Field(default=600.0, gt=0, le=86400, description="seconds a command stays valid")
     auto_evidence: bool = Field(default=True, description="service tests + logs for each Critical ticket")
     evidence_since_hours: float = Field(default=2.0, gt=0, description="log range of automatic evidence")

@@ -89,7 +89,9 @@ class BundleBuilder:
                 data = data[newline + 1 :]  # start on a whole line
             truncated = f"kept the last {len(data)} of {original} bytes (max_file_bytes)"
             cut_front = True
+        before = self.redactor.personal_counts.copy()
         data, redactions = self.redactor.data(data, cut_front=cut_front)
+        personal = dict(self.redactor.personal_counts - before)
         room = self.max_total_bytes - self.total
         if room <= 0:
             self.skip(source, f"bundle full: max_total_bytes {self.max_total_bytes} reached")
@@ -111,6 +113,7 @@ class BundleBuilder:
                 "original_size": original,
                 "sha256": _sha256(data),
                 "redactions": redactions,
+                "personal_data": personal,
                 "truncated": truncated,
             }
         )
@@ -173,6 +176,10 @@ class BundleBuilder:
             "total_bytes": self.total,
             "max_file_bytes": self.max_file_bytes,
             "max_total_bytes": self.max_total_bytes,
+            "personal_data": {
+                "mode": self.redactor.personal,
+                "found": dict(self.redactor.personal_counts),
+            },
         }
 
     def write(self, out: Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from diagnostics.redact import PersonalData
+
 
 class LogsConfig(BaseModel):
     """What a log bundle holds; see docs/diagnostics.md for the Windows paths of the room software."""
@@ -22,6 +24,9 @@ class LogsConfig(BaseModel):
     max_file_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="a longer file keeps its tail")
     max_total_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="cap of the whole bundle")
     redact: list[str] = Field(default_factory=list, description="extra regular expressions to redact")
+    personal_data: PersonalData = Field(
+        "mask", description="e-mail addresses and people's and meetings' names: mask, drop their lines, keep"
+    )
 
     @field_validator("redact")
     @classmethod

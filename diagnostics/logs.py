@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from diagnostics.bundle import BundleBuilder
 from diagnostics.config import LogsConfig
-from diagnostics.redact import Redactor
+from diagnostics.redact import PersonalData, Redactor, stricter
 from protocol import format_ts
 
 JOURNAL_TIMEOUT = 120.0
@@ -123,12 +123,16 @@ def add_device_pages(builder: BundleBuilder, pages: Iterable[DevicePage]) -> Non
         builder.add_bytes(f"device/{page.device}/{page.name}.txt", data, source=page.url)
 
 
-def new_builder(logs: LogsConfig, origin: dict[str, Any]) -> BundleBuilder:
+def new_builder(
+    logs: LogsConfig, origin: dict[str, Any], personal_data: PersonalData | None = None
+) -> BundleBuilder:
+    """A builder with the caps and redaction of ``logs``; ``personal_data`` (a command's, say) can only make
+    the handling of personal data stricter than the config's."""
     return BundleBuilder(
         origin,
         max_file_bytes=logs.max_file_bytes,
         max_total_bytes=logs.max_total_bytes,
-        redactor=Redactor(list(logs.redact)),
+        redactor=Redactor(list(logs.redact), personal=stricter(logs.personal_data, personal_data)),
     )
 
 
@@ -143,6 +147,7 @@ def build_log_bundle(
     units: list[str] | None = None,
     extra: dict[str, bytes] | None = None,
     which: Callable[[str], str | None] = shutil.which,
+    personal_data: PersonalData | None = None,
 ) -> dict[str, Any]:
     """Build the bundle into ``out`` and return its manifest.
 
@@ -152,7 +157,7 @@ def build_log_bundle(
     where: dict[str, Any] = {"hostname": socket.gethostname(), **origin}
     where["since"] = format_ts(since) if since else None
     where["until"] = format_ts(until) if until else None
-    builder = new_builder(logs, where)
+    builder = new_builder(logs, where, personal_data)
     try:
         for name, data in (extra or {}).items():
             builder.add_bytes(name, data, source="agent")

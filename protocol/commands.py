@@ -190,7 +190,16 @@ def check_args(action: str, args: dict[str, Any]) -> None:
     """Raise ``MalformedMessageError`` if ``args`` do not fit ``action``; unknown args are refused."""
     allowed: dict[str, set[str]] = {
         "service-tests": {"device", "repeat"},
-        "collect-logs": {"device", "since", "until", "units", "upload_url", "upload_token", "ticket"},
+        "collect-logs": {
+            "device",
+            "since",
+            "until",
+            "units",
+            "upload_url",
+            "upload_token",
+            "ticket",
+            "personal_data",
+        },
         "republish-state": set(),
         "report-config": set(),
     }
@@ -227,6 +236,8 @@ def check_args(action: str, args: dict[str, Any]) -> None:
                 "args: collect-logs needs upload_url (http(s)://...) and upload_token"
             )
     _opt_str(args, "ticket", 32)
+    if args.get("personal_data") not in (None, "drop", "mask", "keep"):
+        raise MalformedMessageError("args: personal_data must be drop, mask or keep")
 
 
 def parse_since(text: str, now: datetime) -> datetime:

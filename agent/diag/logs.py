@@ -12,6 +12,7 @@ from agent.config import AgentConfig
 from agent.drivers.https import HttpsOptions
 from diagnostics.config import LogsConfig
 from diagnostics.logs import DevicePage, build_log_bundle
+from diagnostics.redact import PersonalData
 
 
 def device_pages(config: AgentConfig, device: str | None = None) -> list[DevicePage]:
@@ -35,8 +36,10 @@ def collect_logs(
     units: list[str] | None = None,
     device: str | None = None,
     origin: dict[str, Any] | None = None,
+    personal_data: PersonalData | None = None,
 ) -> dict[str, Any]:
-    """Build the agent's log bundle into ``out`` and return its manifest."""
+    """Build the agent's log bundle into ``out`` and return its manifest; ``personal_data`` (the command's)
+    can only make the config's handling of personal data stricter."""
     return build_log_bundle(
         logs,
         out,
@@ -45,4 +48,5 @@ def collect_logs(
         since=since,
         until=until,
         units=units,
+        personal_data=personal_data,
     )

@@ -31,7 +31,7 @@ from collector.errors import (
 from collector.remote.keys import load_private_key, token_digest
 from collector.remote.publisher import Publisher
 from collector.store.database import utcnow
-from collector.store.schema import agents, devices
+from collector.store.schema import agents, contracts, devices
 from collector.store.schema import commands as command_table
 from protocol import Topics
 from protocol.commands import Command, canonical, check_args, encode_signed, new_command
@@ -132,6 +132,7 @@ class Commander:
             full["ticket"] = ticket
         token = None
         if action == "collect-logs":
+            full.setdefault("personal_data", self._personal_data(site, agent, device))
             token = secrets.token_urlsafe(32)
             full["upload_url"] = f"{self.upload_base}/api/uploads/{command_id}"
             full["upload_token"] = token
@@ -195,6 +196,20 @@ class Commander:
         self._publish(self.topics.cmd(site, agent), self.sign(command))
         log.info("command %s sent to %s/%s: %s %s", command_id, site, agent, action, device or "")
         return command_id
+
+    def _personal_data(self, site: str, agent: str, device: str | None) -> str:
+        """How the bundle is to treat personal data: as the customer of the device's contract wants."""
+        policy = self.settings.personal_data
+        if device is None or not policy.customers:
+            return policy.default
+        query = (
+            select(contracts.c.customer)
+            .join(devices, devices.c.contract == contracts.c.number)
+            .where(devices.c.site == site, devices.c.agent == agent, devices.c.device == device)
+        )
+        with self.engine.connect() as conn:
+            customer = conn.execute(query).scalar()
+        return policy.customers.get(customer or "", policy.default)
 
     def _within_limits(
         self, conn: Connection, site: str, agent: str, device: str | None, *, by: str, now: datetime

@@ -213,3 +213,54 @@ def test_a_member_too_large_to_show_is_refused_reading_no_more_than_the_limit(tm
     with pytest.raises(MemberTooLargeError, match="over 1048576 bytes: download the bundle"):
         read_member(path, "agent/agent.log", limit=1024 * 1024)
     assert read_member(path, "manifest.json", limit=1024 * 1024).startswith(b'{"files"')
+
+
+TEAMS_LOG = (
+    b'2026-12-01T10:00:01Z join "displayName": "Anna Kowalska", "userPrincipalName": "anna@acme.example"\n'
+    b"2026-12-01T10:00:02Z meeting subject=Quarterly review, organizer=Bob Nowak room=Boardroom\n"
+    b"2026-12-01T10:00:03Z audio device changed to Rally Speaker\n"
+)
+
+
+def test_personal_data_is_masked_by_default_and_counted_in_the_manifest(tmp_path: Path) -> None:
+    builder = BundleBuilder({"site": "hq"})
+    builder.add_bytes("app/teams.log", TEAMS_LOG, source="teams")
+    manifest = builder.write(tmp_path / "b.tar.gz")
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        handle = tar.extractfile("app/teams.log")
+        assert handle is not None
+        text = handle.read().decode()
+    for personal in (b"Anna", b"Kowalska", b"anna@acme.example", b"Quarterly", b"Bob", b"Nowak"):
+        assert personal.decode() not in text
+    assert "audio device changed to Rally Speaker" in text  # what the engineer needs stays
+    assert "room=Boardroom" in text
+    assert manifest["personal_data"]["mode"] == "mask"
+    assert manifest["personal_data"]["found"]["email"] >= 1
+    assert manifest["personal_data"]["found"]["name"] >= 3
+    assert manifest["files"][0]["personal_data"] == manifest["personal_data"]["found"]
+
+
+def test_personal_data_can_drop_its_lines_or_be_kept_where_the_customer_allows(tmp_path: Path) -> None:
+    dropped = BundleBuilder({}, redactor=Redactor(personal="drop"))
+    dropped.add_bytes("app/teams.log", TEAMS_LOG, source="teams")
+    kept = BundleBuilder({}, redactor=Redactor(personal="keep"))
+    kept.add_bytes("app/teams.log", TEAMS_LOG, source="teams")
+    dropped.write(tmp_path / "d.tar.gz")
+    kept.write(tmp_path / "k.tar.gz")
+    with tarfile.open(tmp_path / "d.tar.gz") as tar:
+        handle = tar.extractfile("app/teams.log")
+        assert handle is not None
+        assert handle.read() == b"2026-12-01T10:00:03Z audio device changed to Rally Speaker\n"
+    with tarfile.open(tmp_path / "k.tar.gz") as tar:
+        handle = tar.extractfile("app/teams.log")
+        assert handle is not None
+        assert handle.read() == TEAMS_LOG
+
+
+def test_a_request_can_only_make_the_handling_of_personal_data_stricter() -> None:
+    from diagnostics.redact import stricter
+
+    assert stricter("keep", "mask") == "mask"
+    assert stricter("mask", "drop") == "drop"
+    assert stricter("drop", "keep") == "drop"
+    assert stricter("mask", None) == "mask"

@@ -335,3 +335,28 @@ def test_commands_to_one_device_and_by_one_person_are_limited(commander: Command
     assert commander.request_republish("hq", "room-1") is not None  # the collector's own are not counted
     clock.advance(commander.settings.command_window + 1)
     commander.request("hq", "room-1", "service-tests", device="rally-bar", requested_by="mallory")
+
+
+def test_a_log_request_carries_the_customers_choice_for_personal_data(
+    engine: Engine, tmp_path: Path, sent: list[tuple[str, bytes]], clock: Clock
+) -> None:
+    from collector.store.schema import contracts
+
+    with engine.begin() as conn:
+        conn.execute(insert(agents).values(site="hq", agent="room-1", online=True))
+        for device, contract in (("rally-bar", "C-ACME"), ("tap", None)):
+            values = {"site": "hq", "agent": "room-1", "device": device, "state": "up", "contract": contract}
+            conn.execute(insert(devices).values(**values))
+        conn.execute(
+            insert(contracts).values(number="C-ACME", start=T0.date(), years=3, customer="ACME", source="api")
+        )
+    key = tmp_path / "collector.key"
+    keygen(key)
+    settings = {"key_file": str(key), "personal_data": {"default": "mask", "customers": {"ACME": "drop"}}}
+    config = CollectorConfig.model_validate({"diagnostics": settings})
+    publish = lambda topic, payload: sent.append((topic, payload))  # noqa: E731 (as the fixture's)
+    commander = Commander(engine, config, publish=publish, now=clock)
+    commander.request("hq", "room-1", "collect-logs", device="rally-bar")
+    commander.request("hq", "room-1", "collect-logs", device="tap")
+    modes = [decode_signed(payload)[0].args["personal_data"] for _topic, payload in sent]
+    assert modes == ["drop", "mask"]
