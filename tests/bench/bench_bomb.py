@@ -11,7 +11,6 @@ the member view did before it had a limit), the reference.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import resource
 import subprocess
@@ -21,32 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MEMBER = "agent/agent.log"
-
-
-class _Zeros(io.RawIOBase):
-    def __init__(self, size: int) -> None:
-        self.left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        count = min(len(buffer), self.left)
-        buffer[:count] = bytes(count)
-        self.left -= count
-        return count
-
-
-def build(out: Path, size: int) -> None:
-    with tarfile.open(out, "w:gz", compresslevel=9) as tar:
-        manifest = json.dumps({"files": [{"path": MEMBER, "sha256": "0" * 64}]}).encode()
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(manifest)
-        tar.addfile(info, io.BytesIO(manifest))
-        member = tarfile.TarInfo(MEMBER)
-        member.size = size
-        tar.addfile(member, io.BufferedReader(_Zeros(size), buffer_size=1024 * 1024))
+from tests.support.bombs import MEMBER, bomb
 
 
 def measure(what: str, path: Path) -> None:
@@ -96,7 +70,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bomb.tar.gz"
         size = int(args.gib * 1024**3)
-        build(path, size)
+        bomb(path, size)
         print(f"bomb: {path.stat().st_size} bytes on the wire, one member of {size} bytes unpacked")
         print(f"{'':34} {'baseline MiB':>12} {'peak MiB':>9} {'grew MiB':>9} {'s':>6}  outcome")
         for label, what in (

@@ -17,6 +17,7 @@ from diagnostics.bundle import (
     read_member,
 )
 from diagnostics.redact import Redactor
+from tests.support.bombs import bomb as make_bomb
 
 SECRETS = {
     "password": "hunter2-Pa55",
@@ -165,34 +166,8 @@ def test_the_receiving_side_refuses_a_member_that_differs_from_the_manifest(tmp_
         inspect_bundle(crafted)
 
 
-class _Zeros(io.RawIOBase):
-    """``size`` zero bytes, read without ever holding them: what a bomb's member unpacks to."""
-
-    def __init__(self, size: int) -> None:
-        self.left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        count = min(len(buffer), self.left)
-        buffer[:count] = bytes(count)
-        self.left -= count
-        return count
-
-
 def bomb(tmp_path: Path, unpacked: int) -> Path:
-    """A small tar.gz whose one member unpacks to ``unpacked`` bytes of zeros, listed in its manifest."""
-    out = tmp_path / "bomb.tar.gz"
-    with tarfile.open(out, "w:gz", compresslevel=9) as tar:
-        manifest = json.dumps({"files": [{"path": "agent/agent.log", "sha256": "0" * 64}]}).encode()
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(manifest)
-        tar.addfile(info, io.BytesIO(manifest))
-        member = tarfile.TarInfo("agent/agent.log")
-        member.size = unpacked
-        tar.addfile(member, io.BufferedReader(_Zeros(unpacked)))
-    return out
+    return make_bomb(tmp_path / "bomb.tar.gz", unpacked)
 
 
 def test_a_bomb_is_refused_once_it_unpacks_past_its_ratio_without_unpacking_the_rest(tmp_path: Path) -> None:

@@ -28,14 +28,26 @@ from protocol.commands import decode_signed
 from tests.support.collector import T0, Clock, boot_id
 
 
-def make(engine: Engine, tmp_path: Path, sent: list[tuple[str, bytes]], clock: Clock) -> Commander:
+def make(
+    engine: Engine, tmp_path: Path, sent: list[tuple[str, bytes]], clock: Clock, **settings: Any
+) -> Commander:
+    """A commander with a key of its own that records what it publishes in ``sent``; ``settings`` go to
+    ``diagnostics:``."""
     key = tmp_path / "keys" / "collector.key"
     key.parent.mkdir()
     keygen(key)
     config = CollectorConfig.model_validate(
-        {"diagnostics": {"key_file": str(key), "bundle_dir": str(tmp_path / "bundles")}}
+        {"diagnostics": {"key_file": str(key), "bundle_dir": str(tmp_path / "bundles"), **settings}}
     )
     return Commander(engine, config, publish=lambda topic, payload: sent.append((topic, payload)), now=clock)
+
+
+def online_device(engine: Engine, device: str = "rally-bar", contract: str | None = None) -> None:
+    with engine.begin() as conn:
+        if conn.execute(select(agents.c.agent)).first() is None:
+            conn.execute(insert(agents).values(site="hq", agent="room-1", online=True))
+        values = {"site": "hq", "agent": "room-1", "device": device, "state": "up", "contract": contract}
+        conn.execute(insert(devices).values(**values))
 
 
 @pytest.fixture
@@ -300,17 +312,8 @@ def test_a_finished_upload_still_tells_its_offset_and_bundle(
 def test_unfinished_uploads_cannot_take_more_disk_than_their_share(
     engine: Engine, tmp_path: Path, sent: list[tuple[str, bytes]], clock: Clock
 ) -> None:
-    with engine.begin() as conn:
-        conn.execute(insert(agents).values(site="hq", agent="room-1", online=True))
-        conn.execute(insert(devices).values(site="hq", agent="room-1", device="rally-bar", state="up"))
-    key = tmp_path / "keys" / "collector.key"
-    key.parent.mkdir()
-    keygen(key)
-    settings = {"key_file": str(key), "bundle_dir": str(tmp_path / "bundles"), "max_partial_bytes": 1_000_000}
-    config = CollectorConfig.model_validate({"diagnostics": settings})
-    commander = Commander(
-        engine, config, publish=lambda topic, payload: sent.append((topic, payload)), now=clock
-    )
+    online_device(engine)
+    commander = make(engine, tmp_path, sent, clock, max_partial_bytes=1_000_000)
     uploads = Uploads(commander)
     first = commander.request("hq", "room-1", "collect-logs", device="rally-bar")
     second = commander.request("hq", "room-1", "collect-logs", device="rally-bar")
@@ -342,20 +345,14 @@ def test_a_log_request_carries_the_customers_choice_for_personal_data(
 ) -> None:
     from collector.store.schema import contracts
 
+    online_device(engine, "rally-bar", "C-ACME")
+    online_device(engine, "tap")
     with engine.begin() as conn:
-        conn.execute(insert(agents).values(site="hq", agent="room-1", online=True))
-        for device, contract in (("rally-bar", "C-ACME"), ("tap", None)):
-            values = {"site": "hq", "agent": "room-1", "device": device, "state": "up", "contract": contract}
-            conn.execute(insert(devices).values(**values))
-        conn.execute(
-            insert(contracts).values(number="C-ACME", start=T0.date(), years=3, customer="ACME", source="api")
-        )
-    key = tmp_path / "collector.key"
-    keygen(key)
-    settings = {"key_file": str(key), "personal_data": {"default": "mask", "customers": {"ACME": "drop"}}}
-    config = CollectorConfig.model_validate({"diagnostics": settings})
-    publish = lambda topic, payload: sent.append((topic, payload))  # noqa: E731 (as the fixture's)
-    commander = Commander(engine, config, publish=publish, now=clock)
+        values = {"number": "C-ACME", "start": T0.date(), "years": 3, "customer": "ACME", "source": "api"}
+        conn.execute(insert(contracts).values(**values))
+    commander = make(
+        engine, tmp_path, sent, clock, personal_data={"default": "mask", "customers": {"ACME": "drop"}}
+    )
     commander.request("hq", "room-1", "collect-logs", device="rally-bar")
     commander.request("hq", "room-1", "collect-logs", device="tap")
     modes = [decode_signed(payload)[0].args["personal_data"] for _topic, payload in sent]
