@@ -81,6 +81,11 @@ class JsonApi:
         self._session.close()
 
 
+def read_later(outcome: Retry | Failed) -> Retry:
+    """A desk that cannot be read now, for whatever reason (away, or refusing), is read at the next round."""
+    return outcome if isinstance(outcome, Retry) else Retry(outcome.reason)
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 200 else text[:200] + "..."

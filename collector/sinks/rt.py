@@ -17,7 +17,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, FilePath, SecretS
 
 from collector.sinks import desk
 from collector.sinks.base import Delivered, DeskChange, Failed, Link, Notice, Outcome, Retry
-from collector.sinks.http import Answer, JsonApi
+from collector.sinks.http import Answer, JsonApi, read_later
 
 #: Transactions read back per look; more wait for the next one.
 PAGE = 100
@@ -119,7 +119,7 @@ class RtDesk:
     def changes(self, link: Link) -> DeskChange | Retry:
         ticket = self.api.call("GET", f"/ticket/{link.remote_id}")
         if not isinstance(ticket, Answer):
-            return _later(ticket)
+            return read_later(ticket)
         record: dict[str, Any] = ticket.body if isinstance(ticket.body, dict) else {}
         status = str(record.get("Status", ""))
         me = _name(record.get("Creator"))  # hezo created it: what that user writes is hezo's own
@@ -135,7 +135,7 @@ class RtDesk:
             params={"fields": "Type,Creator,NewValue", "orderby": "id", "order": "ASC", "per_page": PAGE},
         )
         if not isinstance(history, Answer):
-            return _later(history)
+            return read_later(history)
         transactions = _items(history.body)
         written = {
             str(item["id"]): _name(item.get("Creator"))
@@ -168,7 +168,7 @@ class RtDesk:
             params={"fields": "TransactionId,ContentType,Content", "per_page": PAGE},
         )
         if not isinstance(answer, Answer):
-            return _later(answer)
+            return read_later(answer)
         plain: dict[str, str] = {}
         html: dict[str, str] = {}
         for item in _items(answer.body):
@@ -202,11 +202,6 @@ def _moment(text: Any) -> datetime | None:
         return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         return None
-
-
-def _later(outcome: Retry | Failed) -> Retry:
-    """A desk that cannot be read now, for whatever reason, is read again at the next round."""
-    return outcome if isinstance(outcome, Retry) else Retry(outcome.reason)
 
 
 class _Text(HTMLParser):

@@ -3,22 +3,16 @@ worker, a queue per test): the ticket it opens there, the comments later events 
 and resolve in RT coming back to hezo, and answers told apart (refused, or away)."""
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 
-from collector import tickets
-from collector.config import CollectorConfig
-from collector.notify.dispatcher import Dispatcher
 from collector.sinks.base import Delivered, DeskChange, Failed, Link, Retry
 from collector.sinks.rt import RtDesk, RtOptions
-from collector.sla.terms import SlaContext
-from tests.support.collector import T0, Clock, migrated_engine
+from tests.support.desks import Hezo
 from tests.support.mosquitto import free_port
-from tests.support.notices import notice
+from tests.support.notices import just_opened, notice
 from tests.support.rt import RequestTracker
 
 pytestmark = pytest.mark.integration
@@ -45,7 +39,7 @@ def desk(rt: RequestTracker, queue: str, **changes: Any) -> RtDesk:
 
 
 def opened(sink: RtDesk) -> Link:
-    outcome = sink.send(notice())
+    outcome = sink.send(just_opened())
     assert isinstance(outcome, Delivered)
     assert outcome.link is not None
     return outcome.link
@@ -71,7 +65,7 @@ def test_a_hezo_ticket_opens_an_rt_ticket_in_the_queue_with_its_subject_priority
 
 def test_priorities_map_to_the_numbers_configured(rt: RequestTracker, queue: str) -> None:
     sink = desk(rt, queue, priorities={"low": 20})
-    low = notice(ticket={**notice().ticket, "priority": "low", "number": "HZ-000043"})
+    low = just_opened(priority="low")
     outcome = sink.send(low)
     assert isinstance(outcome, Delivered)
     assert outcome.link is not None
@@ -121,67 +115,28 @@ def test_comments_made_in_rt_come_back_and_hezo_own_do_not(rt: RequestTracker, q
     assert again.cursor == change.cursor
 
 
-def hezo(tmp_path: Path, sink: RtDesk) -> tuple[Engine, Dispatcher, SlaContext]:
-    engine = migrated_engine(tmp_path)
-    config = CollectorConfig.model_validate(
-        {
-            "notify": {
-                "sinks": {"rt": {"type": "rt", "url": sink.web, "token": "x", "queue": "q"}},
-                "routes": [{"sinks": ["rt"]}],
-            }
-        }
-    )
-    context = SlaContext.from_config(config)
-    return engine, Dispatcher(engine, config, context, sinks={"rt": sink}, now=Clock(T0)), context
-
-
-def open_ticket(engine: Engine) -> str:
-    with engine.begin() as conn:
-        return tickets.open_ticket(
-            conn,
-            tickets.Subject("hq", "room-1", "rally-bar", "rally-bar", "2034FH1002R2", "HZ-C-1"),
-            priority="high",
-            cause="device-down",
-            opened_at=T0,
-            response_due=T0 + timedelta(hours=4),
-            evidence=None,
-            text="rally-bar is down",
-        )
-
-
-def drain(notify: Dispatcher) -> None:
-    notify.route()
-    while notify.deliver("rt"):
-        pass
-
-
 def test_what_engineers_write_and_resolve_in_rt_reaches_the_hezo_ticket(
     rt: RequestTracker, queue: str, tmp_path: Path
 ) -> None:
-    engine, notify, context = hezo(tmp_path, desk(rt, queue))
-    number = open_ticket(engine)
-    drain(notify)
+    hezo = Hezo(tmp_path, "rt", desk(rt, queue))
+    number = hezo.open_ticket()
+    hezo.drain()
     [made] = rt.tickets(queue)
     assert made["Subject"] == f"{number} High: rally-bar at hq"
-    with engine.begin() as conn:
-        tickets.step(conn, number, "respond", by="eve", now=T0, context=context)
-    drain(notify)
+    hezo.step(number, "respond")
+    hezo.drain()
     rt.comment(made["id"], "Power cycled it; still dead.", kind="correspond")
     rt.set_status(made["id"], "resolved")
-    assert notify.follower.follow() == 2
-    with engine.connect() as conn:
-        found = tickets.get_ticket(conn, number)
-    assert found is not None
-    assert found["status"] == "resolved"
-    assert [(entry["kind"], entry["by"]) for entry in found["entries"][-2:]] == [
-        ("note", "alice via rt"),
-        ("resolve", "alice via rt"),
+    assert hezo.follow() == 2
+    assert hezo.ticket(number)["status"] == "resolved"
+    assert hezo.entries(number)[-2:] == [
+        ("note", "alice via rt", "Power cycled it; still dead."),
+        ("resolve", "alice via rt", f"Resolved in rt ({made['id']}) by alice."),
     ]
-    assert found["entries"][-2]["text"] == "Power cycled it; still dead."
     # The note and the resolution came from RT: nothing goes back there, and nothing is read twice.
-    drain(notify)
+    hezo.drain()
     assert [kind for kind, _, _ in rt.said(made["id"])] == ["Create", "Comment", "Correspond"]
-    assert notify.follower.follow() == 0
+    assert hezo.follow() == 0
 
 
 def test_a_wrong_token_is_refused_for_good(rt: RequestTracker, queue: str) -> None:
