@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/python -m simulator.demo
 
 test: $(STAMP)
-	sh scripts/system-deps.sh --broker --postgres
+	sh scripts/system-deps.sh --broker --postgres --rt
 	$(BIN)/python -m pytest -n auto
 
 lint: $(STAMP)

@@ -2,12 +2,14 @@
 # Debian packages hezo needs beyond Python 3.11: venv support always; with --broker, the Mosquitto
 # broker and clients, net-snmp's snmpd, and iproute2 and ping, which the integration tests start or use on
 # their own ports and namespaces; with --postgres, a PostgreSQL server on 127.0.0.1:5432 (the store tests run
-# against it too), started if it is installed but stopped. Installs what is missing when run as root (CI, a
-# fresh machine); otherwise says exactly what to install.
+# against it too), started if it is installed but stopped; with --rt, Request Tracker 5 (its SQLite driver and
+# standalone server), which the rt sink's tests set up and start on their own ports with their own databases.
+# Installs what is missing when run as root (CI, a fresh machine); otherwise says exactly what to install.
 set -eu
 
 need=""
 postgres=no
+rt=no
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
 for arg in "$@"; do
   case "$arg" in
@@ -21,6 +23,14 @@ for arg in "$@"; do
       command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need="$need snmpd"
       # The diagnostics page's buttons are tested in a real headless browser.
       command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need="$need chromium"
+      ;;
+    --rt)
+      # No system database (dbconfig-no-thanks: each test run makes its own); dma is the smallest of the
+      # mail transports RT depends on (the tests send no mail). debconf is answered below: apt asks nothing.
+      if [ ! -x /usr/share/request-tracker5/libexec/rt-server ] || [ ! -x /usr/sbin/rt-setup-database-5 ]; then
+        rt=yes
+        need="$need request-tracker5 rt5-db-sqlite rt5-standalone dma dbconfig-no-thanks"
+      fi
       ;;
     --postgres)
       postgres=yes
@@ -37,6 +47,13 @@ if [ -n "$need" ]; then
   fi
   echo "hezo: installing$need"
   export DEBIAN_FRONTEND=noninteractive
+  if [ "$rt" = yes ]; then
+    debconf-set-selections <<'EOF'
+request-tracker5 request-tracker5/rtname string rt.localhost
+request-tracker5 request-tracker5/install-cronjobs boolean false
+request-tracker5 request-tracker5/dbconfig-install boolean false
+EOF
+  fi
   apt-get update -qq
   # shellcheck disable=SC2086  # word splitting of the package list is intended
   apt-get install -y -qq --no-install-recommends $need

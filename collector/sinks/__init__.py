@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from collector.sinks import email, webhook
+from collector.sinks import email, jira, rt, servicenow, webhook
 from collector.sinks.base import Sink
 
 
@@ -24,6 +24,9 @@ class SinkSpec:
 SINKS: dict[str, SinkSpec] = {
     "email": SinkSpec("email", email.EmailOptions, email.build),
     "webhook": SinkSpec("webhook", webhook.WebhookOptions, webhook.build),
+    "rt": SinkSpec("rt", rt.RtOptions, rt.build),
+    "jira": SinkSpec("jira", jira.JiraOptions, jira.build),
+    "servicenow": SinkSpec("servicenow", servicenow.ServiceNowOptions, servicenow.build),
 }
 
 

@@ -38,3 +38,10 @@ def notice(event: str = "opened", **changes: Any) -> Notice:
     }
     fields.update(changes)
     return Notice(**fields)
+
+
+def just_opened(**ticket: Any) -> Notice:
+    """The ``opened`` notice of a ticket opened a minute ago (a desk tells the tickets it made for this one
+    from older ones by when they were made), with ``ticket`` fields changed."""
+    opened_at = datetime.now(UTC) - timedelta(minutes=1)
+    return notice(ticket={**notice().ticket, "opened_at": opened_at, **ticket})

@@ -1,0 +1,159 @@
+"""The rt sink against a real Request Tracker 5 (Debian's, on a free loopback port, one per test session and
+worker, a queue per test): the ticket it opens there, the comments later events add, what engineers write
+and resolve in RT coming back to hezo, and answers told apart (refused, or away)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.sinks.base import Delivered, DeskChange, Failed, Link, Retry
+from collector.sinks.rt import RtDesk, RtOptions
+from tests.support.desks import Hezo
+from tests.support.mosquitto import free_port
+from tests.support.notices import just_opened, notice
+from tests.support.rt import RequestTracker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RequestTracker]:
+    server = RequestTracker(tmp_path_factory.mktemp("rt"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def queue(rt: RequestTracker) -> str:
+    return rt.new_queue()
+
+
+def desk(rt: RequestTracker, queue: str, **changes: Any) -> RtDesk:
+    options = {"type": "rt", "url": rt.url, "token": rt.tokens["hezo"], "queue": queue, **changes}
+    return RtDesk(RtOptions.model_validate(options))
+
+
+def opened(sink: RtDesk) -> Link:
+    outcome = sink.send(just_opened())
+    assert isinstance(outcome, Delivered)
+    assert outcome.link is not None
+    return outcome.link
+
+
+def test_a_hezo_ticket_opens_an_rt_ticket_in_the_queue_with_its_subject_priority_and_facts(
+    rt: RequestTracker, queue: str
+) -> None:
+    link = opened(desk(rt, queue))
+    ticket = rt.ticket(link.remote_id)
+    assert link.remote_url == f"{rt.url}/Ticket/Display.html?id={link.remote_id}"
+    assert rt.call("root", "GET", f"/queue/{ticket['Queue']['id']}").json()["Name"] == queue
+    assert ticket["Subject"] == "HZ-000042 Critical: rally-bar at hq"
+    assert ticket["Priority"] == "100"
+    [(kind, author, text)] = rt.said(link.remote_id)
+    assert (kind, author) == ("Create", "hezo")
+    assert text.startswith("Rally Bar is down: connection refused\n")
+    assert "Serial:      2034FH1002R2" in text
+    assert "Contract:    HZ-C-1" in text
+    assert "Response by: 2026-12-04 16:30 CET" in text  # 15:30 UTC in the site's zone (Warsaw)
+    assert text.rstrip().endswith("https://hezo.example/api/tickets/HZ-000042")
+
+
+def test_priorities_map_to_the_numbers_configured(rt: RequestTracker, queue: str) -> None:
+    sink = desk(rt, queue, priorities={"low": 20})
+    low = just_opened(priority="low")
+    outcome = sink.send(low)
+    assert isinstance(outcome, Delivered)
+    assert outcome.link is not None
+    assert rt.ticket(outcome.link.remote_id)["Priority"] == "20"
+
+
+def test_later_events_become_comments_on_the_rt_ticket(rt: RequestTracker, queue: str) -> None:
+    sink = desk(rt, queue)
+    link = opened(sink)
+    respond = notice("respond", link=link, entry={**notice().entry, "text": "On it.", "by": "eve"})
+    outcome = sink.send(respond)
+    assert isinstance(outcome, Delivered)
+    assert outcome.remote_ref is not None
+    assert outcome.remote_ref.isdigit()  # the RT transaction of the comment
+    kind, author, text = rt.said(link.remote_id)[-1]
+    assert (kind, author) == ("Comment", "hezo")
+    assert text.startswith("HZ-000042: respond\n\nOn it.\n(by eve)")
+
+
+def test_a_creation_tried_again_finds_the_rt_ticket_it_made(rt: RequestTracker, queue: str) -> None:
+    sink = desk(rt, queue)
+    first, again = opened(sink), opened(sink)  # as after a crash between sending and recording
+    assert first == again
+    assert len(rt.tickets(queue)) == 1
+
+
+def test_comments_made_in_rt_come_back_and_hezo_own_do_not(rt: RequestTracker, queue: str) -> None:
+    sink = desk(rt, queue)
+    link = opened(sink)
+    sink.send(notice("respond", link=link))
+    rt.comment(link.remote_id, "Called the site: the bar is unplugged.")
+    rt.comment(
+        link.remote_id, "<p>Replacement <b>shipped</b> &amp; tracked.</p>", kind="correspond", html=True
+    )
+    change = sink.changes(link)
+    assert isinstance(change, DeskChange)
+    assert change.comments == [
+        ("alice", "Called the site: the bar is unplugged."),
+        ("alice", "Replacement shipped & tracked."),
+    ]
+    assert change.resolved_by is None
+    assert change.status == "open"
+    # Read from where it stopped, nothing is new.
+    again = sink.changes(Link(link.remote_id, link.remote_url, change.cursor))
+    assert isinstance(again, DeskChange)
+    assert again.comments == []
+    assert again.cursor == change.cursor
+
+
+def test_what_engineers_write_and_resolve_in_rt_reaches_the_hezo_ticket(
+    rt: RequestTracker, queue: str, tmp_path: Path
+) -> None:
+    hezo = Hezo(tmp_path, "rt", desk(rt, queue))
+    number = hezo.open_ticket()
+    hezo.drain()
+    [made] = rt.tickets(queue)
+    assert made["Subject"] == f"{number} High: rally-bar at hq"
+    hezo.step(number, "respond")
+    hezo.drain()
+    rt.comment(made["id"], "Power cycled it; still dead.", kind="correspond")
+    rt.set_status(made["id"], "resolved")
+    assert hezo.follow() == 2
+    assert hezo.ticket(number)["status"] == "resolved"
+    assert hezo.entries(number)[-2:] == [
+        ("note", "alice via rt", "Power cycled it; still dead."),
+        ("resolve", "alice via rt", f"Resolved in rt ({made['id']}) by alice."),
+    ]
+    # The note and the resolution came from RT: nothing goes back there, and nothing is read twice.
+    hezo.drain()
+    assert [kind for kind, _, _ in rt.said(made["id"])] == ["Create", "Comment", "Correspond"]
+    assert hezo.follow() == 0
+
+
+def test_a_wrong_token_is_refused_for_good(rt: RequestTracker, queue: str) -> None:
+    sink = desk(rt, queue, token="1-27-00000000000000000000000000000000")
+    outcome = sink.send(notice())
+    assert isinstance(outcome, Failed)
+    assert "HTTP 401" in outcome.reason
+
+
+def test_a_queue_that_does_not_exist_is_refused_for_good(rt: RequestTracker) -> None:
+    outcome = desk(rt, "no-such-queue").send(notice())
+    assert isinstance(outcome, Failed)
+    assert outcome.reason.startswith("HTTP 403")
+    assert "no-such-queue" in outcome.reason
+
+
+def test_rt_away_is_retried_for_sending_and_for_reading_back(rt: RequestTracker) -> None:
+    sink = desk(rt, "rooms", url=f"http://127.0.0.1:{free_port()}")
+    assert isinstance(sink.send(notice()), Retry)
+    assert isinstance(sink.changes(Link("1")), Retry)
