@@ -97,13 +97,36 @@ class DynamicSecurity:
             [
                 {"command": "setClientPassword", "username": username, "password": password},
                 {"command": "setClientId", "username": username, "clientid": client_id},
-                {"command": "addClientRole", "username": username, "rolename": role},
                 {"command": "enableClient", "username": username},
             ]
         )
         for answer in answers:
             _check(answer)
+        self._set_roles(username, {role})
         log.info("broker login %s has a new password", username)
+
+    def _set_roles(self, username: str, roles: set[str]) -> list[str]:
+        """Make login ``username`` hold exactly ``roles``, in no group (a group's roles would be more); what
+        was changed. (A role given twice, the plugin answers with an "Internal error": so look first.)"""
+        [answer] = self._control.run([{"command": "getClient", "username": username}])
+        _check(answer)
+        client = answer["data"]["client"]
+        held = {role["rolename"] for role in client.get("roles", [])}
+        groups = [group["groupname"] for group in client.get("groups", [])]
+        commands = [
+            *(
+                {"command": "removeClientRole", "username": username, "rolename": r}
+                for r in sorted(held - roles)
+            ),
+            *(
+                {"command": "addClientRole", "username": username, "rolename": r}
+                for r in sorted(roles - held)
+            ),
+            *({"command": "removeGroupClient", "username": username, "groupname": g} for g in groups),
+        ]
+        for reply in self._control.run(commands) if commands else []:
+            _check(reply)
+        return [f"login {username}: roles and groups set ({len(commands)} change(s))"] if commands else []
 
     def remove_agent(self, site: str, agent: str) -> bool:
         """Remove agent ``site/agent``'s login (its open connection is thrown out) and role; False if neither
@@ -128,9 +151,9 @@ class DynamicSecurity:
         wanted = set(enrolled)
         changes = self.put_role(acl.COLLECTOR_ROLE, acl.collector_acls(self._topics))
         changes += self.put_role(acl.ADMIN_ROLE, acl.admin_acls())
+        changes += self._set_roles(collector, {acl.COLLECTOR_ROLE, acl.ADMIN_ROLE})
         answers = self._control.run(
             [
-                {"command": "addClientRole", "username": collector, "rolename": acl.COLLECTOR_ROLE},
                 {
                     "command": "setDefaultACLAccess",
                     "acls": [{"acltype": k, "allow": v} for k, v in acl.DEFAULT_ACCESS.items()],
@@ -141,8 +164,8 @@ class DynamicSecurity:
         )
         for answer in answers:
             _check(answer)
-        roles = {acl.agent_of_name(name, acl.AGENT_ROLE_PREFIX): name for name in answers[2]["data"]["roles"]}
-        logins = {acl.agent_of_name(name): name for name in answers[3]["data"]["clients"]}
+        roles = {acl.agent_of_name(name, acl.AGENT_ROLE_PREFIX): name for name in answers[1]["data"]["roles"]}
+        logins = {acl.agent_of_name(name): name for name in answers[2]["data"]["clients"]}
         roles.pop(None, None)
         logins.pop(None, None)
         logins = {owner: name for owner, name in logins.items() if name != collector}
@@ -161,19 +184,7 @@ class DynamicSecurity:
                 missing.append(f"{site}/{agent}")
             else:
                 username = acl.agent_username(site, agent)
-                for answer in self._control.run(
-                    [
-                        {
-                            "command": "setClientId",
-                            "username": username,
-                            "clientid": acl.agent_client_id(site, agent),
-                        },
-                        {
-                            "command": "addClientRole",
-                            "username": username,
-                            "rolename": acl.agent_role(site, agent),
-                        },
-                    ]
-                ):
-                    _check(answer)
+                client_id = acl.agent_client_id(site, agent)
+                self._one({"command": "setClientId", "username": username, "clientid": client_id})
+                changes += self._set_roles(username, {acl.agent_role(site, agent)})
         return changes, missing
