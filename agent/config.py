@@ -68,7 +68,7 @@ class SpoolConfig(Strict):
 
     path: Path | None = Field(
         None,
-        description="default: $STATE_DIRECTORY/spool.db, else CONFIG.spool.db beside the config file",
+        description="default: spool.db in state_dir (given, or systemd's), else CONFIG.spool.db",
     )
     max_bytes: int = Field(100 * 1024 * 1024, ge=4096, description="cap; past it old telemetry is evicted")
     commit_interval: float = Field(0.05, gt=0, le=10, description="seconds between commits to disk")
@@ -255,19 +255,22 @@ def load_config(path: str | Path) -> AgentConfig:
 
     Resolved here: ``state_dir`` (systemd's ``StateDirectory``, i.e. ``$STATE_DIRECTORY``, which the shipped
     unit makes ``/var/lib/hezo-agent``, else ``NAME.state`` beside the config file ``NAME``); a missing
-    ``spool.path`` (``$STATE_DIRECTORY/spool.db``, else ``NAME.spool.db`` beside the config file); and the
-    agent's enrolment, if ``hezo-agent enroll`` stored one in ``state_dir`` (``apply_enrolment``).
+    ``spool.path`` (``spool.db`` in the state directory given or systemd's, else ``NAME.spool.db`` beside the
+    config file); and the agent's enrolment, if ``hezo-agent enroll`` stored one in ``state_dir``
+    (``apply_enrolment``).
     """
     try:
         config = load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
     except ConfigError as exc:
         raise AgentConfigError(str(exc)) from None
-    config.state_dir = state_dir_of(path, config.state_dir)
+    given = config.state_dir
+    config.state_dir = state_dir_of(path, given)
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     if config.spool.path is None:
-        config.spool.path = (
-            Path(state) / "spool.db" if state else Path(path).with_name(Path(path).name + ".spool.db")
-        )
+        if given is not None or state:
+            config.spool.path = config.state_dir / "spool.db"
+        else:
+            config.spool.path = Path(path).with_name(Path(path).name + ".spool.db")
     try:
         stored = enrolment.load(config.state_dir)
     except enrolment.EnrolmentError as exc:
