@@ -341,3 +341,20 @@ def test_without_broker_logins_enrol_only_records_and_rotate_is_refused(tmp_path
     assert list(tmp_path.glob("enrolment-*")) == []
     assert rotated.returncode == 3
     assert "enrolment.broker: dynamic-security" in rotated.stderr.decode()
+
+
+def test_with_the_broker_out_of_reach_nothing_changes(broker: SecureBroker, tmp_path: Path) -> None:
+    config = collector_config(tmp_path, broker)
+    enrol(tmp_path, config, f"{SITE}/{AGENT}")
+    broker.stop()
+    revoked = hezo("collector", tmp_path, "--config", str(config), "agents", "revoke", f"{SITE}/{AGENT}")
+    enrolled = hezo("collector", tmp_path, "--config", str(config), "agents", "enrol", f"{SITE}/other")
+    assert revoked.returncode == 1
+    assert f"cannot reach the broker 127.0.0.1:{broker.port}" in revoked.stderr.decode()
+    assert "nothing was changed" in revoked.stderr.decode()
+    assert enrolled.returncode == 1
+    assert list(tmp_path.glob("enrolment-*other*")) == []  # no document of a login that was never made
+    listed = json.loads(
+        hezo("collector", tmp_path, "--config", str(config), "agents", "enrolled", "--json").stdout
+    )
+    assert [(row["agent"], row["revoked_at"]) for row in listed] == [(AGENT, None)]

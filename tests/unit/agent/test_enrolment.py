@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import enrolment
+from agent.commands import mask_config
 from agent.config import load_config
 from agent.errors import AgentConfigError
 from agent.main import main
@@ -108,6 +109,13 @@ def test_an_enrolled_agent_logs_in_as_its_enrolment_says(tmp_path: Path) -> None
     assert mqtt.tls.ca_file == tmp_path / "state" / "enrolment" / "broker-ca.pem"
     assert config.commands is not None
     assert config.commands.public_key == tmp_path / "state" / "enrolment" / "collector.pub"
+
+
+def test_the_config_an_enrolled_agent_reports_masks_its_password(tmp_path: Path) -> None:
+    enrolment.store(document(tmp_path), tmp_path / "state", now=NOW)
+    reported = mask_config(load_config(agent_yaml(tmp_path)))
+    assert reported["mqtt"]["username"] == "acme/room-101"
+    assert PASSWORD not in str(reported)
 
 
 def test_a_broker_address_in_the_file_wins_over_the_enrolments(tmp_path: Path) -> None:
