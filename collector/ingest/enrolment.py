@@ -48,7 +48,7 @@ def enrol(conn: Connection, site: str, agent: str, *, by: str, at: datetime) -> 
         upsert_ignore(conn, enrolments).values(site=site, agent=agent, enrolled_at=at, enrolled_by=by)
     ).rowcount
     if not made:
-        raise ConflictError(f"agent {site}/{agent} is enrolled already")
+        raise ConflictError(f"agent {site}/{agent} is enrolled already (agents rotate gives it a new login)")
 
 
 def revoke(conn: Connection, site: str, agent: str, *, by: str, at: datetime) -> None:
