@@ -98,6 +98,8 @@ class CommandHandler:
         self._republish = republish
         self._shared = shared
         self._now = now
+        if self.settings.public_key is None:  # load_config fills it from the enrolment, or refuses
+            raise AgentConfigError("commands.public_key: required key is missing (or enrol the agent)")
         self._key = _load_public_key(self.settings.public_key)
         try:
             self.seen = SeenCommands(self.settings.state_dir / "commands.sqlite")

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent import enrolment
 from agent.catalog import MODELS
 from agent.defaults import default_checks
 from agent.drivers import DRIVERS
@@ -67,7 +68,7 @@ class SpoolConfig(Strict):
 
     path: Path | None = Field(
         None,
-        description="default: $STATE_DIRECTORY/spool.db, else CONFIG.spool.db beside the config file",
+        description="default: spool.db in state_dir (given, or systemd's), else CONFIG.spool.db",
     )
     max_bytes: int = Field(100 * 1024 * 1024, ge=4096, description="cap; past it old telemetry is evicted")
     commit_interval: float = Field(0.05, gt=0, le=10, description="seconds between commits to disk")
@@ -93,7 +94,10 @@ class UploadConfig(Strict):
 class CommandsConfig(Strict):
     """The command channel: commands signed by the collector's key, run from an allow-list."""
 
-    public_key: FilePath = Field(description="the collector's Ed25519 public key (PEM)")
+    public_key: FilePath | None = Field(
+        None,
+        description="the collector's Ed25519 public key (PEM); default: the one the agent was enrolled with",
+    )
     state_dir: Path = Field(description="where the agent remembers command ids it has seen")
     max_clock_skew: float = Field(300.0, ge=0, le=3600, description="seconds a command may be early")
     max_lifetime: float = Field(3600.0, gt=0, le=86400, description="longest validity accepted")
@@ -102,7 +106,9 @@ class CommandsConfig(Strict):
 
     @field_validator("public_key")
     @classmethod
-    def _loadable_key(cls, value: Path) -> Path:
+    def _loadable_key(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
         try:
             from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
             from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -167,6 +173,9 @@ class AgentConfig(Strict):
     agent: AgentId
     room: str | None = Field(None, description="default room of the devices")
     contract: str | None = Field(None, description="default service contract number of the devices")
+    state_dir: Path | None = Field(
+        None, description="default: $STATE_DIRECTORY, else CONFIG.state beside the config file"
+    )
     mqtt: MqttConfig = MqttConfig()
     spool: SpoolConfig = SpoolConfig()
     poll: PollConfig = PollConfig()
@@ -213,19 +222,105 @@ class AgentConfig(Strict):
         return self.mqtt.client_id or f"hezo-agent-{self.site}-{self.agent}"
 
 
+class _Identity(BaseModel):
+    """Who the agent is and where its state lives: all ``hezo-agent enroll`` reads of a config file that may
+    not load whole before the enrolment (``commands`` without ``public_key``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    site: SiteId
+    agent: AgentId
+    state_dir: Path | None = None
+
+
+def state_dir_of(path: str | Path, given: Path | None) -> Path:
+    """``given``, else ``$STATE_DIRECTORY`` (systemd's StateDirectory), else ``NAME.state`` by ``path``."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if given is not None:
+        return given
+    return Path(state) if state else Path(path).with_name(Path(path).name + ".state")
+
+
+def read_identity(path: str | Path) -> tuple[str, str, Path]:
+    """``(site, agent, state_dir)`` of the agent config ``path``, checking nothing else of it."""
+    try:
+        identity = load_yaml_model(path, _Identity)
+    except ConfigError as exc:
+        raise AgentConfigError(str(exc)) from None
+    return identity.site, identity.agent, state_dir_of(path, identity.state_dir)
+
+
 def load_config(path: str | Path) -> AgentConfig:
     """Load and validate an agent config file, or raise ``AgentConfigError`` saying what to fix.
 
-    A missing ``spool.path`` is resolved here: systemd's ``StateDirectory`` (``$STATE_DIRECTORY``, i.e.
-    ``/var/lib/hezo-agent`` with the shipped unit), else ``NAME.spool.db`` beside the config file ``NAME``.
+    Resolved here: ``state_dir`` (systemd's ``StateDirectory``, i.e. ``$STATE_DIRECTORY``, which the shipped
+    unit makes ``/var/lib/hezo-agent``, else ``NAME.state`` beside the config file ``NAME``); a missing
+    ``spool.path`` (``spool.db`` in the state directory given or systemd's, else ``NAME.spool.db`` beside the
+    config file); and the agent's enrolment, if ``hezo-agent enroll`` stored one in ``state_dir``
+    (``apply_enrolment``).
     """
     try:
         config = load_yaml_model(path, AgentConfig, tags=DRIVERS.keys())
     except ConfigError as exc:
         raise AgentConfigError(str(exc)) from None
+    given = config.state_dir
+    config.state_dir = state_dir_of(path, given)
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     if config.spool.path is None:
-        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-        config.spool.path = (
-            Path(state) / "spool.db" if state else Path(path).with_name(Path(path).name + ".spool.db")
+        if given is not None or state:
+            config.spool.path = config.state_dir / "spool.db"
+        else:
+            config.spool.path = Path(path).with_name(Path(path).name + ".spool.db")
+    try:
+        stored = enrolment.load(config.state_dir)
+    except enrolment.EnrolmentError as exc:
+        raise AgentConfigError(f"{path}: {exc}") from None
+    if stored is not None:
+        apply_enrolment(config, stored, str(path))
+    elif config.commands is not None and config.commands.public_key is None:
+        raise AgentConfigError(
+            f"{path}: commands.public_key: required key is missing (or enrol the agent: hezo-agent enroll)"
         )
     return config
+
+
+def apply_enrolment(config: AgentConfig, stored: enrolment.Stored, source: str) -> None:
+    """Log in as the enrolment says: its login and client id, its broker (unless the file names one), its CA
+    (unless ``mqtt.tls.ca_file`` is given), and its command key (unless ``commands.public_key`` is given).
+
+    The file must not give a login of its own, nor a client id or prefix other than the enrolment's: the
+    broker would refuse them.
+    """
+    where = f"{source}: the agent is enrolled ({stored.folder})"
+    if (stored.site, stored.agent) != (config.site, config.agent):
+        raise AgentConfigError(
+            f"{where} as {stored.site}/{stored.agent}, but the file says {config.site}/{config.agent}; "
+            "enrol it again (hezo-agent enroll)"
+        )
+    mqtt = config.mqtt
+    given = mqtt.model_fields_set
+    for key in ("username", "password"):
+        if key in given:
+            raise AgentConfigError(f"{where}: mqtt.{key}: remove it, the enrolment holds the broker login")
+    for key, value in (("client_id", stored.client_id), ("prefix", stored.prefix)):
+        if key in given and getattr(mqtt, key) != value:
+            raise AgentConfigError(f"{where}: mqtt.{key}: the broker allows only {value!r}; remove the key")
+    mqtt.username, mqtt.password = stored.username, SecretStr(stored.password)
+    mqtt.client_id, mqtt.prefix = stored.client_id, stored.prefix
+    if "host" not in given:
+        mqtt.host = stored.host
+    if "port" not in given:
+        mqtt.port = stored.port
+    tls = mqtt.tls.model_dump() if mqtt.tls is not None else {}
+    if tls.get("ca_file") is None:
+        tls["ca_file"] = stored.ca_file
+    try:
+        mqtt.tls = TlsConfig.model_validate(tls)
+    except ValueError as exc:
+        raise AgentConfigError(f"{where}: its broker CA {stored.ca_file}: {exc}") from None
+    if config.commands is not None and config.commands.public_key is None:
+        if stored.command_key is None:
+            raise AgentConfigError(
+                f"{where} without the collector's command key: commands.public_key: required key is missing"
+            )
+        config.commands.public_key = stored.command_key

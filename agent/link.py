@@ -120,6 +120,7 @@ class Link:
         client.on_disconnect = self._handle_disconnect
         client.on_publish = self._handle_acknowledged
         client.on_message = self._handle_message
+        client.on_subscribe = self._handle_subscribed
         return client
 
     @property
@@ -166,6 +167,14 @@ class Link:
         self._reserved = None  # the next connection reserves its own will and birth
         will_seq, birth_seq = (reserved[0].seq, reserved[1]) if reserved else (self._will_seq, None)
         self._loop.call_soon_threadsafe(self._after_connect, will_seq, birth_seq)
+
+    def _handle_subscribed(self, _client: Any, _userdata: Any, _mid: int, reasons: Any, _props: Any) -> None:
+        if any(code.is_failure for code in reasons):
+            # The broker lets an agent read only its own cmd topic, under the prefix it was enrolled with.
+            log.warning(
+                "broker refused the subscription to %s: no commands will arrive",
+                self.topics.cmd(self.config.site, self.config.agent),
+            )
 
     def _handle_disconnect(
         self, _client: mqtt.Client, _userdata: object, _flags: Any, reason: Any, _props: Any

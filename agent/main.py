@@ -1,4 +1,9 @@
-"""``hezo-agent``: run the agent, or only check its configuration."""
+"""``hezo-agent``: run the agent, check its configuration, or enrol it with the collector.
+
+hezo-agent --config agent.yaml                    run
+hezo-agent --config agent.yaml --check-config     validate and exit
+hezo-agent enroll --config agent.yaml FILE|-      take an enrolment document (from a file, or standard input)
+"""
 
 import argparse
 import asyncio
@@ -7,13 +12,33 @@ import signal
 import sys
 
 from agent import __version__
+from agent.enrolment import EnrolmentError
 from agent.errors import AgentConfigError, AgentError
 from agent.spool import SpoolError
 
 log = logging.getLogger("agent")
 
 
+def _parse_enroll_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hezo-agent enroll",
+        description="Store the broker login, broker CA and command key of an enrolment document "
+        "(hezo-collector agents enrol) in the agent's state directory.",
+    )
+    parser.add_argument("--config", "-c", required=True, help="the agent's YAML config file")
+    parser.add_argument("document", metavar="FILE", help="the enrolment document, or - for standard input")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep FILE (by default it is deleted once stored)"
+    )
+    args = parser.parse_args(argv)
+    args.enroll, args.log_level = True, "INFO"
+    return args
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["enroll"]:
+        return _parse_enroll_args(argv[1:])
     parser = argparse.ArgumentParser(
         prog="hezo-agent", description="Poll a room's devices and report over MQTT."
     )
@@ -23,7 +48,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--version", action="version", version=f"hezo-agent {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.enroll = False
+    return args
 
 
 async def run(config_path: str) -> None:
@@ -95,11 +122,53 @@ def check_config(config_path: str) -> None:
     print(f"{config_path}: OK: {summary}")
 
 
+def enroll(config_path: str, source: str, *, keep: bool) -> None:
+    """Store the enrolment document ``source`` (a file, or ``-``: standard input) for the agent of
+    ``config_path``; delete the file afterwards unless ``keep``: it holds the broker password."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from agent.config import load_config, read_identity
+    from agent.enrolment import store
+    from protocol.enrolment import MAX_DOCUMENT_BYTES, decode_enrolment
+
+    site, agent, state_dir = read_identity(config_path)
+    try:
+        data = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1) if source == "-" else Path(source).read_bytes()
+        document = decode_enrolment(data)
+    except OSError as exc:
+        raise EnrolmentError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # MalformedEnrolmentError: never holds the password
+        raise EnrolmentError(f"{source}: {exc}") from None
+    if (site, agent) != (document.site, document.agent):
+        raise EnrolmentError(
+            f"{source} enrols {document.site}/{document.agent}, but {config_path} is agent {site}/{agent}: "
+            "nothing stored"
+        )
+    stored = store(document, state_dir, now=datetime.now(UTC))
+    if source != "-" and not keep:
+        try:
+            Path(source).unlink()
+        except OSError as exc:
+            log.warning("could not delete %s (%s): delete it, it holds the broker password", source, exc)
+    deleted = f"; {source} deleted" if source != "-" and not keep else ""
+    print(
+        f"agent {stored.site}/{stored.agent} enrolled: broker login {stored.username} at "
+        f"{stored.host}:{stored.port}, credential sha256:{stored.fingerprint[:16]}, kept in {stored.folder} "
+        f"(the login mode 0600){deleted}"
+    )
+    load_config(config_path)  # the agent starts with it, or this says what to fix
+    print("restart the agent to log in with it (systemctl restart hezo-agent)")
+
+
 def exit_code(exc: AgentError) -> int:
     """What the operator reads and the status systemd sees, for an error that ends the agent: in one place.
 
-    2 is a configuration to fix; 1 anything else (systemd restarts the agent after it).
+    2 is a configuration or an enrolment to fix; 1 anything else (systemd restarts the agent after it).
     """
+    if isinstance(exc, EnrolmentError):
+        print(f"hezo-agent: cannot enrol: {exc}", file=sys.stderr)
+        return 2
     if isinstance(exc, AgentConfigError):
         print(f"hezo-agent: configuration error:\n{exc}", file=sys.stderr)
         return 2
@@ -114,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.check_config:
+        if args.enroll:
+            enroll(args.config, args.document, keep=args.keep)
+        elif args.check_config:
             check_config(args.config)
         else:
             asyncio.run(run(args.config))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from collector.registry.maintenance import check_maintenance
@@ -275,6 +275,26 @@ class DiagnosticsConfig(BaseModel):
     evidence_since_hours: float = Field(default=2.0, gt=0, description="log range of automatic evidence")
 
 
+class EnrolmentConfig(BaseModel):
+    """How ``hezo-collector agents enrol`` gives an agent its broker identity (docs/security-agents.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``none``: an enrolment is only the store's record (what ``ingest.enrolled_only`` reads);
+    #: ``dynamic-security``: each agent also gets its own broker login and access rules, made at runtime
+    #: through Mosquitto's dynamic-security plugin with the collector's own login (``mqtt.username``).
+    broker: Literal["none", "dynamic-security"] = "none"
+    agent_host: str | None = Field(
+        default=None, min_length=1, max_length=253, description="the broker as agents reach it (mqtt.host)"
+    )
+    agent_port: int = Field(default=8883, ge=1, le=65535, description="its TLS port as agents reach it")
+    ca_file: FilePath | None = Field(
+        default=None,
+        description="the CA agents verify the broker with; default mqtt.tls.ca_file, or system CAs",
+    )
+    timeout: float = Field(default=10.0, gt=0, le=120, description="seconds to wait for the broker's answer")
+
+
 #: The events a route can name: each kind of ticket timeline entry, as ``tickets.event_of`` names it.
 NoticeEvent = Literal[
     "opened",
@@ -402,6 +422,18 @@ class CollectorConfig(BaseModel):
     web: WebConfig = Field(default_factory=WebConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    enrolment: EnrolmentConfig = Field(default_factory=EnrolmentConfig)
+
+    @model_validator(mode="after")
+    def _broker_login(self) -> CollectorConfig:
+        if self.enrolment.broker == "dynamic-security" and (
+            self.mqtt.username is None or self.mqtt.password is None
+        ):
+            raise ValueError(
+                "enrolment.broker: dynamic-security needs the collector's own broker login "
+                "(mqtt.username and mqtt.password)"
+            )
+        return self
 
 
 def load_config(path: str | Path | None) -> CollectorConfig:

@@ -77,6 +77,15 @@ class Topics:
     def reply(self, site: str, agent: str) -> str:
         return f"{self._base(site, agent)}/reply"
 
+    def agent_publishes(self, site: str, agent: str) -> list[str]:
+        """The topics (as filters) agent ``site/agent`` publishes on: all it owns, which is not its cmd topic.
+
+        The broker's access rules for an agent are made from these (``collector/broker``), so the rules and
+        the wire contract cannot disagree.
+        """
+        base = self._base(site, agent)
+        return [f"{base}/{end}" for end in ("status", "device/+/state", "telemetry", "event", "reply")]
+
     def collector_filters(self) -> list[str]:
         """The subscriptions a collector needs to see everything agents publish."""
         p = self.prefix

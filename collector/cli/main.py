@@ -18,6 +18,7 @@ from types import ModuleType
 from collector.cli import (
     agents,
     audit,
+    broker,
     bundles,
     contracts,
     keys,
@@ -47,6 +48,7 @@ GROUPS: tuple[ModuleType, ...] = (
     remote,  # logs pull, diag run
     audit,
     bundles,
+    broker,  # broker init, sync
 )
 
 EXIT_FAILED = 1

@@ -32,7 +32,15 @@ def enrol(conn: Connection, site: str, agent: str, *, by: str, at: datetime) -> 
     again = conn.execute(
         update(enrolments)
         .where(where, enrolments.c.revoked_at.is_not(None))
-        .values(enrolled_at=at, enrolled_by=by, revoked_at=None, revoked_by=None)
+        .values(
+            enrolled_at=at,
+            enrolled_by=by,
+            revoked_at=None,
+            revoked_by=None,
+            credential_sha256=None,
+            credential_at=None,
+            credential_by=None,
+        )
     ).rowcount
     if again:
         return
@@ -40,7 +48,7 @@ def enrol(conn: Connection, site: str, agent: str, *, by: str, at: datetime) -> 
         upsert_ignore(conn, enrolments).values(site=site, agent=agent, enrolled_at=at, enrolled_by=by)
     ).rowcount
     if not made:
-        raise ConflictError(f"agent {site}/{agent} is enrolled already")
+        raise ConflictError(f"agent {site}/{agent} is enrolled already (agents rotate gives it a new login)")
 
 
 def revoke(conn: Connection, site: str, agent: str, *, by: str, at: datetime) -> None:
@@ -48,10 +56,38 @@ def revoke(conn: Connection, site: str, agent: str, *, by: str, at: datetime) ->
     done = conn.execute(
         update(enrolments)
         .where(enrolments.c.site == site, enrolments.c.agent == agent, enrolments.c.revoked_at.is_(None))
-        .values(revoked_at=at, revoked_by=by)
+        .values(revoked_at=at, revoked_by=by, credential_sha256=None, credential_at=at, credential_by=by)
     ).rowcount
     if not done:
         raise NotFoundError(f"agent {site}/{agent} is not enrolled")
+
+
+def set_credential(
+    conn: Connection, site: str, agent: str, digest: str | None, *, by: str, at: datetime
+) -> None:
+    """Record which broker login ``site/agent`` holds (``digest``: its password's SHA-256; None: no login).
+
+    ``NotFoundError`` if the agent is not enrolled.
+    """
+    done = conn.execute(
+        update(enrolments)
+        .where(enrolments.c.site == site, enrolments.c.agent == agent, enrolments.c.revoked_at.is_(None))
+        .values(credential_sha256=digest, credential_at=at, credential_by=by)
+    ).rowcount
+    if not done:
+        raise NotFoundError(
+            f"agent {site}/{agent} is not enrolled (hezo-collector agents enrol {site}/{agent})"
+        )
+
+
+def enrolled_agents(conn: Connection) -> list[tuple[str, str]]:
+    """Every agent enrolled and not revoked, in order."""
+    query = (
+        select(enrolments.c.site, enrolments.c.agent)
+        .where(enrolments.c.revoked_at.is_(None))
+        .order_by(enrolments.c.site, enrolments.c.agent)
+    )
+    return [(row.site, row.agent) for row in conn.execute(query)]
 
 
 def list_enrolments(conn: Connection) -> list[dict[str, Any]]:

@@ -133,7 +133,8 @@ rejected = Table(
 )
 Index("ix_rejected_topic_digest", rejected.c.topic, rejected.c.payload_sha256)
 
-#: The agents the collector takes messages from when ``ingest.enrolled_only`` is on (docs/security.md).
+#: The agents the collector takes messages from when ``ingest.enrolled_only`` is on (docs/security.md), and
+#: the broker login each holds (docs/security-agents.md): the SHA-256 of its password, never the password.
 enrolments = Table(
     "enrolments",
     metadata,
@@ -143,6 +144,9 @@ enrolments = Table(
     Column("enrolled_by", String(128), nullable=False),
     Column("revoked_at", UTCDateTime),
     Column("revoked_by", String(128)),
+    Column("credential_sha256", String(64)),
+    Column("credential_at", UTCDateTime),
+    Column("credential_by", String(128)),
 )
 
 tickets = Table(

@@ -68,17 +68,21 @@ class Mosquitto:
             self.port = free_port(self.host)
         raise RuntimeError(f"mosquitto could not listen; see {self.workdir / 'mosquitto.log'}")
 
-    def _launch(self) -> bool:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    def config_text(self) -> str:
+        """config/mosquitto.conf on this broker's port, keeping its files in ``workdir``."""
         base = (ROOT / "config" / "mosquitto.conf").read_text()
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
+        return (
             base.replace("listener 1883 127.0.0.1", f"listener {self.port} {self.host}")
             + f"\npersistence_location {self.workdir}/\n"
             # Started as root, Mosquitto would drop to the 'mosquitto' user and could not write workdir.
             + f"user {getpass.getuser()}\n"
             + self.extra
         )
+
+    def _launch(self) -> bool:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(self.config_text())
         with (self.workdir / "mosquitto.log").open("ab") as log:
             process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 10

@@ -144,3 +144,10 @@ def test_a_partial_sla_table_keeps_the_terms_for_the_other_priorities(tmp_path: 
     config = load_config(path)
     assert config.sla.priorities["low"].response_hours == 1
     assert config.sla.priorities["critical"].window == "24x7"
+
+
+def test_broker_logins_for_agents_need_the_collectors_own_login(tmp_path: Path) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text("enrolment:\n  broker: dynamic-security\n")
+    with pytest.raises(ConfigError, match=r"dynamic-security needs the collector's own broker login"):
+        load_config(path)
