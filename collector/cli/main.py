@@ -26,6 +26,7 @@ from collector.cli import (
     remote,
     serve,
     tickets,
+    users,
 )
 from collector.cli.context import CommandFailed, Context
 from collector.config import load_config
@@ -45,6 +46,7 @@ GROUPS: tuple[ModuleType, ...] = (
     remote,  # logs pull, diag run
     audit,
     bundles,
+    users,  # the people of the web page and the API, their tokens
 )
 
 EXIT_FAILED = 1

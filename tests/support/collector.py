@@ -59,9 +59,11 @@ def serve(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def get(port: int, path: str) -> str:
-    """The body of a GET on the collector's web port."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+def get(port: int, path: str, token: str | None = None) -> str:
+    """The body of a GET on the collector's web port (with an API token, for the API)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as answer:
         return str(answer.read().decode())
 
 
@@ -210,8 +212,21 @@ def user_token(engine: Engine, name: str, role: str = "admin", customer: str | N
         return tokens.issue(conn, name, now=T0, by="test")[1]
 
 
+def add_user(store_url: str, name: str, role: str, password: str, customer: str | None = None) -> None:
+    """A user who logs in with ``password``, in the store at ``store_url`` (migrated first)."""
+    from collector.people import users
+
+    engine = make_engine(store_url)
+    try:
+        migrate(engine)
+        with engine.begin() as conn:
+            users.add(conn, name, role, password=password, customer=customer, now=T0, by="test")
+    finally:
+        engine.dispose()
+
+
 def admin_token(store_url: str, name: str = "test-admin") -> str:
-    """An admin's API token in the store at ``store_url`` (migrated first): for a collector run as a process."""
+    """An admin's API token in the store at ``store_url`` (migrated first), for a collector process."""
     engine = make_engine(store_url)
     try:
         migrate(engine)
