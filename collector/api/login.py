@@ -63,7 +63,12 @@ class _Failures:
                 self._seen = {k: v for k, v in self._seen.items() if v}
 
 
-_FAILURES = _Failures()
+def _failures(request: Request) -> _Failures:
+    state = request.app.state
+    if not hasattr(state, "login_failures"):
+        state.login_failures = _Failures()
+    found: _Failures = state.login_failures
+    return found
 
 
 def _secure(request: Request, wired: Wiring) -> bool:
@@ -110,7 +115,7 @@ def login_form(request: Request, wired: Wired, next: str | None = None) -> Respo
 @router.post("/login", response_class=HTMLResponse)
 async def log_in(request: Request, wired: Wired) -> Response:
     address = request.client.host if request.client else "unknown"
-    _FAILURES.check(address)
+    _failures(request).check(address)
     form = await _form(request)
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not secrets.compare_digest(form.get("csrf_token", "").encode(), expected.encode()):
@@ -127,7 +132,7 @@ async def log_in(request: Request, wired: Wired) -> Response:
 
     started = await run_in_threadpool(check)
     if started is None:
-        _FAILURES.add(address)
+        _failures(request).add(address)
         return _page(request, wired, target, "Wrong user name or password.", 401)
     cookie, _csrf = started
     response = RedirectResponse(target, status_code=303)
