@@ -58,9 +58,15 @@ _MEANINGS = {
 }
 
 
-def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def answers(*statuses: int, body: bool = True) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route that answers ``statuses`` (and 400, as every route does for a Host not
-    allowed), each with the error body."""
+    allowed), each with the error body (none for ``HEAD``: ``body=False``, the reason in ``X-Reason``)."""
+    if not body:
+        reason = {"X-Reason": {"description": "why", "schema": {"type": "string"}}}
+        return {
+            status: {"description": _MEANINGS[status], "headers": reason}
+            for status in sorted({400, *statuses})
+        }
     return {
         status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in sorted({400, *statuses})
     }

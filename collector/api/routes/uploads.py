@@ -35,7 +35,11 @@ def upload_token_sent(authorization: Annotated[str | None, Header()] = None) -> 
 
 @router.head(
     "/api/uploads/{command_id}",
-    responses=answers(401, 403, 404, 410, 422, 503),
+    response_class=Response,
+    responses={
+        **answers(401, 403, 404, 410, 422, 503, body=False),
+        200: {"description": "the bytes held, in Upload-Offset"},
+    },
     dependencies=[Depends(upload_token_sent)],
 )
 def upload_offset(
