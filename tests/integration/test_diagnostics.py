@@ -231,6 +231,22 @@ def test_diag_run_prints_each_checks_loss_and_the_devices_tls_details(
     assert (line["actor"], line["action"]) == ("test-admin", "service-tests")  # the token's user
 
 
+def test_diag_config_and_republish_reach_the_agent_itself(room: tuple[Room, CuttingProxy]) -> None:
+    site, _proxy = room
+
+    def diag(*args: str) -> subprocess.CompletedProcess[str]:
+        config = str(site.collector_config)
+        argv = [sys.executable, "-m", "collector", "--config", config, "diag", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+    shown = diag("config", "test-site/room-1")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert '"agent": "room-1"' in shown.stdout
+    republished = diag("republish", "test-site/room-1")
+    assert republished.returncode == 0, republished.stderr
+    assert '"states"' in republished.stdout
+
+
 def test_the_web_buttons_run_tests_and_pull_logs_with_live_progress(room: tuple[Room, CuttingProxy]) -> None:
     from tests.support.browser import Browser
 
