@@ -1,4 +1,9 @@
-"""The audit log of remote diagnostics: every command, every answer and every refusal, with who and why."""
+"""The audit log: who did what, when. Every command, answer and refusal of remote diagnostics, and every
+change people make (ticket steps and notes, contracts, maintenance windows, notifications sent again, users,
+tokens, logins), with the authenticated user as ``actor`` (``local:<OS user>`` for the local command line).
+
+It sits below the tickets and the registry, so the function that makes a change records it, in the same
+transaction, whoever called it (the API or the CLI)."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ def record(
     agent: str | None = None,
     command_id: str | None = None,
     action: str | None = None,
+    subject: str | None = None,
 ) -> None:
     """Append one line; call inside the transaction that does what it records."""
     conn.execute(
@@ -33,13 +39,18 @@ def record(
             agent=agent,
             command_id=command_id,
             action=(action or "")[:64] or None,
+            subject=(subject or "")[:128] or None,
         )
     )
 
 
-def list_audit(conn: Connection, limit: int = 200, command_id: str | None = None) -> list[dict[str, Any]]:
-    """The newest ``limit`` lines (of one command if given), newest first."""
+def list_audit(
+    conn: Connection, limit: int = 200, command_id: str | None = None, subject: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` lines (of one command, or about one subject, if given), newest first."""
     query = select(audit).order_by(audit.c.at.desc(), audit.c.id.desc()).limit(limit)
     if command_id is not None:
         query = query.where(audit.c.command_id == command_id)
+    if subject is not None:
+        query = query.where(audit.c.subject == subject)
     return [dict(row._mapping) for row in conn.execute(query)]

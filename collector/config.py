@@ -224,13 +224,47 @@ class MaintenanceConfig(BaseModel):
         return self
 
 
+#: The names a request may call the collector by, out of the box: loopback only.
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1"]
+
+
 class WebConfig(BaseModel):
-    """Where the web page, the JSON API and /metrics listen."""
+    """Where the web page, the JSON API and /metrics listen, by which names, and how logins work
+    (docs/security.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_NAMES),
+        min_length=1,
+        description="Host header names answered (a leading '*.' for subdomains); any other is a 400",
+    )
+    https: bool = Field(
+        default=False, description="users reach the page through HTTPS (a TLS reverse proxy in front)"
+    )
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="a web login lasts this long")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _HOST_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: a host name or address without port (or *.example.net)")
+        return [name.lower() for name in value]
+
+
+_HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9.:_-]{1,253}")
+
+
+class ClientConfig(BaseModel):
+    """How the CLI's remote commands (``logs pull``, ``diag run``) reach the running collector's API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, description="the collector's web address; default web.host:port")
+    token_file: Path | None = Field(default=None, description="a file holding an API token (hezo_...)")
 
 
 PersonalData = Literal["drop", "mask", "keep"]
@@ -422,6 +456,7 @@ class CollectorConfig(BaseModel):
     web: WebConfig = Field(default_factory=WebConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    client: ClientConfig = Field(default_factory=ClientConfig)
     enrolment: EnrolmentConfig = Field(default_factory=EnrolmentConfig)
 
     @model_validator(mode="after")

@@ -71,3 +71,20 @@ class GoneError(CollectorError):
 
     code = "gone"
     status = 410
+
+
+class UnauthorizedError(CollectorError):
+    """No credentials, or credentials that are not (or no longer) valid: log in, or send a token."""
+
+    code = "unauthorized"
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="hezo"'}
+
+
+class ForbiddenError(CollectorError):
+    """The caller is known but its role does not allow the request (or a form post lacks its CSRF token)."""
+
+    code = "forbidden"
+    status = 403

@@ -7,6 +7,7 @@ Everything listens on loopback only and keeps its files under ``demo-data/``. Ct
 import argparse
 import getpass
 import json
+import secrets
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,9 @@ from simulator.net import free_port, listening
 
 #: The service contract of the demo room, registered with the collector so its devices are covered.
 CONTRACT = "HZ-2026-0042"
+CUSTOMER = "Demo customer"
+#: The demo's users: name, role, customer (a customer's user sees only its own devices and tickets).
+USERS = (("admin", "admin", None), ("viewer", "viewer", None), ("customer", "viewer", CUSTOMER))
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -53,6 +57,7 @@ class Demo:
         self.logs = data / "logs"
         self.signing_key = data / "collector-signing.key"
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.token = ""
 
     def spawn(self, name: str, argv: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
         log = self.logs / f"{name}.log"
@@ -111,7 +116,7 @@ class Demo:
             "store": {"url": f"sqlite:///{self.data / 'collector.db'}"},
             "incidents": {"confirm_window": self.confirm_window},
             "web": {"host": HOST, "port": web_port},
-            "contracts": [{"number": CONTRACT, "start": started, "years": 3, "customer": "Demo customer"}],
+            "contracts": [{"number": CONTRACT, "start": started, "years": 3, "customer": CUSTOMER}],
             "diagnostics": {
                 "key_file": str(self.signing_key),
                 "bundle_dir": str(self.data / "bundles"),
@@ -120,12 +125,42 @@ class Demo:
         }
         path = self.data / "collector.yaml"
         path.write_text(yaml.safe_dump(config))
+        self.add_users(path)
         process, log = self.spawn(
             "collector", [sys.executable, "-m", "collector", "--config", str(path), "serve"]
         )
         wait_until("the collector", lambda: listening(HOST, web_port), process, log)
         print(f"  collector  web page at http://{HOST}:{web_port}/  (store {self.data / 'collector.db'})")
         return path, web_port
+
+    def _users(self, config: Path, *args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "collector", "--config", str(config), "users", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.data,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"users {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def add_users(self, config: Path) -> None:
+        """An admin, a viewer and a customer's user with fresh passwords, and an admin's API token."""
+        logins = []
+        for name, role, customer in USERS:
+            password = secrets.token_urlsafe(12)
+            scoped = ["--customer", customer] if customer else []
+            self._users(
+                config, "add", name, "--role", role, *scoped, "--password-stdin", stdin=password + "\n"
+            )
+            logins.append((name, password, f"{role}, {customer} only" if customer else role))
+        self.token = self._users(config, "token", "admin", "--label", "demo").strip()
+        for index, (name, password, what) in enumerate(logins):
+            label = "logins" if index == 0 else ""
+            print(f"  {label:<10} {name} / {password}  ({what})")
+        print(f"  api token  HEZO_TOKEN={self.token}  (admin's: for curl and the CLI's logs pull, diag run)")
 
     def start_site(self) -> Path:
         state_dir = self.data / "site"
@@ -179,6 +214,9 @@ class Demo:
 def watch_tickets(web_port: int, demo: Demo) -> None:
     """Print each ticket as it opens or recovers, until Ctrl-C or a component dies."""
     seen: dict[str, str] = {}
+    request = urllib.request.Request(
+        f"http://{HOST}:{web_port}/api/tickets", headers={"Authorization": f"Bearer {demo.token}"}
+    )
     while True:
         for name, process in demo.processes:
             if process.poll() is not None:
@@ -186,7 +224,7 @@ def watch_tickets(web_port: int, demo: Demo) -> None:
                     f"{name} exited with status {process.returncode}; see {demo.logs / (name + '.log')}"
                 )
         try:
-            with urllib.request.urlopen(f"http://{HOST}:{web_port}/api/tickets", timeout=2) as answer:
+            with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310 (our own collector)
                 tickets = json.load(answer)
         except OSError:
             tickets = []
@@ -274,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
         print(f"""
-Open http://{HOST}:{web_port}/ to see the room.
+Open http://{HOST}:{web_port}/ and log in (above) to see the room; the customer's login sees its own only.
 
 Pull the plug on the Rally Bar (a Critical ticket opens after the {demo.confirm_window:g} s confirm window,
 and fetches service tests and a log bundle from the agent by itself: see its timeline and /diagnostics):
@@ -289,6 +327,8 @@ Make it re-enumerate, gone for a second as Rally Bars do (the agent waits it out
     {sim} fault meetup reenumerate --state-dir {state_dir}
 {poe}List tickets from the command line:
     {sys.executable} -m collector --config {collector_config} tickets list
+Pull the Rally Bar's logs through the API, as the admin:
+    HEZO_TOKEN={demo.token} {sys.executable} -m collector --config {collector_config} logs pull rally-bar
 
 Ctrl-C stops everything.
 """)

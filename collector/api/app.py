@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from collector.api import errors, pages
+from collector.api import errors, login, pages
 from collector.api.deps import Wiring
+from collector.api.hosts import AllowedHosts
 from collector.api.routes import REMOTE, ROUTERS
-from collector.config import IncidentsConfig
+from collector.config import IncidentsConfig, WebConfig
 from collector.remote.commander import Commander
 from collector.sla.terms import SlaContext
 from collector.store.database import utcnow
@@ -31,14 +32,25 @@ def create_app(
     rules: IncidentsConfig | None = None,
     now: Callable[[], datetime] = utcnow,
     diagnostics: Commander | None = None,
+    web: WebConfig | None = None,
 ) -> FastAPI:
     """The web application over ``engine``; ``/metrics`` exposes ``registry`` (an empty one if None).
 
     ``health`` tells ``/healthz`` what else is wrong (None: nothing), such as a dead writer thread or a lost
     broker connection; without it, ``/healthz`` checks the database only. ``diagnostics``: the commander of
-    remote diagnostics; without it the command, audit, bundle and upload routes are not served.
+    remote diagnostics; without it the command, audit, bundle and upload routes are not served. ``web``: the
+    Host allow-list and how sessions work (``WebConfig()``'s defaults: loopback names only).
+
+    Every route but ``/healthz``, ``/login`` and the agents' uploads (their own one-time tokens) needs a
+    user (``api/auth.py``); ``/metrics`` is open to loopback clients not behind a proxy.
     """
-    app = FastAPI(title="hezo collector", version="0.1.0")
+    web = web if web is not None else WebConfig()
+    app = FastAPI(
+        title="hezo collector",
+        version="0.1.0",
+        description="Tickets, devices and remote diagnostics of hezo. Send an API token as "
+        "`Authorization: Bearer hezo_...` (docs/security.md).",
+    )
     app.state.wiring = Wiring(
         engine=engine,
         sla=sla if sla is not None else SlaContext.default(),
@@ -48,8 +60,11 @@ def create_app(
         registry=registry if registry is not None else CollectorRegistry(),
         health=health,
         commander=diagnostics,
+        web=web,
     )
     errors.install(app)
+    app.add_middleware(AllowedHosts, names=web.allowed_hosts)
+    app.include_router(login.router)
     app.include_router(pages.router)
     for router in ROUTERS:
         app.include_router(router)

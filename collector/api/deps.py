@@ -6,17 +6,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from collector.config import IncidentsConfig
+from collector.config import IncidentsConfig, WebConfig
 from collector.errors import UnavailableError
+from collector.people import sessions
 from collector.remote.commander import Commander
 from collector.remote.uploads import Uploads
 from collector.sla.terms import SlaContext
@@ -35,6 +36,14 @@ class Wiring:
     health: Callable[[], str | None] | None = None
     commander: Commander | None = None
     uploads: Uploads | None = None
+    web: WebConfig = field(default_factory=WebConfig)
+    _session_key: bytes | None = None
+
+    def session_key(self, conn: Connection) -> bytes:
+        """The key session cookies are signed with (from the store, read once)."""
+        if self._session_key is None:
+            self._session_key = sessions.signing_key(conn, self.now())
+        return self._session_key
 
     def today_of(self, site: str) -> date:
         """Today's date on ``site``'s clock."""

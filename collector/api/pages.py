@@ -12,8 +12,10 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Connection
 
 from collector import tickets
+from collector.api.auth import PageReader, PageStaff, scope
 from collector.api.deps import Wired
 from collector.notify import outbox
+from collector.people import Person
 from collector.registry import contracts
 from collector.remote import history
 from collector.store import queries
@@ -45,30 +47,55 @@ def _delivery_counts(conn: Connection) -> dict[str, int]:
     return totals
 
 
+def _visitor(request: Request, who: Person) -> dict[str, Any]:
+    """What every page shows of who is logged in, and the CSRF token its forms and fetch() calls send."""
+    return {"who": who, "csrf": getattr(request.state, "csrf", ""), "staff": who.customer is None}
+
+
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, wired: Wired) -> Response:
+def index(request: Request, wired: Wired, who: PageReader) -> Response:
+    """The overview; a customer's user sees its own sites, devices and tickets, and nothing of the
+    provider's own (rejected messages, notifications)."""
     with wired.engine.connect() as conn:
+        seen = scope(conn, who)
         coverage = contracts.device_coverage(conn, wired.today_of, wired.rules.contract_warning_days)
-        context = {
+        context: dict[str, Any] = {
             "agents": queries.list_agents(conn),
             "devices": queries.list_devices(conn),
             "tickets": tickets.list_tickets(conn),
-            "rejected_count": queries.count_rejected(conn),
             "coverage": [row for row in coverage if row["warning"] is not None],
             "colours": STATE_COLOURS,
-            "notify": _delivery_counts(conn),
-            "dead": outbox.list_deliveries(conn, status=outbox.DEAD, limit=20),
+            **_visitor(request, who),
         }
-    return wired.templates.TemplateResponse(request, "index.html", context)
+        if seen is None:
+            context["rejected_count"] = queries.count_rejected(conn)
+            context["notify"] = _delivery_counts(conn)
+            context["dead"] = outbox.list_deliveries(conn, status=outbox.DEAD, limit=20)
+        else:
+            context["agents"] = [a for a in context["agents"] if seen.has_agent(a["site"], a["agent"])]
+            context["devices"] = [
+                d for d in context["devices"] if seen.has_device(d["site"], d["agent"], d["device"])
+            ]
+            context["tickets"] = [t for t in context["tickets"] if seen.has_ticket(t)]
+            context["coverage"] = [
+                c for c in context["coverage"] if seen.has_device(c["site"], c["agent"], c["device"])
+            ]
+            context["dead"] = []
+    return wired.templates.TemplateResponse(
+        request, "index.html", context, headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.get("/diagnostics", response_class=HTMLResponse)
-def diagnostics(request: Request, wired: Wired) -> Response:
+def diagnostics(request: Request, wired: Wired, who: PageStaff) -> Response:
     commander = wired.remote()
     with wired.engine.connect() as conn:
         context = {
             "devices": queries.list_devices(conn),
             "commands": history.list_commands(wired.engine, limit=30),
             "enabled": commander.enabled,
+            **_visitor(request, who),
         }
-    return wired.templates.TemplateResponse(request, "diagnostics.html", context)
+    return wired.templates.TemplateResponse(
+        request, "diagnostics.html", context, headers={"Cache-Control": "no-store"}
+    )

@@ -7,6 +7,7 @@ its exit status, in one place.
 
 from __future__ import annotations
 
+import getpass
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -46,6 +47,16 @@ class Context:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
         self._engine: Engine | None = None
+
+    @cached_property
+    def actor(self) -> str:
+        """Who the local command line acts as, in the audit and the ticket timeline: ``local:<OS user>``.
+        It has the store itself, so no login of the collector's vouches for it; the OS account does."""
+        try:
+            name = getpass.getuser()
+        except (OSError, KeyError):
+            name = "unknown"
+        return f"local:{name}"[:64]
 
     @cached_property
     def sla(self) -> SlaContext:

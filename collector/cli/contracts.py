@@ -53,12 +53,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
             contact=args.contact,
         )
         with engine.begin() as conn:
-            contracts.put(conn, row)
+            contracts.put(conn, row, by=context.actor, now=utcnow())
         print(f"contract {args.number} registered")
         return 0
     if args.action == "remove":
         with engine.begin() as conn:
-            contracts.remove(conn, args.number)
+            contracts.remove(conn, args.number, by=context.actor, now=utcnow())
         print(f"contract {args.number} removed")
         return 0
     now = utcnow()

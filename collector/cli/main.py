@@ -28,6 +28,7 @@ from collector.cli import (
     remote,
     serve,
     tickets,
+    users,
 )
 from collector.cli.context import CommandFailed, Context
 from collector.config import load_config
@@ -49,6 +50,7 @@ GROUPS: tuple[ModuleType, ...] = (
     audit,
     bundles,
     broker,  # broker init, sync
+    users,  # the people of the web page and the API, their tokens
 )
 
 EXIT_FAILED = 1

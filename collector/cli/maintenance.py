@@ -55,12 +55,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
             reason=args.reason,
         )
         with engine.begin() as conn:
-            maintenance.add(conn, row)
+            maintenance.add(conn, row, by=context.actor)
         print(f"maintenance window {args.name} added")
         return 0
     if args.action == "remove":
         with engine.begin() as conn:
-            maintenance.remove(conn, args.name)
+            maintenance.remove(conn, args.name, by=context.actor)
         print(f"maintenance window {args.name} removed")
         return 0
     with engine.connect() as conn:

@@ -51,6 +51,6 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if bool(args.ids) == args.all:
         raise InvalidError("name the delivery ids to retry, or --all")
     with engine.begin() as conn:
-        count = outbox.retry(conn, utcnow(), None if args.all else args.ids)
+        count = outbox.retry(conn, utcnow(), None if args.all else args.ids, by=context.actor)
     print(f"{count} deliveries will be sent again")
     return 0

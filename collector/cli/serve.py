@@ -68,7 +68,12 @@ def _serve(config: CollectorConfig) -> int:
     import uvicorn  # the web server: only the serve command needs it
 
     from collector.api.app import create_app
+    from collector.api.hosts import exposure_warning
     from collector.service import CollectorService
+
+    warning = exposure_warning(config.web)
+    if warning is not None:
+        log.warning("%s", warning)
 
     try:
         service = CollectorService(config)
@@ -87,9 +92,17 @@ def _serve(config: CollectorConfig) -> int:
             sla=service.sla,
             rules=config.incidents,
             diagnostics=service.commander,
+            web=config.web,
         )
         server = _web_server(
-            uvicorn.Config(app, host=config.web.host, port=config.web.port, log_config=None, access_log=False)
+            uvicorn.Config(
+                app,
+                host=config.web.host,
+                port=config.web.port,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+            )
         )
         print(f"hezo-collector: web page at http://{config.web.host}:{config.web.port}/", flush=True)
         # SIGINT and SIGTERM make run() return once the web server has shut down.

@@ -2,16 +2,19 @@
 
 hezo-collector tickets list [--json]
 hezo-collector tickets show NUMBER [--json]
-hezo-collector tickets open --site S [--agent A --device D] [--priority low] --summary TEXT --by NAME
-hezo-collector tickets respond|confirm|ship|deliver|return|resolve|close NUMBER --by NAME [--text TEXT]
-hezo-collector tickets confirm NUMBER --by NAME [--deliver-by 2026-12-01T12:00+01:00]
-hezo-collector tickets note NUMBER --by NAME --text TEXT [--update]
+hezo-collector tickets open --site S [--agent A --device D] [--priority low] --summary TEXT
+hezo-collector tickets respond|confirm|ship|deliver|return|resolve|close NUMBER [--text TEXT]
+hezo-collector tickets confirm NUMBER [--deliver-by 2026-12-01T12:00+01:00]
+hezo-collector tickets note NUMBER --text TEXT [--update]
+
+Each change is recorded as ``local:<OS user>``; ``--by`` is still accepted from older scripts, and ignored.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -61,17 +64,17 @@ def add_parsers(commands: Any) -> None:
     opening.add_argument("--device", default="")
     opening.add_argument("--priority", choices=tickets.PRIORITIES, default=tickets.PRIORITY_LOW)
     opening.add_argument("--summary", required=True)
-    opening.add_argument("--by", required=True, help="who opens it")
+    opening.add_argument("--by", help=argparse.SUPPRESS)
     for name, move in tickets.STEPS.items():
         parser = actions.add_parser(name, help=f"the ticket is {move.done}")
         parser.add_argument("number")
-        parser.add_argument("--by", required=True, help="the engineer taking the step")
+        parser.add_argument("--by", help=argparse.SUPPRESS)
         parser.add_argument("--text", help="what to write in the timeline")
         if name == "confirm":
             parser.add_argument("--deliver-by", type=moment, help="a later delivery date the user accepted")
     noting = actions.add_parser("note", help="add a note to the timeline")
     noting.add_argument("number")
-    noting.add_argument("--by", required=True)
+    noting.add_argument("--by", help=argparse.SUPPRESS)
     noting.add_argument("--text", required=True)
     noting.add_argument(
         "--update", action="store_true", help="the reporter was updated: resets the update clock"
@@ -89,6 +92,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
 def _tickets(engine: Any, context: Context, args: argparse.Namespace) -> int:
     now = utcnow()
+    by = context.actor
+    if getattr(args, "by", None) not in {None, by}:
+        print(f"hezo-collector: --by is ignored: the change is recorded as {by}", file=sys.stderr)
     number: str = getattr(args, "number", "")
     with engine.begin() as conn:
         if args.action == "open":
@@ -99,20 +105,18 @@ def _tickets(engine: Any, context: Context, args: argparse.Namespace) -> int:
                 device=args.device,
                 priority=args.priority,
                 summary=args.summary,
-                by=args.by,
+                by=by,
                 now=now,
                 context=context.sla,
             )
         elif args.action == "note":
-            tickets.note(
-                conn, number, args.text, by=args.by, now=now, context=context.sla, is_update=args.update
-            )
+            tickets.note(conn, number, args.text, by=by, now=now, context=context.sla, is_update=args.update)
         elif args.action in tickets.STEPS:
             tickets.step(
                 conn,
                 number,
                 args.action,
-                by=args.by,
+                by=by,
                 now=now,
                 context=context.sla,
                 text=args.text,

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, update
 
+from collector import audit
 from collector.config import RetryConfig, RouteConfig
 from collector.errors import NotFoundError
 from collector.sinks.base import Delivered, Failed, Link, Outcome, Retry
@@ -249,9 +250,9 @@ def link_of(conn: Connection, ticket_id: int, sink: str) -> Link | None:
     return None if row is None else Link(row.remote_id, row.remote_url, row.cursor)
 
 
-def retry(conn: Connection, now: datetime, ids: Iterable[int] | None = None) -> int:
+def retry(conn: Connection, now: datetime, ids: Iterable[int] | None = None, *, by: str | None = None) -> int:
     """Send dead deliveries again (those in ``ids``, or all): pending, due now, attempts counted afresh.
-    ``NotFoundError`` if an id named is not a dead delivery."""
+    ``NotFoundError`` if an id named is not a dead delivery. Audited as ``by``'s when given."""
     query = update(deliveries).where(deliveries.c.status == DEAD)
     wanted = None if ids is None else sorted(set(ids))
     if wanted is not None:
@@ -265,7 +266,11 @@ def retry(conn: Connection, now: datetime, ids: Iterable[int] | None = None) -> 
             raise NotFoundError(f"no dead delivery numbered {', '.join(missing)}")
         query = query.where(deliveries.c.id.in_(wanted))
     values = {"status": PENDING, "attempts": 0, "next_attempt_at": now, "lease_until": None}
-    return int(conn.execute(query.values(**values)).rowcount)
+    count = int(conn.execute(query.values(**values)).rowcount)
+    if by is not None:
+        named = "all dead deliveries" if wanted is None else f"deliveries {', '.join(map(str, wanted))}"
+        audit.record(conn, now, "outbox-retry", f"{named}: {count} sent again", actor=by)
+    return count
 
 
 def list_deliveries(conn: Connection, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
+from collector import audit
 from collector.errors import InvalidError, NotFoundError
+from collector.store.database import utcnow
 from collector.store.schema import contracts
 
 ACTIVE = "active"
@@ -136,16 +138,30 @@ def values(
 _ADDRESS = re.compile(r"[^@\s<>,;\"']{1,64}@[A-Za-z0-9.-]{1,190}")
 
 
-def put(conn: Connection, row: dict[str, Any], source: str = "api") -> None:
-    """Add or replace a contract by number."""
-    conn.execute(delete(contracts).where(contracts.c.number == row["number"]))
+def put(
+    conn: Connection,
+    row: dict[str, Any],
+    source: str = "api",
+    *,
+    by: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Add or replace a contract by number; audited as ``by``'s when given (people's changes, not the
+    configuration file's)."""
+    replaced = conn.execute(delete(contracts).where(contracts.c.number == row["number"])).rowcount
     conn.execute(insert(contracts).values(source=source, **row))
+    if by is not None:
+        shown = f"start {row['start']}, {row['years']} years, customer {row.get('customer') or '-'}"
+        event = "contract-replace" if replaced else "contract-add"
+        audit.record(conn, now or utcnow(), event, shown, actor=by, subject=row["number"])
 
 
-def remove(conn: Connection, number: str) -> None:
+def remove(conn: Connection, number: str, *, by: str | None = None, now: datetime | None = None) -> None:
     """Remove the contract numbered ``number``; ``NotFoundError`` if there is none."""
     if not conn.execute(delete(contracts).where(contracts.c.number == number)).rowcount:
         raise NotFoundError(f"no contract numbered {number!r}")
+    if by is not None:
+        audit.record(conn, now or utcnow(), "contract-remove", number, actor=by, subject=number)
 
 
 def replace_configured(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:

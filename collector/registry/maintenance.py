@@ -15,8 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
+from collector import audit
 from collector.errors import InvalidError, NotFoundError
 from collector.sla.calendar import WEEKDAYS, SiteCalendar
+from collector.store.database import utcnow
 from collector.store.schema import maintenance
 
 
@@ -159,17 +161,44 @@ def values(
     }
 
 
-def add(conn: Connection, row: dict[str, Any], source: str = "api") -> None:
-    """Add a window; ``InvalidError`` if one has the same name (names are unique)."""
+def add(
+    conn: Connection,
+    row: dict[str, Any],
+    source: str = "api",
+    *,
+    by: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Add a window; ``InvalidError`` if one has the same name (names are unique). Audited as ``by``'s when
+    given (people's changes, not the configuration file's)."""
     if conn.execute(select(maintenance.c.id).where(maintenance.c.name == row["name"])).first() is not None:
         raise InvalidError(f"a maintenance window named {row['name']!r} exists already")
     conn.execute(insert(maintenance).values(source=source, **row))
+    if by is not None:
+        when = (
+            f"{row['days']} {row['start_time']}-{row['end_time']}"
+            if row.get("days")
+            else f"{row['starts_at']} to {row['ends_at']}"
+        )
+        place = "/".join(part for part in (row["site"], row.get("agent"), row.get("device")) if part)
+        audit.record(
+            conn,
+            now or utcnow(),
+            "maintenance-add",
+            f"{place}: {when}",
+            actor=by,
+            site=row["site"],
+            agent=row.get("agent"),
+            subject=row["name"],
+        )
 
 
-def remove(conn: Connection, name: str) -> None:
+def remove(conn: Connection, name: str, *, by: str | None = None, now: datetime | None = None) -> None:
     """Remove the window named ``name``; ``NotFoundError`` if there is none."""
     if not conn.execute(delete(maintenance).where(maintenance.c.name == name)).rowcount:
         raise NotFoundError(f"no maintenance window named {name!r}")
+    if by is not None:
+        audit.record(conn, now or utcnow(), "maintenance-remove", name, actor=by, subject=name)
 
 
 def replace_configured(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:

@@ -108,6 +108,19 @@ class Commander:
         row = rows[0]
         return row.site, row.agent, row.device
 
+    def find_agent(self, name: str) -> tuple[str, str]:
+        """``(site, agent)`` named ``site/agent``; ``NotFoundError`` if the collector knows no such agent."""
+        site, slash, agent = name.partition("/")
+        if not slash or not site or not agent or "/" in agent:
+            raise InvalidError(f"agent {name!r}: expected SITE/AGENT")
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(agents.c.site).where(agents.c.site == site, agents.c.agent == agent)
+            ).first()
+        if found is None:
+            raise NotFoundError(f"no agent {name!r}")
+        return site, agent
+
     def request(
         self,
         site: str,

@@ -45,7 +45,10 @@ class UploadProblem(CollectorError):  # noqa: N818 (becomes an HTTP answer)
         self.offset = offset
 
     def headers(self) -> dict[str, str]:
-        return {"Upload-Offset": str(self.offset)} if self.offset is not None else {}
+        found = {"Upload-Offset": str(self.offset)} if self.offset is not None else {}
+        if self.status == 401:
+            found["WWW-Authenticate"] = 'Bearer realm="hezo-upload"'
+        return found
 
 
 class Uploads:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
+from collector import audit
 from collector.errors import ConflictError, InvalidError, NotFoundError
 from collector.sla import terms as sla
 from collector.store.schema import CAUSE_MANUAL, devices, tickets
@@ -116,7 +117,12 @@ def step(  # noqa: PLR0912 (one check per rule of the lifecycle, each with its o
     add_entry(
         conn, row.id, now, action, text or f"{move.done.capitalize()} by {by}.", by=by, sla_state=before
     )
+    _audit(conn, row, now, f"ticket-{action}", text or move.done, by=by)
     refresh(conn, _row(conn, number), context, now)
+
+
+def _audit(conn: Connection, row: Row[Any], now: datetime, event: str, text: str, *, by: str) -> None:
+    audit.record(conn, now, event, text, actor=by, site=row.site, agent=row.agent or None, subject=row.number)
 
 
 def note(
@@ -142,6 +148,7 @@ def note(
         if is_update:
             conn.execute(update(tickets).where(tickets.c.id == row.id).values(last_update_at=now))
     add_entry(conn, row.id, now, "update" if is_update else "note", text, by=by, sla_state=before)
+    _audit(conn, row, now, "ticket-update" if is_update else "ticket-note", text, by=by)
     if row.status != "closed":
         refresh(conn, _row(conn, number), context, now)
 
@@ -180,7 +187,7 @@ def open_by_hand(
             raise TicketError(f"no device {site}/{agent}/{device} in the store")
     times = sla.TicketTimes(priority, "open", now)
     due = sla.deadlines(context.policy, context.calendars[site], times)
-    return open_ticket(
+    number = open_ticket(
         conn,
         Subject.of_device(found) if found is not None else Subject(site, agent, device),
         priority=priority,
@@ -192,3 +199,14 @@ def open_by_hand(
         opened_by=by,
         summary=summary,
     )
+    audit.record(
+        conn,
+        now,
+        "ticket-open",
+        f"{priority}: {summary}",
+        actor=by,
+        site=site,
+        agent=agent or None,
+        subject=number,
+    )
+    return number

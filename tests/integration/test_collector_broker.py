@@ -17,7 +17,7 @@ from collector import tickets
 from collector.config import CollectorConfig
 from collector.service import CollectorService
 from collector.store.schema import agents, devices, events, rejected
-from tests.support.collector import FakeAgent, get, serve
+from tests.support.collector import FakeAgent, admin_token, get, serve
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.waiting import eventually
 
@@ -149,11 +149,12 @@ def test_a_message_received_but_not_stored_survives_a_sigkill(
         f"web: {{host: 127.0.0.1, port: {port}}}\n"
     )
     agent = FakeAgent()
+    token = admin_token(f"sqlite:///{database}")
     first = serve(config, tmp_path)
     try:
         wait_port("127.0.0.1", port, timeout=30)
         publisher.send(*agent.birth(at=datetime.now(UTC)))
-        eventually("the collector stores the birth", lambda: json.loads(get(port, "/api/agents")))
+        eventually("the collector stores the birth", lambda: json.loads(get(port, "/api/agents", token)))
 
         # The database is busy: the collector receives the next message but cannot store it yet.
         lock = sqlite3.connect(database, isolation_level=None)
@@ -181,7 +182,7 @@ def test_a_message_received_but_not_stored_survives_a_sigkill(
         wait_port("127.0.0.1", port, timeout=30)
         eventually(
             "the state the killed collector had received but not stored",
-            lambda: json.loads(get(port, "/api/devices"))[0]["state"] == "down",
+            lambda: json.loads(get(port, "/api/devices", token))[0]["state"] == "down",
         )
     finally:
         second.send_signal(signal.SIGTERM)

@@ -102,7 +102,13 @@ def test_the_demo_shows_a_ticket_when_the_plug_is_pulled_and_stops_cleanly(
         assert "serial 2034FH1002R2" in line
         assert "contract HZ-2026-0042" in line
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=10) as page:
+        # The demo made an admin, a viewer and a customer's user, and printed their logins and a token.
+        printed = "".join(output.seen)
+        assert re.findall(r"(\w+) / \S+  \(", printed) == ["admin", "viewer", "customer"]
+        token = re.findall(r"HEZO_TOKEN=(hezo_\S+)", printed)[0]
+        headers = {"Authorization": f"Bearer {token}"}
+        page_request = urllib.request.Request(f"http://127.0.0.1:{web_port}/", headers=headers)
+        with urllib.request.urlopen(page_request, timeout=10) as page:
             html = page.read().decode()
         assert "2034FH1002R2" in html
         assert "HZ-2026-0042" in html
@@ -113,7 +119,7 @@ def test_the_demo_shows_a_ticket_when_the_plug_is_pulled_and_stops_cleanly(
 
         def evidence() -> dict[str, Any]:
             url = f"http://127.0.0.1:{web_port}/api/tickets/{number}/diagnostics"
-            with urllib.request.urlopen(url, timeout=10) as answer:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as answer:
                 return json.loads(answer.read())  # type: ignore[no-any-return]
 
         eventually("the ticket's evidence", lambda: bool(evidence()["bundles"]), timeout=60)

@@ -18,6 +18,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from diagnostics.bundle import file_sha256, inspect_bundle
+from tests.support.browser import log_in
+from tests.support.collector import add_user
 from tests.support.diagnostics import CuttingProxy, key_pair, load_key, signed
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import close_client
@@ -27,6 +29,7 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 SECRET = "Sup3r-S3cret-Passw0rd"
+PASSWORD = "engineer-password-1"
 FILLER_BYTES = 3 * 1024 * 1024
 #: Automatic evidence must be on the ticket within two minutes of it opening.
 EVIDENCE_BUDGET = 120.0
@@ -225,16 +228,34 @@ def test_diag_run_prints_each_checks_loss_and_the_devices_tls_details(
     assert "ok https://127.0.0.1" in done.stdout
     assert "TLSv1." in done.stdout
     [line] = [a for a in site.api("/api/audit") if a["event"] == "issued"]
-    assert (line["actor"], line["action"]) == ("cli", "service-tests")
+    assert (line["actor"], line["action"]) == ("test-admin", "service-tests")  # the token's user
+
+
+def test_diag_config_and_republish_reach_the_agent_itself(room: tuple[Room, CuttingProxy]) -> None:
+    site, _proxy = room
+
+    def diag(*args: str) -> subprocess.CompletedProcess[str]:
+        config = str(site.collector_config)
+        argv = [sys.executable, "-m", "collector", "--config", config, "diag", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+    shown = diag("config", "test-site/room-1")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert '"agent": "room-1"' in shown.stdout
+    republished = diag("republish", "test-site/room-1")
+    assert republished.returncode == 0, republished.stderr
+    assert '"states"' in republished.stdout
 
 
 def test_the_web_buttons_run_tests_and_pull_logs_with_live_progress(room: tuple[Room, CuttingProxy]) -> None:
     from tests.support.browser import Browser
 
     site, _proxy = room
+    add_user(f"sqlite:///{site.workdir / 'collector.db'}", "eng", "engineer", PASSWORD)
     browser = Browser()
     try:
-        browser.open(f"http://127.0.0.1:{site.web_port}/diagnostics")
+        browser.open(f"http://127.0.0.1:{site.web_port}/diagnostics")  # to the login form, and back after it
+        log_in(browser, "eng", PASSWORD)
         row = "document.querySelector('tr[data-device=\"test-site/room-1/rally-bar\"]')"
         eventually("the page shows the rally bar", lambda: browser.evaluate(f"{row} !== null"))
         browser.evaluate(f"{row}.querySelector('button[data-action=\"service-tests\"]').click()")
@@ -251,6 +272,7 @@ def test_the_web_buttons_run_tests_and_pull_logs_with_live_progress(room: tuple[
         browser.close()
     import urllib.request
 
-    with urllib.request.urlopen(href, timeout=30) as answer:
+    request = urllib.request.Request(href, headers={"Authorization": f"Bearer {site.token}"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
         assert answer.headers["Content-Type"] == "application/gzip"
         assert answer.read(2) == b"\x1f\x8b"

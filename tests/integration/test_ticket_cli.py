@@ -129,3 +129,20 @@ def test_maintenance_windows_are_added_listed_and_refused_with_a_reason(cli: Run
     result = run("maintenance", "add", "bad", "--site", "hq", "--from", "2026-12-01T10:00")
     assert result.returncode == 2
     assert "needs a time zone" in result.stderr
+
+
+def test_local_changes_are_recorded_as_the_os_user_whatever_by_says(cli: Run) -> None:
+    import getpass
+
+    result = cli("tickets", "respond", "HZ-000001", "--by", "somebody-else")
+    assert result.returncode == 0, result.stderr
+    me = f"local:{getpass.getuser()}"
+    assert f"--by is ignored: the change is recorded as {me}" in result.stderr
+    ticket = json.loads(cli("tickets", "show", "HZ-000001", "--json").stdout)
+    assert ticket["entries"][-1]["by"] == me
+    assert cli("contracts", "add", "C-9", "--start", "2026-01-01", "--years", "1").returncode == 0
+    audit = json.loads(cli("audit", "list", "--json").stdout)
+    assert {(line["event"], line["actor"]) for line in audit} >= {
+        ("ticket-respond", me),
+        ("contract-add", me),
+    }

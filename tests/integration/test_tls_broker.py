@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from simulator.certs import write_self_signed
+from tests.support.collector import admin_token, get
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.waiting import eventually
 
@@ -80,6 +80,7 @@ def test_agent_and_collector_work_through_a_tls_only_broker(
         "web": {"host": "127.0.0.1", "port": web},
     }
     (tmp_path / "collector.yaml").write_text(yaml.safe_dump(collector_config))
+    token = admin_token(str(collector_config["store"]["url"]))  # type: ignore[index]
     collector = spawn(tmp_path, "collector", ["-m", "collector", "--config", "collector.yaml", "serve"])
     agent = spawn(
         tmp_path, "agent", ["-m", "agent", "--config", str(agent_config(tmp_path, broker, ca_file))]
@@ -88,8 +89,7 @@ def test_agent_and_collector_work_through_a_tls_only_broker(
         wait_port("127.0.0.1", web, timeout=30)
 
         def devices() -> list[dict[str, Any]]:
-            with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/devices", timeout=5) as answer:
-                return [d for d in json.load(answer) if d["state"] == "down"]
+            return [d for d in json.loads(get(web, "/api/devices", token)) if d["state"] == "down"]
 
         [device] = eventually("the agent's report arrives over TLS", devices, timeout=30)
     finally:

@@ -75,3 +75,22 @@ class Browser:
             self._process.kill()
             self._process.wait()
         self._profile.cleanup()
+
+
+def log_in(browser: Browser, name: str, password: str) -> None:
+    """Fill in and send the login form the browser was sent to, as a person would."""
+    from tests.support.waiting import eventually
+
+    eventually(
+        "the login form",
+        lambda: browser.evaluate("document.querySelector('form[action=\\'/login\\']') !== null"),
+    )
+    browser.evaluate(
+        f"document.querySelector('input[name=username]').value = {json.dumps(name)};"
+        f"document.querySelector('input[name=password]').value = {json.dumps(password)};"
+        "document.querySelector('form[action=\\'/login\\'] button').click()"
+    )
+    eventually(
+        "logged in",
+        lambda: browser.evaluate("location.pathname !== '/login' && document.readyState === 'complete'"),
+    )

@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import Engine
 
 from collector.config import CollectorConfig
+from collector.errors import NotFoundError
 from collector.service import CollectorService
 from collector.store.database import make_engine, migrate
 from protocol import Envelope, Topics, encode, format_ts
@@ -58,9 +59,11 @@ def serve(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def get(port: int, path: str) -> str:
-    """The body of a GET on the collector's web port."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+def get(port: int, path: str, token: str | None = None) -> str:
+    """The body of a GET on the collector's web port (with an API token, for the API)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as answer:
         return str(answer.read().decode())
 
 
@@ -205,22 +208,80 @@ class Clock:
         return self.moment
 
 
+def user_token(engine: Engine, name: str, role: str = "admin", customer: str | None = None) -> str:
+    """A new API token of user ``name`` (made, without a password, if the store has none so named)."""
+    from collector.people import tokens, users
+
+    with engine.begin() as conn:
+        try:
+            users.find(conn, name)
+        except NotFoundError:
+            users.add(conn, name, role, customer=customer, now=T0, by="test")
+        return tokens.issue(conn, name, now=T0, by="test")[1]
+
+
+def add_user(store_url: str, name: str, role: str, password: str, customer: str | None = None) -> None:
+    """A user who logs in with ``password``, in the store at ``store_url`` (migrated first)."""
+    from collector.people import users
+
+    engine = make_engine(store_url)
+    try:
+        migrate(engine)
+        with engine.begin() as conn:
+            users.add(conn, name, role, password=password, customer=customer, now=T0, by="test")
+    finally:
+        engine.dispose()
+
+
+def admin_token(store_url: str, name: str = "test-admin") -> str:
+    """An admin's API token in the store at ``store_url`` (migrated first), for a collector process."""
+    engine = make_engine(store_url)
+    try:
+        migrate(engine)
+        return user_token(engine, name)
+    finally:
+        engine.dispose()
+
+
 class AppClient:
-    """Requests against an ASGI app in-process, through httpx's ASGI transport.
+    """Requests against an ASGI app in-process, through httpx's ASGI transport, as a user with an API token:
+    an admin of its own by default, ``role=None`` for nobody, or the user of ``token``.
 
     (Starlette's TestClient now warns about httpx, and warnings are errors here.)
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        role: str | None = "admin",
+        customer: str | None = None,
+        name: str | None = None,
+        token: str | None = None,
+    ) -> None:
         self._app = app
+        self.token = token
+        if token is None and role is not None:
+            who = name or f"test-{role}" + (f"-{customer.lower().replace(' ', '-')}" if customer else "")
+            self.token = user_token(app.state.wiring.engine, who, role, customer)
 
-    def get(self, path: str) -> httpx.Response:
-        return self.request("GET", path)
+    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.request("GET", path, headers=headers)
 
-    def request(self, method: str, path: str, json: Any = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **options: Any,
+    ) -> httpx.Response:
+        sent = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        sent.update(headers or {})
+
         async def fetch() -> httpx.Response:
             transport = httpx.ASGITransport(app=self._app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
-                return await client.request(method, path, json=json)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+                return await client.request(method, path, json=json, headers=sent, **options)
 
         return asyncio.run(fetch())

@@ -13,6 +13,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.agentconfig import agent_config_for, read_site
+from tests.support.collector import admin_token
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
 from tests.support.waiting import eventually
 
@@ -64,6 +65,11 @@ class Room:
             "incidents": {"confirm_window": CONFIRM_WINDOW, "evaluate_every": EVALUATE_EVERY},
             "web": {"host": "127.0.0.1", "port": self.web_port},
         }
+        # An admin's token for the test's own API calls and for the CLI's remote commands (client.token_file).
+        self.token = admin_token(str(collector["store"]["url"]))  # type: ignore[index]
+        token_file = self.workdir / "admin.token"
+        token_file.write_text(self.token + "\n")
+        collector["client"] = {"token_file": str(token_file)}
         collector.update(self.collector_extra)
         self.collector_config = self.workdir / "collector.yaml"
         self.collector_config.write_text(yaml.safe_dump(collector))
@@ -117,7 +123,11 @@ class Room:
         self.sim("power", device, "on" if on else "off")
 
     def api(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as answer:
+        """GET ``path`` of the collector's API as the room's admin."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.web_port}{path}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
             return json.load(answer)
 
     def evaluations(self) -> float:

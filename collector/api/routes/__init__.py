@@ -12,6 +12,7 @@ from collector.api.routes import (
     devices,
     health,
     maintenance,
+    me,
     outbox,
     rejected,
     sla,
@@ -29,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     rejected.router,
     outbox.router,
     health.router,
+    me.router,
 )
 
 REMOTE: tuple[APIRouter, ...] = (commands.router, audit.router, bundles.router, uploads.router)

@@ -1,14 +1,25 @@
-"""``/healthz`` (the database answers, and nothing the service reports is wrong) and ``/metrics``."""
+"""``/healthz`` (the database answers, and nothing the service reports is wrong): open to anyone, for probes
+and load balancers. ``/metrics``: open to clients on loopback that did not come through a proxy (a local
+Prometheus or node agent), else it needs a token of the provider's staff (docs/security.md)."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from collector.api.auth import authenticate
 from collector.api.deps import Wired
+from collector.api.hosts import is_loopback
+from collector.errors import ForbiddenError
+from collector.people import Person
 
 router = APIRouter(tags=["health"])
+
+#: Headers a reverse proxy adds: a request carrying one came from elsewhere, whatever its peer address.
+PROXY_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
 
 
 @router.get("/healthz")
@@ -25,6 +36,17 @@ def healthz(wired: Wired) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def metrics_reader(request: Request, wired: Wired) -> Person | None:
+    """None for a local scraper; else the staff user its token names (401, 403 otherwise)."""
+    local = request.client is not None and is_loopback(request.client.host)
+    if local and not any(name in request.headers for name in PROXY_HEADERS):
+        return None
+    who = authenticate(request, wired, None, None)
+    if who.customer is not None:
+        raise ForbiddenError("this is for the provider's staff, not for a customer's users")
+    return who
+
+
 @router.get("/metrics", include_in_schema=False)
-def metrics(wired: Wired) -> Response:
+def metrics(wired: Wired, _who: Annotated[Person | None, Depends(metrics_reader)]) -> Response:
     return Response(generate_latest(wired.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,17 +1,24 @@
 """``/api/uploads/{command}``: agents upload log bundles here, resumably (``HEAD`` says how much is held,
-``PATCH`` appends), with the one-time token of their command (docs/diagnostics.md, "Upload protocol").
-A refusal is an ``UploadProblem`` with the protocol's own status and, where to resume, ``Upload-Offset``."""
+``PATCH`` appends), with the one-time token of their command (docs/diagnostics.md, "Upload protocol"), not
+a user's. A refusal is an ``UploadProblem`` with the protocol's own status and, where to resume,
+``Upload-Offset``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from collector.api.deps import Wired, Wiring
-from collector.remote.uploads import Uploads
+from collector.api.errors import answers
+from collector.remote.uploads import UploadProblem, Uploads
 
 router = APIRouter(tags=["uploads"])
+
+CommandId = Annotated[str, Path(min_length=1, max_length=64)]
+Size = Annotated[int, Header(ge=0, le=2**63 - 1)]
 
 
 def _uploads(wired: Wiring) -> Uploads:
@@ -20,8 +27,24 @@ def _uploads(wired: Wiring) -> Uploads:
     return wired.uploads
 
 
-@router.head("/api/uploads/{command_id}")
-def upload_offset(command_id: str, wired: Wired, authorization: str | None = Header(None)) -> Response:
+def upload_token_sent(authorization: Annotated[str | None, Header()] = None) -> None:
+    """401 at once for a request without the upload token, before its other headers are looked at."""
+    if not authorization:
+        raise UploadProblem(401, "missing Authorization: Bearer <upload token>")
+
+
+@router.head(
+    "/api/uploads/{command_id}",
+    response_class=Response,
+    responses={
+        **answers(401, 403, 404, 410, 422, 503, body=False),
+        200: {"description": "the bytes held, in Upload-Offset"},
+    },
+    dependencies=[Depends(upload_token_sent)],
+)
+def upload_offset(
+    command_id: CommandId, wired: Wired, authorization: Annotated[str | None, Header()] = None
+) -> Response:
     offset, stored = _uploads(wired).offset(command_id, authorization)
     headers = {"Upload-Offset": str(offset), "Cache-Control": "no-store"}
     if stored is not None:  # complete: say which bundle it became
@@ -29,15 +52,24 @@ def upload_offset(command_id: str, wired: Wired, authorization: str | None = Hea
     return Response(status_code=200, headers=headers)
 
 
-@router.patch("/api/uploads/{command_id}")
+@router.patch(
+    "/api/uploads/{command_id}",
+    status_code=204,
+    responses={
+        **answers(401, 403, 404, 409, 410, 413, 422, 423, 503),
+        201: {"description": "the last byte arrived and the bundle is stored: {bundle, sha256, size}"},
+        204: {"description": "stored; send the rest from Upload-Offset"},
+    },
+    dependencies=[Depends(upload_token_sent)],
+)
 async def upload_append(  # noqa: PLR0917
-    command_id: str,
+    command_id: CommandId,
     request: Request,
     wired: Wired,
-    authorization: str | None = Header(None),
-    upload_offset: int = Header(..., ge=0),
-    upload_length: int = Header(..., ge=1),
-    upload_sha256: str = Header(...),
+    upload_offset: Size,
+    upload_length: Size,
+    upload_sha256: Annotated[str, Header(max_length=64)],
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     try:
         done = await _uploads(wired).append(

@@ -43,7 +43,7 @@ def test_commands_are_listed_with_status_and_without_their_upload_token(client: 
 
 
 def test_the_audit_log_records_the_issued_command(client: AppClient) -> None:
-    [line] = client.get("/api/audit").json()
+    [line] = [line for line in client.get("/api/audit").json() if line["event"] == "issued"]
     assert (line["event"], line["actor"], line["action"]) == ("issued", "web", "service-tests")
 
 
@@ -111,3 +111,36 @@ def test_reading_a_bundle_member_outside_its_folder_is_refused(stored: AppClient
     answer = stored.get("/api/bundles/1/files/agent/..%2F..%2Fetc%2Fpasswd")
     assert answer.status_code == 400
     assert "refused" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("action", ["report-config", "republish-state"])
+def test_an_agent_wide_command_names_the_agent(client: AppClient, action: str) -> None:
+    sent = client.request("POST", "/api/commands", {"action": action, "agent": "hq/room-1"})
+    assert sent.status_code == 202, sent.text
+    command = client.get(sent.json()["status"]).json()
+    assert (command["site"], command["agent"], command["device"]) == ("hq", "room-1", None)
+    assert command["requested_by"] == "test-admin"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ({"action": "report-config", "device": "rally-bar"}, 422, "name it as agent SITE/AGENT"),
+        ({"action": "service-tests", "agent": "hq/room-1"}, 422, "name it as device"),
+        ({"action": "republish-state", "agent": "hq/nobody"}, 404, "no agent 'hq/nobody'"),
+        ({"action": "republish-state", "agent": "hq"}, 422, "at least 3"),
+        ({"action": "reboot", "device": "rally-bar"}, 422, "service-tests"),
+    ],
+)
+def test_a_command_aimed_wrongly_is_refused_with_the_reason(
+    client: AppClient, body: dict[str, str], status: int, reason: str
+) -> None:
+    answer = client.request("POST", "/api/commands", body)
+    assert answer.status_code == status, answer.text
+    assert reason in json.dumps(answer.json()["detail"])
+
+
+def test_the_body_cannot_say_who_asked(client: AppClient) -> None:
+    body = {"action": "service-tests", "device": "rally-bar", "requested_by": "somebody-else"}
+    sent = client.request("POST", "/api/commands", body)
+    assert client.get(sent.json()["status"]).json()["requested_by"] == "test-admin"

@@ -55,7 +55,7 @@ def test_a_ticket_opened_by_hand_is_low_and_carries_the_device_identity(
         "low",
         "2034FH1002R2",
         "HZ-2026-0042",
-        "ann",
+        "test-admin",  # the authenticated user, not the body's "by" (ignored)
     )
     assert ticket["response_due"] == "2026-11-25T11:00:00.000Z"  # Tue 22:00 CET + 4 working hours
 
@@ -77,7 +77,7 @@ def test_a_step_moves_the_ticket_and_records_who_and_when(
         "at": "2026-11-24T21:10:00.000Z",
         "kind": "respond",
         "text": "Called back",
-        "by": "bob",
+        "by": "test-admin",
         "sla_state": "ok",
     }
 
@@ -101,7 +101,7 @@ def test_confirming_a_low_ticket_is_refused(client: AppClient, device: None) -> 
     [
         ("/api/tickets/HZ-999999/respond", {"by": "bob"}, 404),
         ("/api/tickets/HZ-000001/fly", {"by": "bob"}, 404),
-        ("/api/tickets/HZ-000001/respond", {}, 422),
+        ("/api/tickets/HZ-000001/respond", {"deliver_by": "2026-12-01T12:00:00+01:00"}, 422),
         ("/api/tickets/HZ-000001/respond", {"by": "bob", "colour": "red"}, 422),
         ("/api/tickets/HZ-000001/notes", {"by": "bob", "text": ""}, 422),
         ("/api/tickets", {"site": "hq", "summary": "x", "by": "ann", "priority": "urgent"}, 422),
