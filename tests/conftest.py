@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.notices import OPEN_SINKS
 
 
 @pytest.fixture
@@ -19,3 +20,11 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _close_sinks() -> Iterator[None]:
+    """Close the sinks a test made (``tests.support.notices.kept``) when it ends."""
+    yield
+    while OPEN_SINKS:
+        OPEN_SINKS.pop().close()

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from collector.people.users import Person, person_of
-from collector.store.schema import signing_keys, users, web_sessions
+from collector.store.accounts import signing_keys, users, web_sessions
 
 KEY_NAME = "web-session"
 

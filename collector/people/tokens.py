@@ -18,7 +18,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from collector import audit
 from collector.errors import InvalidError, NotFoundError
 from collector.people.users import Person, find, person_of
-from collector.store.schema import api_tokens, users
+from collector.store.accounts import api_tokens, users
 
 PREFIX = "hezo"
 #: ``last_used_at`` is written at most this often per token: a busy script costs no write per request.

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from collector import audit
 from collector.errors import ConflictError, InvalidError, NotFoundError
 from collector.people import passwords
-from collector.store.schema import api_tokens, users, web_sessions
+from collector.store.accounts import api_tokens, users, web_sessions
 
 
 class Role(StrEnum):

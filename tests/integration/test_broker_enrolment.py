@@ -22,7 +22,7 @@ from collector.broker.control import BrokerControl
 from collector.config import load_config
 from protocol import Topics
 from protocol.enrolment import decode_enrolment, encode_enrolment
-from tests.support.collector import serve
+from tests.support.collector import admin_token, serve
 from tests.support.diagnostics import key_pair
 from tests.support.mosquitto import free_port, wait_port
 from tests.support.securebroker import (
@@ -142,7 +142,10 @@ def test_an_enrolled_agent_reports_and_runs_a_signed_command(
     processes["collector"] = serve(config, tmp_path)
     processes["agent"] = start_agent(tmp_path, agent_yaml)
     wait_port("127.0.0.1", web, timeout=30)
-    api = httpx.Client(base_url=f"http://127.0.0.1:{web}", timeout=10)
+    token = admin_token(str(load_config(config).store.url))
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{web}", timeout=10, headers={"Authorization": f"Bearer {token}"}
+    )
 
     def down() -> Any:
         return [d for d in api.get("/api/devices").json() if d["device"] == "meetup" and d["state"] == "down"]

@@ -17,7 +17,7 @@ from tests.support.desks import Hezo
 from tests.support.fakeapi import running
 from tests.support.jira import FakeJira
 from tests.support.mosquitto import free_port
-from tests.support.notices import just_opened, notice
+from tests.support.notices import just_opened, kept, notice
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def desk(url: str, **changes: Any) -> JiraDesk:
         "request_type": jira.REQUEST_TYPE,
         **changes,
     }
-    return JiraDesk(JiraOptions.model_validate(options))
+    return kept(JiraDesk(JiraOptions.model_validate(options)))
 
 
 def opened(sink: JiraDesk) -> Link:

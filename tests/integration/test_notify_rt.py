@@ -12,7 +12,7 @@ from collector.sinks.base import Delivered, DeskChange, Failed, Link, Retry
 from collector.sinks.rt import RtDesk, RtOptions
 from tests.support.desks import Hezo
 from tests.support.mosquitto import free_port
-from tests.support.notices import just_opened, notice
+from tests.support.notices import just_opened, kept, notice
 from tests.support.rt import RequestTracker
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def queue(rt: RequestTracker) -> str:
 
 def desk(rt: RequestTracker, queue: str, **changes: Any) -> RtDesk:
     options = {"type": "rt", "url": rt.url, "token": rt.tokens["hezo"], "queue": queue, **changes}
-    return RtDesk(RtOptions.model_validate(options))
+    return kept(RtDesk(RtOptions.model_validate(options)))
 
 
 def opened(sink: RtDesk) -> Link:

@@ -17,7 +17,7 @@ from tests.support import servicenow
 from tests.support.desks import Hezo
 from tests.support.fakeapi import running
 from tests.support.mosquitto import free_port
-from tests.support.notices import just_opened, notice
+from tests.support.notices import just_opened, kept, notice
 from tests.support.servicenow import FakeServiceNow
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def desk(url: str, **changes: Any) -> ServiceNowDesk:
         "password": servicenow.PASSWORD,
         **changes,
     }
-    return ServiceNowDesk(ServiceNowOptions.model_validate(options))
+    return kept(ServiceNowDesk(ServiceNowOptions.model_validate(options)))
 
 
 def opened(sink: ServiceNowDesk) -> Link:

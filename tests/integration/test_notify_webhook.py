@@ -10,7 +10,7 @@ import pytest
 
 from collector.sinks.base import Delivered, Failed, Retry
 from collector.sinks.webhook import WebhookOptions, WebhookSink
-from tests.support.notices import notice
+from tests.support.notices import kept, notice
 from tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ SECRET = "whsec-test-123"
 
 
 def sink(url: str, **changes: Any) -> WebhookSink:
-    return WebhookSink(WebhookOptions.model_validate({"type": "webhook", "url": url, **changes}))
+    return kept(WebhookSink(WebhookOptions.model_validate({"type": "webhook", "url": url, **changes})))
 
 
 def test_a_receiver_verifies_the_signature_over_timestamp_and_body() -> None:

@@ -15,6 +15,7 @@ from collector.notify.dispatcher import Dispatcher
 from collector.sinks.base import Sink
 from collector.sla.terms import SlaContext
 from tests.support.collector import T0, Clock, migrated_engine
+from tests.support.notices import kept
 
 
 class Hezo:
@@ -29,6 +30,7 @@ class Hezo:
         self.context = SlaContext.from_config(config)
         self.clock = Clock(T0)
         self.notify = Dispatcher(self.engine, config, self.context, sinks={name: sink}, now=self.clock)
+        kept(self)  # closed, with its sink, when the test ends
 
     def open_ticket(self, priority: str = "high") -> str:
         with self.engine.begin() as conn:
@@ -67,6 +69,8 @@ class Hezo:
         return [(entry["kind"], entry["by"], entry["text"]) for entry in self.ticket(number)["entries"]]
 
     def close(self) -> None:
+        """Stop the dispatcher, which closes the sink (its connections), and the store."""
+        self.notify.stop()
         self.engine.dispose()
 
 

@@ -1,7 +1,7 @@
 """A notice as the dispatcher hands it to a sink: one Critical ticket's event, for the sinks' tests."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from collector.sinks.base import Notice
 
@@ -45,3 +45,16 @@ def just_opened(**ticket: Any) -> Notice:
     from older ones by when they were made), with ``ticket`` fields changed."""
     opened_at = datetime.now(UTC) - timedelta(minutes=1)
     return notice(ticket={**notice().ticket, "opened_at": opened_at, **ticket})
+
+
+S = TypeVar("S")
+
+#: Sinks a test made, closed after it (``tests/conftest.py``): a sink left open keeps sockets that the
+#: garbage collector would close later, in the middle of another test, with a ResourceWarning.
+OPEN_SINKS: list[Any] = []
+
+
+def kept(sink: S) -> S:
+    """``sink``, to be closed when the test ends."""
+    OPEN_SINKS.append(sink)
+    return sink

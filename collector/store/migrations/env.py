@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import Engine
 
+from collector.store import accounts  # noqa: F401 (its tables are part of the schema compared)
 from collector.store.schema import metadata
 
 

@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, select
 
+from collector.store import accounts  # noqa: F401 (its tables belong to the metadata compared)
 from collector.store.database import engine_url, migrate
 from collector.store.schema import agents, metadata
 from tests.support import postgres
