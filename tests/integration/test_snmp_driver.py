@@ -88,12 +88,17 @@ def test_an_unpowered_device_leaves_the_port_down_and_searching(switch: SnmpSwit
     assert result.metrics["power_mw"] == 0
 
 
-def test_poe_disabled_on_the_port_is_down_even_with_link(switch: SnmpSwitch) -> None:
+def test_poe_disabled_with_the_link_up_is_degraded_not_down(switch: SnmpSwitch) -> None:
+    # A link needs a powered device at the far end: it runs, on another supply.
     switch.ports[5].poe = POE_DISABLED
     switch.write_state()
     result = poll(options(switch))
-    assert not result.ok
-    assert result.detail == "port ifIndex 5 link up, PoE disabled: not delivering power"
+    assert result.ok
+    assert result.degraded
+    assert result.detail == (
+        "port ifIndex 5 link up, PoE disabled: link up but no PoE power "
+        "(the device has another supply, or set poe_port)"
+    )
 
 
 def test_a_poe_fault_while_the_link_is_up_is_degraded(switch: SnmpSwitch) -> None:
@@ -113,16 +118,25 @@ def test_a_device_with_its_own_supply_is_judged_on_link_only(switch: SnmpSwitch)
     assert "power_mw" not in result.metrics
 
 
-def test_an_unknown_port_is_a_reason(switch: SnmpSwitch) -> None:
+def test_an_unknown_port_is_inconclusive_with_a_reason(switch: SnmpSwitch) -> None:
     result = poll(options(switch, if_index=42))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "no port ifIndex 42 on the switch"
 
 
-def test_an_unknown_port_name_is_a_reason(switch: SnmpSwitch) -> None:
-    result = poll(options(switch, if_index=None, if_name="gi9/9/9"))
-    assert not result.ok
-    assert result.detail == "no interface named 'gi9/9/9' on the switch"
+def test_an_unknown_port_name_is_inconclusive_and_lists_the_nearest_names(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, if_index=None, if_name="gi9/0/5"))
+    assert result.inconclusive
+    assert result.detail == (
+        "no interface named 'gi9/0/5' on the switch (ifName, ifDescr, ifAlias, any case); "
+        "nearest: gi1/0/5, gi1/0/6"
+    )
+
+
+def test_a_port_name_matches_in_any_case(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, if_index=None, if_name="GI1/0/6"))
+    assert result.ok, result.detail
+    assert result.detail.startswith("port GI1/0/6 link up, PoE deliveringPower")
 
 
 def test_snmpv3_with_sha_and_aes_reads_the_port(switch: SnmpSwitch) -> None:
@@ -133,25 +147,25 @@ def test_snmpv3_with_sha_and_aes_reads_the_port(switch: SnmpSwitch) -> None:
 
 def test_snmpv3_with_a_wrong_auth_key_says_authentication_failed(switch: SnmpSwitch) -> None:
     result = poll(options(switch, **{**V3, "auth_key": "not-the-key"}))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "SNMPv3 authentication failed (wrong auth key or protocol)"
 
 
 def test_snmpv3_with_a_wrong_privacy_key_reads_as_silence(switch: SnmpSwitch) -> None:
     result = poll(options(switch, **{**V3, "priv_key": "not-the-key", "timeout": 0.5, "retries": 0}))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "no answer within 0.5 s x1 (switch down or unreachable, or wrong privacy key)"
 
 
 def test_snmpv3_with_an_unknown_user_says_so(switch: SnmpSwitch) -> None:
     result = poll(options(switch, **{**V3, "user": "mallory"}))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "SNMPv3 user 'mallory' unknown to the switch"
 
 
 def test_a_wrong_community_reads_as_silence(switch: SnmpSwitch) -> None:
     result = poll(options(switch, community="private", timeout=0.5, retries=0))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "no answer within 0.5 s x1 (switch down or unreachable, or wrong community)"
 
 
@@ -168,7 +182,7 @@ def test_nothing_listening_is_a_timeout_with_a_reason() -> None:
         }
     )
     result = poll(opts)
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail.startswith("no answer within 0.3 s x2")
 
 
@@ -186,14 +200,14 @@ def test_a_name_that_does_not_resolve_is_a_reason() -> None:
         {"driver": "snmp", "host": "switch.invalid", "community": "public", "if_index": 5, "timeout": 0.3}
     )
     result = poll(opts)
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "cannot resolve switch address 'switch.invalid'"
 
 
-def test_a_stopped_switch_is_a_timeout(switch: SnmpSwitch) -> None:
+def test_a_stopped_switch_is_a_timeout_that_cannot_tell(switch: SnmpSwitch) -> None:
     switch.stop()
     result = poll(options(switch, timeout=0.3, retries=0))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail.startswith("no answer within 0.3 s x1")
 
 
@@ -240,7 +254,7 @@ def test_a_dead_switch_does_not_hold_up_the_other_devices(switch: SnmpSwitch) ->
         task = asyncio.create_task(poller.run(stop))
         try:
             async with asyncio.timeout(60):
-                while not any(s["device"] == "tap-ip" for s in recorder.states):
+                while devices[0].state.reason == "not checked yet":
                     await asyncio.sleep(0.05)
         finally:
             stop.set()
@@ -248,9 +262,10 @@ def test_a_dead_switch_does_not_hold_up_the_other_devices(switch: SnmpSwitch) ->
             close_engine()
 
     asyncio.run(run_until_dead_is_judged())
-    dead_state = next(s for s in recorder.states if s["device"] == "tap-ip")
-    assert dead_state["state"] == "down"
-    assert "no answer within 1.5 s" in dead_state["reason"]
+    # A switch that does not answer says nothing of the device: unknown, never down.
+    assert devices[0].state.state == "unknown"
+    assert "cannot tell: no answer within 1.5 s" in devices[0].state.reason
+    assert not any(s["device"] == "tap-ip" and s["state"] == "down" for s in recorder.states)
     # Judging the dead one took three timeouts and two re-check pauses; the live one kept its rounds going.
     live_rounds = [s for s in recorder.samples if s["device"] == "rally-bar" and s["metric"] == "uptime_s"]
     assert len(live_rounds) >= 5
