@@ -280,7 +280,8 @@ def test_a_multi_line_sysdescr_is_one_clean_line() -> None:
     )
     firmware = firmware_of(descr)
     assert firmware == (
-        "Cisco IOS Software, C3560 Software (C3560-IPSERVICESK9-M), Version 12.2(55)SE3, RELEASE SOFTWARE (fc1)"
+        "Cisco IOS Software, C3560 Software (C3560-IPSERVICESK9-M), Version 12.2(55)SE3, "
+        "RELEASE SOFTWARE (fc1)"
     )
     assert firmware_of(
         b"S5720-36C-EI-AC \r\nHuawei VRP \r\n VRP (R) software,Version 5.160 \r\n Copyright"
@@ -393,7 +394,7 @@ def test_a_sysuptime_wrap_is_no_reboot_when_the_elapsed_time_says_so() -> None:
 
 
 def test_a_wrap_is_no_reboot_when_snmpenginetime_went_on_though_the_agent_missed_time() -> None:
-    # The agent's clock saw 5 s (a suspended PC), the switch's counter moved on 30 s: the engine time says wrap.
+    # The agent's clock saw 5 s (a suspended PC), the switch's moved on 30 s: the engine time says wrap.
     readings = [
         {"ticks": NEAR_WRAP, "boots": 7, "engine_time": 900},
         {"ticks": 2000, "boots": 7, "engine_time": 930},
