@@ -69,8 +69,21 @@ def agent_config_for(
     }
     if "sync_api" in site_doc:
         config["sync"] = dict(site_doc["sync_api"])
+    traps = _trap_receiver(site_doc)
+    if traps is not None:
+        config["snmp"] = {"traps": traps}
     config["devices"] = devices
     return config
+
+
+def _trap_receiver(site_doc: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the agent listens for the simulated switch's traps (v2c, the switch's community), if anywhere."""
+    for switch in site_doc["devices"]:
+        snmp = switch.get("snmp")
+        if snmp and snmp.get("trap_targets"):
+            host, port = snmp["trap_targets"][0]
+            return {"listen": host, "port": port, "communities": [snmp["community"]]}
+    return None
 
 
 def _switch_checks(site_doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

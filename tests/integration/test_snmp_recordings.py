@@ -84,7 +84,8 @@ def test_cisco_c3560_administratively_down_and_a_multi_line_sysdescr(responder: 
     assert (result.ok, result.inconclusive) == (False, False)
     assert result.detail == "port Vl1 link down: port administratively down"
     assert result.facts["firmware"] == (
-        "Cisco IOS Software, C3560 Software (C3560-IPSERVICESK9-M), Version 12.2(55)SE3, RELEASE SOFTWARE (fc1)"
+        "Cisco IOS Software, C3560 Software (C3560-IPSERVICESK9-M), Version 12.2(55)SE3, "
+        "RELEASE SOFTWARE (fc1)"
     )
 
 

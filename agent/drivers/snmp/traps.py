@@ -207,6 +207,10 @@ class TrapReceiver:
         for listener in listeners:
             listener(trap)
 
+    def listening(self, address: str) -> bool:
+        """Whether traps from ``address`` are being handed to some check."""
+        return self._engine is not None and bool(self._listeners.get(address))
+
     async def serve(self, address: str, listener: Listener) -> None:
         """Hand ``listener`` the traps from ``address`` until cancelled (returns at once if not listening)."""
         if not await self.start():
