@@ -1,6 +1,7 @@
 """The snmp driver against a real net-snmp snmpd: the simulated PoE switch, v2c and v3."""
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,87 @@ def test_a_dead_switch_does_not_hold_up_the_other_devices(switch: SnmpSwitch) ->
     assert len(live_rounds) >= 5
     assert recorder.states[0]["device"] == "rally-bar"
     assert recorder.states[0]["state"] == "up"
+
+
+def run_poller(devices: list[Device], poll: PollConfig, recorder: Recorder, done: Any) -> None:
+    """Run the poller until ``done()`` holds (at most 120 s), then stop it and close the engines."""
+
+    async def until_done() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(Poller(devices, poll, recorder).run(stop))
+        try:
+            async with asyncio.timeout(120):
+                while not done():
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            close_engine()
+
+    asyncio.run(until_done())
+
+
+def test_two_switches_with_one_v3_user_name_and_different_keys_both_stay_up(tmp_path: Path) -> None:
+    keys = [("first-auth-key", "first-priv-key"), ("second-auth-key", "second-priv-key")]
+    switches = [
+        SnmpSwitch(
+            tmp_path, [SwitchPort(5, "gi1/0/5")], name=f"switch-{n}", v3_auth_key=auth, v3_priv_key=priv
+        )
+        for n, (auth, priv) in enumerate(keys)
+    ]
+    for switch in switches:
+        switch.start()
+    try:
+        devices = [
+            Device(
+                f"tap-{n}",
+                [
+                    build(
+                        options(
+                            switch, **{**V3, "auth_key": switch.v3_auth_key, "priv_key": switch.v3_priv_key}
+                        )
+                    )
+                ],
+            )
+            for n, switch in enumerate(switches)
+        ]
+        recorder = Recorder()
+        rounds = 61  # a minute of polling, a round a second, the two switches' polls interleaved
+
+        def polled() -> bool:
+            counts = [
+                sum(1 for s in recorder.samples if s["device"] == d.id and s["metric"] == "uptime_s")
+                for d in devices
+            ]
+            return min(counts) >= rounds
+
+        run_poller(devices, PollConfig(interval=1.0, recheck_count=0), recorder, polled)
+    finally:
+        for switch in switches:
+            switch.stop()
+    # Every round of both answered: one state each, up, never a flap.
+    assert [(s["device"], s["state"]) for s in recorder.states] in (
+        [("tap-0", "up"), ("tap-1", "up")],
+        [("tap-1", "up"), ("tap-0", "up")],
+    )
+    assert all(d.state.checks[0].ok and not d.state.checks[0].inconclusive for d in devices)
+    assert not [e for e in recorder.events if e["type"] != "state-changed"]
+
+
+def test_a_sysuptime_wrap_through_the_poller_is_no_reboot(switch: SnmpSwitch) -> None:
+    wrap_s = 2**32 / 100
+    switch.boot_time = time.time() - (wrap_s - 3.0)  # sysUpTime 3 s before its 32-bit wrap (497 days)
+    switch.write_state()
+    device = Device("rally-bar", [build(options(switch))])
+    recorder = Recorder()
+
+    def uptimes() -> list[float]:
+        return [s["value"] for s in recorder.samples if s["metric"] == "uptime_s"]
+
+    def two_rounds_after_the_wrap() -> bool:
+        return sum(1 for u in uptimes() if u > wrap_s) >= 2
+
+    run_poller([device], PollConfig(interval=1.0, recheck_count=0), recorder, two_rounds_after_the_wrap)
+    assert uptimes()[0] < wrap_s < uptimes()[-1]
+    assert uptimes() == sorted(uptimes())  # it went on growing: 497 days and more
+    assert not [e for e in recorder.events if e["type"] == "reboot"]
