@@ -93,8 +93,8 @@ class SnmpProbe(TimedResults):
         self._poe_known = not options.poe
         self.uptime = UptimeClock(clock)
         self._engine_id: bytes | None = None
-        #: The last trap about this port: (what, when on ``clock``).
-        self._trap: tuple[str, float] | None = None
+        #: The traps about this port that say it went down, by kind: when they came, on ``clock``.
+        self._traps: dict[str, float] = {}
 
     async def poll(self) -> CheckResult:
         watch = Stopwatch()
@@ -248,12 +248,14 @@ class SnmpProbe(TimedResults):
         return CheckResult(**{**result.__dict__, "confirmed": True})
 
     def _recent_trap(self) -> tuple[str, float] | None:
-        """The trap about this port that came within the receiver's ``hold``, and how long ago."""
-        if self._trap is None or self.traps is None:
+        """The trap about this port that came within the receiver's ``hold`` (linkDown first), and its age."""
+        if self.traps is None:
             return None
-        what, when = self._trap
-        age = self._clock() - when
-        return (what, age) if age <= self.traps.hold else None
+        for what in ("linkDown", "pethPsePortOnOffNotification"):
+            when = self._traps.get(what)
+            if when is not None and self._clock() - when <= self.traps.hold:
+                return what, self._clock() - when
+        return None
 
     def concerns(self, trap: Trap) -> bool:
         """Whether ``trap`` (from this probe's switch) may change what this check reads."""
@@ -271,7 +273,9 @@ class SnmpProbe(TimedResults):
         def received(trap: Trap) -> None:
             if self.concerns(trap):
                 if trap.kind in ("linkDown", "pethPsePortOnOffNotification"):
-                    self._trap = (trap.kind, self._clock())
+                    self._traps[trap.kind] = self._clock()
+                elif trap.kind == "linkUp":
+                    self._traps.clear()
                 notify()
 
         address = await self.session.address()

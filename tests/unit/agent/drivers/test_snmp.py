@@ -342,7 +342,7 @@ def test_a_link_down_the_switch_announced_is_confirmed() -> None:
     now = [100.0]
     probe = SnmpProbe(SnmpOptions.model_validate(V2C), session, clock=lambda: now[0])
     probe.traps = type("Receiver", (), {"hold": 10.0})()  # type: ignore[assignment]
-    probe._trap = ("linkDown", 99.5)
+    probe._traps = {"pethPsePortOnOffNotification": 99.8, "linkDown": 99.5}
     result = asyncio.run(probe.poll())
     assert not result.ok
     assert result.confirmed
