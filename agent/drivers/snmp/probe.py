@@ -168,10 +168,9 @@ class SnmpProbe(TimedResults):
                 engine_time if isinstance(engine_time, int) else None,
                 host_uptime if isinstance(host_uptime, int) else None,
             )
-            wraps_before = self.uptime.wraps
             metrics["uptime_s"] = self.uptime.observe(reading)
-            if self.uptime.note and self.uptime.note.startswith("restart") and wraps_before >= 0:
-                self.forget_port()
+            if self.uptime.note and self.uptime.note.startswith("restart"):
+                self.forget_port()  # ifIndex values and PoE rows may have changed with the restart
         if descr is not None:
             firmware = firmware_of(descr)
             if firmware:
