@@ -10,6 +10,8 @@ from the ticket's own timeline; then power it on again and wait for the ticket t
 
 - **shipped**: every setting at its default (agent: poll 10 s, 2 re-checks 1 s apart, the switch's traps
   heard; collector: confirm window 15 s, evaluation every 1 s).
+- **no traps**: the shipped settings with the agent's trap receiver off: the device is found by polling
+  alone, as one without a switch check (or on a switch that sends no traps) is.
 - **baseline**, in the same run: the settings shipped before (poll 30 s, 2 re-checks 2 s apart, confirm
   window 60 s, evaluation every 1 s, no trap receiver).
 
@@ -178,6 +180,9 @@ def main() -> None:
     def shipped(broker: Mosquitto, workdir: Path) -> Room:
         return Room(broker, workdir, shipped=True)
 
+    def no_traps(broker: Mosquitto, workdir: Path) -> Room:
+        return Room(broker, workdir, shipped=True, agent_extra={"snmp": None})
+
     def baseline(broker: Mosquitto, workdir: Path) -> Room:
         return Room(
             broker,
@@ -203,6 +208,16 @@ def main() -> None:
             measure(
                 "shipped",
                 shipped,
+                args.rooms,
+                args.runs,
+                base,
+                device=args.device,
+                interval=shipped_poll.interval,
+                timeout=120,
+            ),
+            measure(
+                "no traps",
+                no_traps,
                 args.rooms,
                 args.runs,
                 base,
