@@ -147,7 +147,7 @@ def measure(
         thread = threading.Thread(
             target=run_room,
             args=(
-                base / f"{name}-{n}",
+                base / f"{name.replace(' ', '-')}-{n}",  # snmpd runs no helper from a path with a space
                 make_room,
                 device,
                 interval,
