@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	sh scripts/system-deps.sh --broker --postgres --rt
+	sh scripts/snmpsim.sh
 	$(BIN)/python -m pytest -n auto
 
 lint: $(STAMP)
@@ -30,4 +31,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 clean:
-	rm -rf $(VENV) demo-data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .snmpsim demo-data .mypy_cache .ruff_cache .pytest_cache

@@ -23,6 +23,7 @@ from agent import enrolment
 from agent.catalog import MODELS
 from agent.defaults import default_checks
 from agent.drivers import DRIVERS
+from agent.drivers.snmp import SnmpAgentConfig
 from agent.drivers.sync import SyncAccountConfig, SyncOptions
 from agent.drivers.usb import UsbOptions
 from agent.errors import AgentConfigError
@@ -75,9 +76,11 @@ class SpoolConfig(Strict):
 
 
 class PollConfig(Strict):
-    interval: float = Field(30.0, gt=0, le=86400, description="seconds between checks of a device")
+    """How often devices are checked; why these defaults: docs/agent.md, "Detection speed"."""
+
+    interval: float = Field(10.0, gt=0, le=86400, description="seconds between checks of a device")
     recheck_count: int = Field(2, ge=0, le=10, description="re-checks of a failed check before 'down'")
-    recheck_delay: float = Field(2.0, ge=0, le=300, description="seconds between re-checks")
+    recheck_delay: float = Field(1.0, ge=0, le=300, description="seconds between re-checks")
 
 
 class UploadConfig(Strict):
@@ -180,6 +183,7 @@ class AgentConfig(Strict):
     spool: SpoolConfig = SpoolConfig()
     poll: PollConfig = PollConfig()
     sync: SyncAccountConfig | None = Field(None, description="the Logitech Sync account of sync checks")
+    snmp: SnmpAgentConfig | None = Field(None, description="what snmp checks share: the trap receiver")
     devices: list[DeviceConfig] = Field(min_length=1)
     commands: CommandsConfig | None = None
 
@@ -215,7 +219,12 @@ class AgentConfig(Strict):
 
     def driver_sections(self) -> dict[str, BaseModel]:
         """The agent-level sections of drivers, by driver name: what their probes' context carries."""
-        return {"sync": self.sync} if self.sync is not None else {}
+        sections: dict[str, BaseModel] = {}
+        if self.sync is not None:
+            sections["sync"] = self.sync
+        if self.snmp is not None:
+            sections["snmp"] = self.snmp
+        return sections
 
     @property
     def client_id(self) -> str:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -93,12 +94,13 @@ class Reporter(Protocol):
 
 
 async def check(probe: Probe) -> CheckResult:
-    """Run one probe; a driver bug becomes a failed result, never a stopped poll cycle."""
+    """Run one probe; a driver bug becomes an inconclusive result (it says nothing of the device), never a
+    stopped poll cycle."""
     try:
         return await probe.poll()
     except Exception as exc:  # one broken driver must not stop the others
         log.exception("driver %s failed on %s", probe.driver, probe.target)
-        return CheckResult(probe.driver, probe.target, False, f"driver error: {exc!r}")
+        return CheckResult(probe.driver, probe.target, False, f"driver error: {exc!r}", inconclusive=True)
 
 
 class Poller:
@@ -114,20 +116,29 @@ class Poller:
         self.reporter = reporter
         self._sleep = sleep
 
-    async def _confirmed(self, probe: Probe) -> CheckResult:
-        """Check once; if it fails, re-check ``recheck_count`` times and keep the first success."""
+    async def _confirmed(self, probe: Probe) -> tuple[CheckResult, datetime]:
+        """Check once; if it fails, re-check ``recheck_count`` times and keep the first success. A failure the
+        target itself confirmed (``CheckResult.confirmed``) is not re-checked. Also returns when the first
+        check ended: a failure that the re-checks confirm has been one since then."""
         result = await check(probe)
+        first = result.ts
         for _ in range(self.poll.recheck_count):
-            if result.ok:
+            if result.ok or result.confirmed:
                 break
             await self._sleep(self.poll.recheck_delay)
             result = await check(probe)
-        return result
+        return result, first
 
     async def poll_device(self, device: Device) -> Transition | None:
-        """One round for one device: check, judge, and report a change immediately."""
-        results = list(await asyncio.gather(*(self._confirmed(probe) for probe in device.probes)))
-        transition = device.state.update(results)
+        """One round for one device: check, judge, and report a change immediately.
+
+        A device found down has been down since its first failed check ended, not since the re-checks that
+        confirmed it: that is the ``since`` it is published with, and the collector's confirm window counts
+        from it."""
+        confirmed = list(await asyncio.gather(*(self._confirmed(probe) for probe in device.probes)))
+        results = [result for result, _first in confirmed]
+        failed = [first for result, first in confirmed if not result.ok and not result.inconclusive]
+        transition = device.state.update(results, min(failed) if failed else None)
         if transition is not None:
             self.reporter.publish_state(device.state.to_wire())
             self.reporter.publish_event(

@@ -88,7 +88,8 @@ class IncidentsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    confirm_window: float = Field(default=60.0, gt=0)
+    #: 15 s: with the agent's 10 s poll, a dead device is ticketed within 30 s; why, in docs/incidents.md.
+    confirm_window: float = Field(default=15.0, gt=0)
     evaluate_every: float = Field(default=1.0, gt=0)
     #: Overrides ``sla.priorities.critical.response_hours`` when given (kept for older files).
     critical_response_hours: float | None = Field(default=None, gt=0)

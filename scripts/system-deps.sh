@@ -21,6 +21,8 @@ for arg in "$@"; do
       command -v ping >/dev/null 2>&1 || need="$need iputils-ping"
       # net-snmp's agent: the simulated PoE switch the snmp tests start on their own ports.
       command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need="$need snmpd"
+      # net-snmp's tools: snmptrap sends the traps the agent's receiver is tested with.
+      command -v snmptrap >/dev/null 2>&1 || need="$need snmp"
       # The diagnostics page's buttons are tested in a real headless browser.
       command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need="$need chromium"
       ;;

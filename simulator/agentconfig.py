@@ -20,11 +20,14 @@ def agent_config_for(
     agent: str = "room-101",
     room: str = "Room 101",
     contract: str = "HZ-2026-0042",
-    interval: float = 5.0,
-    recheck_count: int = 2,
-    recheck_delay: float = 1.0,
+    interval: float | None = 5.0,
+    recheck_count: int | None = 2,
+    recheck_delay: float | None = 1.0,
 ) -> dict[str, Any]:
-    """A config dict for ``hezo-agent`` that watches every simulated device the way a real room would."""
+    """A config dict for ``hezo-agent`` that watches every simulated device the way a real room would.
+
+    ``interval``, ``recheck_count``, ``recheck_delay``: the ``poll:`` settings; None leaves one at the
+    agent's default."""
     devices = []
     switch_checks = _switch_checks(site_doc)
     for device in site_doc["devices"]:
@@ -65,12 +68,28 @@ def agent_config_for(
         "room": room,
         "contract": contract,
         "mqtt": {"host": broker_host, "port": broker_port, "keepalive": 10},
-        "poll": {"interval": interval, "recheck_count": recheck_count, "recheck_delay": recheck_delay},
     }
+    poll = {"interval": interval, "recheck_count": recheck_count, "recheck_delay": recheck_delay}
+    poll = {key: value for key, value in poll.items() if value is not None}
+    if poll:
+        config["poll"] = poll
     if "sync_api" in site_doc:
         config["sync"] = dict(site_doc["sync_api"])
+    traps = _trap_receiver(site_doc)
+    if traps is not None:
+        config["snmp"] = {"traps": traps}
     config["devices"] = devices
     return config
+
+
+def _trap_receiver(site_doc: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the agent listens for the simulated switch's traps (v2c, the switch's community), if anywhere."""
+    for switch in site_doc["devices"]:
+        snmp = switch.get("snmp")
+        if snmp and snmp.get("trap_targets"):
+            host, port = snmp["trap_targets"][0]
+            return {"listen": host, "port": port, "communities": [snmp["community"]]}
+    return None
 
 
 def _switch_checks(site_doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

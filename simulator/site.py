@@ -20,7 +20,7 @@ from simulator.control import ControlServer
 from simulator.errors import SimulatorError, UnknownDeviceError, UnknownFaultError
 from simulator.net import loopback_family
 from simulator.rallybar import RallyBarAdmin
-from simulator.snmpswitch import PoeSwitch, SnmpSwitch, SwitchPort, snmpd_path
+from simulator.snmpswitch import PoeSwitch, SnmpSwitch, SwitchPort, free_udp_port, snmpd_path
 from simulator.syncapi import SYNC_FAULTS, SyncCloudApi, demo_org
 from simulator.usbtree import MEETUP_SERIAL, UsbTree, meetup_devices
 
@@ -311,7 +311,9 @@ class SimulatedSite:
                 log.warning("PoE switch left out: it listens on IPv4 loopback only, not %s", host)
             else:
                 ports = [SwitchPort(5, "gi1/0/5", device=rally_bar.id)]  # the Rally Bar's port
-                self._switch = PoeSwitch(SnmpSwitch(self.state_dir, ports, host=host))
+                # Where the agent will listen for the switch's traps: a port picked now, told in site.json.
+                traps = [(host, free_udp_port(host))]
+                self._switch = PoeSwitch(SnmpSwitch(self.state_dir, ports, host=host, trap_targets=traps))
                 self._devices[self._switch.id] = self._switch
         self._lock = threading.RLock()
         self._started = False

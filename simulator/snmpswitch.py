@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from simulator import snmptrap
 from simulator.errors import SimulatorError
 from simulator.net import loopback_family
 
@@ -94,7 +95,10 @@ class SnmpSwitch:
         v3_auth_key: str = DEFAULT_V3_AUTH_KEY,
         v3_priv_key: str = DEFAULT_V3_PRIV_KEY,
         name: str = "poe-switch",
+        trap_targets: list[tuple[str, int]] | None = None,
     ) -> None:
+        """``trap_targets``: (host, port) of the trap receivers told of every link and PoE change (v2c, with
+        ``community``), as ``snmp-server host`` configures a real switch."""
         if loopback_family(host) != socket.AF_INET:
             raise SimulatorError(f"the simulated switch listens on IPv4 loopback only, not {host!r}")
         self.dir = state_dir.resolve() / name
@@ -106,6 +110,9 @@ class SnmpSwitch:
         self.v3_priv_key = v3_priv_key
         self.name = name
         self.ports = {p.if_index: p for p in ports}
+        self.trap_targets = list(trap_targets or [])
+        self.traps_sent = 0
+        self._announced: dict[int, tuple[int, int]] = {p.if_index: (p.oper, p.poe) for p in ports}
         self.boot_time = time.time()
         self.firmware_build = 1
         self.unstable_s = 0.0
@@ -142,6 +149,25 @@ class SnmpSwitch:
         temp = self.state_file.with_name(f".state.json.{os.getpid()}.tmp")
         temp.write_text(json.dumps(doc))
         temp.replace(self.state_file)  # the helper reads the old file or the new one, never half
+        self._announce()
+
+    def _announce(self) -> None:
+        """Send a trap for each port whose link or PoE state changed since the last one (when running)."""
+        ticks = int((time.time() - self.boot_time) * 100)
+        for port in self.ports.values():
+            before = self._announced.get(port.if_index)
+            now = (port.oper, port.poe)
+            self._announced[port.if_index] = now
+            if before is None or not self.trap_targets or not self.running:
+                continue
+            if before[0] != now[0]:
+                message = snmptrap.link_trap(self.community, ticks, port.if_index, port.admin, port.oper)
+                snmptrap.send(message, self.trap_targets)
+                self.traps_sent += 1
+            if before[1] != now[1]:
+                message = snmptrap.poe_trap(self.community, ticks, port.poe_group, port.poe_port, port.poe)
+                snmptrap.send(message, self.trap_targets)
+                self.traps_sent += 1
 
     def _config(self) -> str:
         for path in (sys.executable, str(PASS_SCRIPT), str(self.state_file)):
@@ -270,6 +296,7 @@ class SnmpSwitch:
             "v3_auth_key": self.v3_auth_key,
             "v3_priv_key": self.v3_priv_key,
             "running": self.running,
+            "trap_targets": [list(target) for target in self.trap_targets],
             "firmware": self.descr,
             "ports": [asdict(p) for p in self.ports.values()],
         }

@@ -31,7 +31,7 @@ DRIVERS: dict[str, DriverSpec] = {
     "https": DriverSpec("https", https.HttpsOptions, lambda options, _model: https.build(options)),
     "host": DriverSpec("host", host.HostOptions, lambda options, _model: host.build(options)),
     "icmp": DriverSpec("icmp", icmp.IcmpOptions, lambda options, _model: icmp.build(options)),
-    "snmp": DriverSpec("snmp", snmp.SnmpOptions, lambda options, _model: snmp.build(options)),
+    "snmp": DriverSpec("snmp", snmp.SnmpOptions, None, snmp.build_in_context),
     "usb": DriverSpec(
         "usb", usb.UsbOptions, lambda options, model: usb.build(options, model.usb, model.name)
     ),

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from protocol import format_ts
+from protocol.bodies import MEDIUM as FACT_MAX
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,9 @@ class CheckResult:
     a metric named ``uptime_s`` (seconds since the device or its switch port last started) lets the
     poller see reboots. ``facts`` are short strings published with the state, such as ``firmware``,
     whose change the poller reports as an event. ``inconclusive`` says the check could not tell, because its
-    source failed rather than the device (the Logitech Sync cloud unreachable): it never makes a device down.
+    source failed rather than the device (the Logitech Sync cloud unreachable, a switch that does not answer):
+    it never makes a device down. ``confirmed`` says a failure was also reported by the target on its own (a
+    switch's linkDown trap): two witnesses, so the poller does not re-check it (not sent on the wire).
     """
 
     driver: str
@@ -30,6 +33,7 @@ class CheckResult:
     metrics: dict[str, float] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)
     inconclusive: bool = False
+    confirmed: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -45,7 +49,8 @@ class CheckResult:
         if self.inconclusive:
             doc["inconclusive"] = True
         if self.facts:
-            doc["facts"] = dict(self.facts)
+            # A longer fact would make the collector refuse the whole message (protocol.bodies).
+            doc["facts"] = {name: value[:FACT_MAX] for name, value in self.facts.items()}
         if self.metrics:
             # With the state, the figures that decided it (the collector's packet-loss rule reads loss_pct).
             doc["metrics"] = {name: round(value, 3) for name, value in self.metrics.items()}

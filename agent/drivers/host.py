@@ -150,10 +150,14 @@ class HostProbe:
             reading = await asyncio.to_thread(read_host, self.options.mounts, self.options.cpu_sample)
         except ImportError:
             detail = "psutil is not installed (it comes with the agent: reinstall hezo)"
-            return CheckResult(self.driver, self.target, False, detail, duration_ms=watch.ms())
+            return CheckResult(
+                self.driver, self.target, False, detail, duration_ms=watch.ms(), inconclusive=True
+            )
         except (OSError, RuntimeError) as exc:  # anything else is a driver error, which the poller reports
             detail = f"cannot read the host: {exc!r}"
-            return CheckResult(self.driver, self.target, False, detail, duration_ms=watch.ms())
+            return CheckResult(
+                self.driver, self.target, False, detail, duration_ms=watch.ms(), inconclusive=True
+            )
         return self.judge(reading, watch.ms())
 
     def judge(self, reading: Reading, duration_ms: float | None = None) -> CheckResult:

@@ -12,6 +12,8 @@ left are counted on the probe's ``clock`` (default: the system's, in UTC).
 """
 
 import asyncio
+import errno
+import socket
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +27,22 @@ from agent.drivers.base import CheckResult, Stopwatch
 from agent.drivers.x509lite import CertificateDates, CertificateError, certificate_dates
 
 MAX_HEADER_BYTES = 16384
+#: Errors of this PC, not of the device: no network here, no file descriptors or buffers left, a local
+#: firewall. The check could not tell (inconclusive); a device that does not answer is a timeout, a refusal,
+#: or "no route to host" (its address does not answer ARP).
+LOCAL_ERRORS = frozenset(
+    {
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EADDRNOTAVAIL,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOBUFS,
+        errno.ENOMEM,
+        errno.EACCES,
+        errno.EPERM,
+    }
+)
 
 
 class HttpsOptions(BaseModel):
@@ -87,10 +105,18 @@ class HttpsProbe:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def _result(self, ok: bool, detail: str, watch: Stopwatch) -> CheckResult:
+    def _result(self, ok: bool, detail: str, watch: Stopwatch, *, inconclusive: bool = False) -> CheckResult:
         elapsed = watch.ms()
         metrics = {"https.duration_ms": elapsed} if ok else {}
-        return CheckResult(self.driver, self.target, ok, detail, duration_ms=elapsed, metrics=metrics)
+        return CheckResult(
+            self.driver,
+            self.target,
+            ok,
+            detail,
+            duration_ms=elapsed,
+            metrics=metrics,
+            inconclusive=inconclusive,
+        )
 
     async def poll(self) -> CheckResult:
         watch = Stopwatch()
@@ -106,7 +132,14 @@ class HttpsProbe:
             return self._result(False, f"TLS handshake failed: {exc.reason or exc}", watch)
         except ConnectionRefusedError:
             return self._result(False, "connection refused", watch)
+        except socket.gaierror as exc:
+            # The name did not resolve: this PC's resolver failed, the device was never asked.
+            detail = f"cannot resolve {self._host}: {exc.strerror or exc}"
+            return self._result(False, detail, watch, inconclusive=True)
         except OSError as exc:
+            if exc.errno in LOCAL_ERRORS:  # this PC could not send at all: nothing learnt of the device
+                detail = f"cannot connect from this PC: {exc.strerror or exc}"
+                return self._result(False, detail, watch, inconclusive=True)
             return self._result(False, f"cannot connect: {exc.strerror or exc}", watch)
         except ValueError as exc:
             return self._result(False, f"not an HTTP answer: {exc}", watch)

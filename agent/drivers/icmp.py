@@ -190,17 +190,20 @@ class IcmpProbe(TimedResults):
 
     async def poll(self) -> CheckResult:
         watch = Stopwatch()
+        # This PC unable to ping (no method, a name that does not resolve, no route, a ping that hangs) says
+        # nothing of the device: inconclusive. Only echo requests sent and unanswered make it down.
         if self.method is None:
-            return CheckResult(self.driver, self.target, False, self.unavailable or NO_METHOD)
+            detail = self.unavailable or NO_METHOD
+            return CheckResult(self.driver, self.target, False, detail, inconclusive=True)
         try:
             async with asyncio.timeout(self._limit()):
                 summary = await self._ping()
         except TimeoutError:
-            return self._result(False, f"no summary within {self._limit():g} s", watch)
+            return self._result(False, f"no summary within {self._limit():g} s", watch, inconclusive=True)
         except PingError as exc:
-            return self._result(False, str(exc), watch)
+            return self._result(False, str(exc), watch, inconclusive=True)
         except OSError as exc:
-            return self._result(False, f"cannot ping: {exc.strerror or exc}", watch)
+            return self._result(False, f"cannot ping: {exc.strerror or exc}", watch, inconclusive=True)
         return self._judge(summary, watch)
 
     def _judge(self, summary: PingSummary, watch: Stopwatch) -> CheckResult:

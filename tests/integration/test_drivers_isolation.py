@@ -49,6 +49,7 @@ def test_every_dead_target_is_a_reason_and_the_healthy_devices_keep_being_polled
         pytest.skip("raw ICMP sockets need root or CAP_NET_RAW")
     files = make_cert(tmp_path, valid_from=-timedelta(days=1), valid_until=timedelta(days=100))
     recorder = Recorder()
+    judged: dict[str, Device] = {}
 
     async def scenario(peer: Netns) -> tuple[Counted, Counted]:
         async with tls_server(files) as url:
@@ -71,11 +72,14 @@ def test_every_dead_target_is_a_reason_and_the_healthy_devices_keep_being_polled
                 Device("gone-meetup", [build_probe(no_tree, model("meetup"))]),
                 Device("pc-without-app", [build_probe(no_app, model("room-pc"))]),
             ]
+            judged.update({device.id: device for device in devices})
             poller = Poller(devices, PollConfig(interval=0.3, recheck_count=1, recheck_delay=0.1), recorder)
             stop = asyncio.Event()
             run = asyncio.create_task(poller.run(stop))
             async with asyncio.timeout(60):
-                while min(live_page.polls, live_pc.polls) < 4 or len(latest(recorder)) < len(devices):
+                while min(live_page.polls, live_pc.polls) < 4 or any(
+                    d.state.reason == "not checked yet" for d in devices
+                ):
                     await asyncio.sleep(0.05)
             stop.set()
             await run
@@ -92,8 +96,9 @@ def test_every_dead_target_is_a_reason_and_the_healthy_devices_keep_being_polled
     assert states["dead-bar"]["reason"].endswith(": connection refused")
     assert states["dead-tap"]["state"] == "down"
     assert states["dead-tap"]["reason"].endswith(": no reply to 1 echo requests")
-    assert states["gone-meetup"]["state"] == "down"
-    assert f"cannot read {tmp_path / 'no-such-sysfs'}" in states["gone-meetup"]["reason"]
+    # This PC's sysfs unreadable says nothing of the MeetUp: it cannot be told, so it is not down.
+    assert judged["gone-meetup"].state.state == "unknown"
+    assert f"cannot tell: cannot read {tmp_path / 'no-such-sysfs'}" in judged["gone-meetup"].state.reason
     assert states["pc-without-app"]["state"] == "degraded"
     assert states["pc-without-app"]["reason"].endswith("not running: process hezo-absent-room-app")
 

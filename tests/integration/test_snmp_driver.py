@@ -1,6 +1,7 @@
 """The snmp driver against a real net-snmp snmpd: the simulated PoE switch, v2c and v3."""
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,12 +89,17 @@ def test_an_unpowered_device_leaves_the_port_down_and_searching(switch: SnmpSwit
     assert result.metrics["power_mw"] == 0
 
 
-def test_poe_disabled_on_the_port_is_down_even_with_link(switch: SnmpSwitch) -> None:
+def test_poe_disabled_with_the_link_up_is_degraded_not_down(switch: SnmpSwitch) -> None:
+    # A link needs a powered device at the far end: it runs, on another supply.
     switch.ports[5].poe = POE_DISABLED
     switch.write_state()
     result = poll(options(switch))
-    assert not result.ok
-    assert result.detail == "port ifIndex 5 link up, PoE disabled: not delivering power"
+    assert result.ok
+    assert result.degraded
+    assert result.detail == (
+        "port ifIndex 5 link up, PoE disabled: link up but no PoE power "
+        "(the device has another supply, or set poe_port)"
+    )
 
 
 def test_a_poe_fault_while_the_link_is_up_is_degraded(switch: SnmpSwitch) -> None:
@@ -113,16 +119,25 @@ def test_a_device_with_its_own_supply_is_judged_on_link_only(switch: SnmpSwitch)
     assert "power_mw" not in result.metrics
 
 
-def test_an_unknown_port_is_a_reason(switch: SnmpSwitch) -> None:
+def test_an_unknown_port_is_inconclusive_with_a_reason(switch: SnmpSwitch) -> None:
     result = poll(options(switch, if_index=42))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "no port ifIndex 42 on the switch"
 
 
-def test_an_unknown_port_name_is_a_reason(switch: SnmpSwitch) -> None:
-    result = poll(options(switch, if_index=None, if_name="gi9/9/9"))
-    assert not result.ok
-    assert result.detail == "no interface named 'gi9/9/9' on the switch"
+def test_an_unknown_port_name_is_inconclusive_and_lists_the_nearest_names(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, if_index=None, if_name="gi9/0/5"))
+    assert result.inconclusive
+    assert result.detail == (
+        "no interface named 'gi9/0/5' on the switch (ifName, ifDescr, ifAlias, any case); "
+        "nearest: gi1/0/5, gi1/0/6"
+    )
+
+
+def test_a_port_name_matches_in_any_case(switch: SnmpSwitch) -> None:
+    result = poll(options(switch, if_index=None, if_name="GI1/0/6"))
+    assert result.ok, result.detail
+    assert result.detail.startswith("port GI1/0/6 link up, PoE deliveringPower")
 
 
 def test_snmpv3_with_sha_and_aes_reads_the_port(switch: SnmpSwitch) -> None:
@@ -133,25 +148,25 @@ def test_snmpv3_with_sha_and_aes_reads_the_port(switch: SnmpSwitch) -> None:
 
 def test_snmpv3_with_a_wrong_auth_key_says_authentication_failed(switch: SnmpSwitch) -> None:
     result = poll(options(switch, **{**V3, "auth_key": "not-the-key"}))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "SNMPv3 authentication failed (wrong auth key or protocol)"
 
 
 def test_snmpv3_with_a_wrong_privacy_key_reads_as_silence(switch: SnmpSwitch) -> None:
     result = poll(options(switch, **{**V3, "priv_key": "not-the-key", "timeout": 0.5, "retries": 0}))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "no answer within 0.5 s x1 (switch down or unreachable, or wrong privacy key)"
 
 
 def test_snmpv3_with_an_unknown_user_says_so(switch: SnmpSwitch) -> None:
     result = poll(options(switch, **{**V3, "user": "mallory"}))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "SNMPv3 user 'mallory' unknown to the switch"
 
 
 def test_a_wrong_community_reads_as_silence(switch: SnmpSwitch) -> None:
     result = poll(options(switch, community="private", timeout=0.5, retries=0))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "no answer within 0.5 s x1 (switch down or unreachable, or wrong community)"
 
 
@@ -168,7 +183,7 @@ def test_nothing_listening_is_a_timeout_with_a_reason() -> None:
         }
     )
     result = poll(opts)
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail.startswith("no answer within 0.3 s x2")
 
 
@@ -186,14 +201,14 @@ def test_a_name_that_does_not_resolve_is_a_reason() -> None:
         {"driver": "snmp", "host": "switch.invalid", "community": "public", "if_index": 5, "timeout": 0.3}
     )
     result = poll(opts)
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail == "cannot resolve switch address 'switch.invalid'"
 
 
-def test_a_stopped_switch_is_a_timeout(switch: SnmpSwitch) -> None:
+def test_a_stopped_switch_is_a_timeout_that_cannot_tell(switch: SnmpSwitch) -> None:
     switch.stop()
     result = poll(options(switch, timeout=0.3, retries=0))
-    assert not result.ok
+    assert result.inconclusive
     assert result.detail.startswith("no answer within 0.3 s x1")
 
 
@@ -240,7 +255,7 @@ def test_a_dead_switch_does_not_hold_up_the_other_devices(switch: SnmpSwitch) ->
         task = asyncio.create_task(poller.run(stop))
         try:
             async with asyncio.timeout(60):
-                while not any(s["device"] == "tap-ip" for s in recorder.states):
+                while devices[0].state.reason == "not checked yet":
                     await asyncio.sleep(0.05)
         finally:
             stop.set()
@@ -248,11 +263,96 @@ def test_a_dead_switch_does_not_hold_up_the_other_devices(switch: SnmpSwitch) ->
             close_engine()
 
     asyncio.run(run_until_dead_is_judged())
-    dead_state = next(s for s in recorder.states if s["device"] == "tap-ip")
-    assert dead_state["state"] == "down"
-    assert "no answer within 1.5 s" in dead_state["reason"]
+    # A switch that does not answer says nothing of the device: unknown, never down.
+    assert devices[0].state.state == "unknown"
+    assert "cannot tell: no answer within 1.5 s" in devices[0].state.reason
+    assert not any(s["device"] == "tap-ip" and s["state"] == "down" for s in recorder.states)
     # Judging the dead one took three timeouts and two re-check pauses; the live one kept its rounds going.
     live_rounds = [s for s in recorder.samples if s["device"] == "rally-bar" and s["metric"] == "uptime_s"]
     assert len(live_rounds) >= 5
     assert recorder.states[0]["device"] == "rally-bar"
     assert recorder.states[0]["state"] == "up"
+
+
+def run_poller(devices: list[Device], poll: PollConfig, recorder: Recorder, done: Any) -> None:
+    """Run the poller until ``done()`` holds (at most 120 s), then stop it and close the engines."""
+
+    async def until_done() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(Poller(devices, poll, recorder).run(stop))
+        try:
+            async with asyncio.timeout(120):
+                while not done():
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            close_engine()
+
+    asyncio.run(until_done())
+
+
+def test_two_switches_with_one_v3_user_name_and_different_keys_both_stay_up(tmp_path: Path) -> None:
+    keys = [("first-auth-key", "first-priv-key"), ("second-auth-key", "second-priv-key")]
+    switches = [
+        SnmpSwitch(
+            tmp_path, [SwitchPort(5, "gi1/0/5")], name=f"switch-{n}", v3_auth_key=auth, v3_priv_key=priv
+        )
+        for n, (auth, priv) in enumerate(keys)
+    ]
+    for switch in switches:
+        switch.start()
+    try:
+        devices = [
+            Device(
+                f"tap-{n}",
+                [
+                    build(
+                        options(
+                            switch, **{**V3, "auth_key": switch.v3_auth_key, "priv_key": switch.v3_priv_key}
+                        )
+                    )
+                ],
+            )
+            for n, switch in enumerate(switches)
+        ]
+        recorder = Recorder()
+        rounds = 61  # a minute of polling, a round a second, the two switches' polls interleaved
+
+        def polled() -> bool:
+            counts = [
+                sum(1 for s in recorder.samples if s["device"] == d.id and s["metric"] == "uptime_s")
+                for d in devices
+            ]
+            return min(counts) >= rounds
+
+        run_poller(devices, PollConfig(interval=1.0, recheck_count=0), recorder, polled)
+    finally:
+        for switch in switches:
+            switch.stop()
+    # Every round of both answered: one state each, up, never a flap.
+    assert [(s["device"], s["state"]) for s in recorder.states] in (
+        [("tap-0", "up"), ("tap-1", "up")],
+        [("tap-1", "up"), ("tap-0", "up")],
+    )
+    assert all(d.state.checks[0].ok and not d.state.checks[0].inconclusive for d in devices)
+    assert not [e for e in recorder.events if e["type"] != "state-changed"]
+
+
+def test_a_sysuptime_wrap_through_the_poller_is_no_reboot(switch: SnmpSwitch) -> None:
+    wrap_s = 2**32 / 100
+    switch.boot_time = time.time() - (wrap_s - 3.0)  # sysUpTime 3 s before its 32-bit wrap (497 days)
+    switch.write_state()
+    device = Device("rally-bar", [build(options(switch))])
+    recorder = Recorder()
+
+    def uptimes() -> list[float]:
+        return [s["value"] for s in recorder.samples if s["metric"] == "uptime_s"]
+
+    def two_rounds_after_the_wrap() -> bool:
+        return sum(1 for u in uptimes() if u > wrap_s) >= 2
+
+    run_poller([device], PollConfig(interval=1.0, recheck_count=0), recorder, two_rounds_after_the_wrap)
+    assert uptimes()[0] < wrap_s < uptimes()[-1]
+    assert uptimes() == sorted(uptimes())  # it went on growing: 497 days and more
+    assert not [e for e in recorder.events if e["type"] == "reboot"]

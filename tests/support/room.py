@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.config import IncidentsConfig
 from simulator.agentconfig import agent_config_for, read_site
 from tests.support.collector import admin_token
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
@@ -33,8 +34,13 @@ class Room:
         *,
         collector_extra: dict[str, Any] | None = None,
         agent_extra: dict[str, Any] | None = None,
+        shipped: bool = False,
     ) -> None:
-        """``collector_extra`` and ``agent_extra``: top-level config sections added to the generated files."""
+        """``collector_extra`` and ``agent_extra``: top-level config sections added to the generated files.
+        ``shipped``: the agent's poll settings and the collector's confirm window and evaluation period are
+        left at their shipped defaults, rather than the fast ones tests use."""
+        self.shipped = shipped
+        self.evaluate_every = IncidentsConfig().evaluate_every if shipped else EVALUATE_EVERY
         self.collector_extra = collector_extra or {}
         self.agent_extra = agent_extra or {}
         self.broker = broker
@@ -62,7 +68,9 @@ class Room:
                 "client_id": f"collector-{self.web_port}",
             },
             "store": {"url": f"sqlite:///{self.workdir / 'collector.db'}"},
-            "incidents": {"confirm_window": CONFIRM_WINDOW, "evaluate_every": EVALUATE_EVERY},
+            "incidents": {}
+            if self.shipped
+            else {"confirm_window": CONFIRM_WINDOW, "evaluate_every": EVALUATE_EVERY},
             "web": {"host": "127.0.0.1", "port": self.web_port},
         }
         # An admin's token for the test's own API calls and for the CLI's remote commands (client.token_file).
@@ -85,9 +93,9 @@ class Room:
             site="test-site",
             agent="room-1",
             contract=CONTRACT,
-            interval=POLL_INTERVAL,
-            recheck_count=RECHECK_COUNT,
-            recheck_delay=RECHECK_DELAY,
+            interval=None if self.shipped else POLL_INTERVAL,
+            recheck_count=None if self.shipped else RECHECK_COUNT,
+            recheck_delay=None if self.shipped else RECHECK_DELAY,
         )
         config.update(self.agent_extra)
         self.agent_config = self.workdir / "agent.yaml"
@@ -122,6 +130,17 @@ class Room:
     def power(self, device: str, on: bool) -> None:
         self.sim("power", device, "on" if on else "off")
 
+    def control(self, device: str, on: bool) -> None:
+        """Power a device on or off through the simulator's control endpoint: at once, no process started."""
+        request = urllib.request.Request(
+            f"{self.site['control_url']}/devices/{device}/power",
+            data=json.dumps({"on": on}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+
     def api(self, path: str) -> Any:
         """GET ``path`` of the collector's API as the room's admin."""
         request = urllib.request.Request(
@@ -143,7 +162,7 @@ class Room:
     def wait_evaluations(self, seconds: float) -> None:
         """Wait until the collector has evaluated enough times to cover ``seconds`` from now (evaluations are
         at least ``EVALUATE_EVERY`` apart): whatever would be decided by then has been."""
-        wanted = self.evaluations() + math.ceil(seconds / EVALUATE_EVERY) + 2
+        wanted = self.evaluations() + math.ceil(seconds / self.evaluate_every) + 2
         eventually(f"{wanted:g} evaluations", lambda: self.evaluations() >= wanted, timeout=seconds + 30)
 
     def device(self, device_id: str) -> dict[str, Any] | None:

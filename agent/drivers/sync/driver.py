@@ -7,7 +7,8 @@ Every check of an agent shares one client, which fetches the whole place list at
 
 Mapping: ``Offline`` -> the check fails; ``Online``/``InUse`` -> it passes; ``healthStatus`` Warning/Error
 or a peripheral with fewer ``actual`` than ``expected`` -> degraded, with the reason; a device Sync does not
-list, a failed fetch, or a Sync product that is not the configured model -> the check fails with the reason.
+list, a failed fetch, an unknown status, or a Sync product that is not the configured model -> inconclusive
+with the reason: Sync cannot say, so it never makes the device down.
 Facts: ``firmware`` (Sync's ``version``), ``sync_status``. Metrics: ``sync.<peripheral>.actual`` and
 ``.expected`` per peripheral, ``sync.in_use`` (1 in a meeting, else 0).
 """
@@ -98,11 +99,13 @@ class SyncProbe(TimedResults):
         device = snapshot.find(serial=self.serial, device_id=self.device_id)
         if device is None:
             key = f"device id {self.device_id}" if self.device_id else f"serial {self.serial}"
+            # Sync knows nothing of it, so Sync cannot say: a configuration to fix, not a dead device.
             return self._result(
                 False,
                 f"Sync lists no device with {key} in organisation {self.client.account.org_id} "
                 f"({len(snapshot.devices)} devices): removed from Sync, or a wrong {key.rsplit(' ', 1)[0]}",
                 watch,
+                inconclusive=True,
             )
         if self.sync_names and device.name not in self.sync_names:
             return self._result(
@@ -110,6 +113,7 @@ class SyncProbe(TimedResults):
                 f"Sync reports a {device.name!r} here, but the device is configured as {self.model_name} "
                 f"(Sync name {' or '.join(repr(n) for n in self.sync_names)})",
                 watch,
+                inconclusive=True,
             )
         facts = {"sync_status": device.status or "unknown"}
         if device.version:
@@ -128,7 +132,11 @@ class SyncProbe(TimedResults):
             )
         if device.status not in ("Online", "InUse"):
             return self._result(
-                False, f"Sync reports an unknown status {device.status!r}", watch, facts=facts
+                False,
+                f"Sync reports an unknown status {device.status!r}",
+                watch,
+                facts=facts,
+                inconclusive=True,
             )
         problems = missing_peripherals(device)
         if device.health in ("Warning", "Error"):

@@ -118,7 +118,10 @@ class UsbProbe(TimedResults):
             present = await self._present()
             present, returned = await self._settled(present)
         except OSError as exc:
-            return self._result(False, f"cannot read {self.options.sysfs_root}: {exc}", watch)
+            # This PC's sysfs could not be read (permissions, a container): nothing learnt of the device.
+            return self._result(
+                False, f"cannot read {self.options.sysfs_root}: {exc}", watch, inconclusive=True
+            )
         self._present_last = {f.usb_id for f in self.functions if f.usb_id in present}
         required = [f for f in self.functions if f.required]
         missing = [f for f in required if f.usb_id not in present]

@@ -1,6 +1,7 @@
 """The poller re-checks a failure before believing it, reports a change at once, and isolates devices."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.config import PollConfig
@@ -24,6 +25,8 @@ class ScriptedProbe:
         self.calls += 1
         if isinstance(outcome, Exception):
             raise outcome
+        if isinstance(outcome, CheckResult):
+            return outcome
         return CheckResult(self.driver, self.target, outcome, "alive" if outcome else "no answer")
 
 
@@ -71,7 +74,7 @@ def test_an_unchanged_state_is_not_published_again() -> None:
     assert len(recorder.events) == 1
 
 
-def test_a_driver_that_raises_becomes_a_failed_check_and_other_devices_are_still_polled() -> None:
+def test_a_driver_that_raises_cannot_tell_and_other_devices_are_still_polled() -> None:
     recorder = Recorder()
     broken = Device("broken", [ScriptedProbe("x", [RuntimeError("bug")])])
     healthy = Device("healthy", [ScriptedProbe("y", [True])])
@@ -81,8 +84,8 @@ def test_a_driver_that_raises_becomes_a_failed_check_and_other_devices_are_still
         await asyncio.gather(run.poll_device(broken), run.poll_device(healthy))
 
     asyncio.run(one_round())
-    assert broken.state.state == "down"
-    assert broken.state.reason == "scripted x: driver error: RuntimeError('bug')"
+    assert broken.state.state == "unknown"  # a bug in the agent says nothing of the device
+    assert broken.state.reason == "scripted x: cannot tell: driver error: RuntimeError('bug')"
     assert healthy.state.state == "up"
 
 
@@ -183,3 +186,33 @@ def test_inconclusive_checks_leave_a_device_unknown_or_judged_by_its_other_check
     assert judge([cloud_down]) == ("unknown", "sync org: cannot tell: Sync Cloud API: no answer")
     assert judge([cloud_down, CheckResult("https", "bar", True, "HTTP 200")])[0] == "up"
     assert judge([cloud_down, CheckResult("https", "bar", False, "refused")])[0] == "down"
+
+
+def test_a_failure_the_target_confirmed_itself_is_not_rechecked() -> None:
+    said = CheckResult("scripted", "bar", False, "link down (the switch sent linkDown)", confirmed=True)
+    probe = ScriptedProbe("bar", [said])
+    device = Device("bar", [probe])
+    asyncio.run(poller([device], Recorder(), recheck_count=2).poll_device(device))
+    assert probe.calls == 1
+    assert device.state.state == "down"
+
+
+def test_a_device_is_down_since_its_first_failed_check_not_since_the_rechecks() -> None:
+    first = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+    failures = [
+        CheckResult("scripted", "bar", False, "no answer", ts=first + timedelta(seconds=n)) for n in range(3)
+    ]
+    probe = ScriptedProbe("bar", failures)
+    recorder = Recorder()
+    device = Device("bar", [probe])
+    asyncio.run(poller([device], recorder, recheck_count=2).poll_device(device))
+    assert probe.calls == 3
+    assert recorder.states[-1]["since"] == "2026-11-24T10:00:00.000Z"
+
+
+def test_an_inconclusive_check_does_not_date_a_down_device() -> None:
+    unsure = CheckResult("scripted", "a", False, "no answer from the switch", inconclusive=True)
+    device = Device("bar", [ScriptedProbe("a", [unsure]), ScriptedProbe("b", [False])])
+    asyncio.run(poller([device], Recorder(), recheck_count=0).poll_device(device))
+    assert device.state.state == "down"
+    assert device.state.reason == "scripted b: no answer"

@@ -18,7 +18,7 @@ def test_no_file_gives_working_defaults() -> None:
     assert config.mqtt.prefix == "hezo/v1"
     assert config.mqtt.password is None
     assert config.store.url == "sqlite:///hezo-collector.db"
-    assert (config.incidents.confirm_window, config.incidents.evaluate_every) == (60.0, 1.0)
+    assert (config.incidents.confirm_window, config.incidents.evaluate_every) == (15.0, 1.0)
     assert config.sla.priorities["critical"].response_hours == 1
     assert config.incidents.reopen_window == 86400
     assert config.mqtt.keepalive == 30
@@ -77,7 +77,7 @@ def test_bad_prefix_is_a_config_error(tmp_path: Path) -> None:
 def test_the_shipped_collector_sample_is_valid() -> None:
     sample = Path(__file__).resolve().parents[3] / "config" / "collector.example.yaml"
     config = load_config(sample)
-    assert config.incidents.confirm_window == 60
+    assert config.incidents.confirm_window == 15
 
 
 @pytest.mark.parametrize(("value", "why"), [("0.5", "valid integer"), ("4", "greater than or equal to 5")])

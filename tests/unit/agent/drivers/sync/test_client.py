@@ -239,3 +239,12 @@ def test_an_unexpected_client_error_is_a_failed_check_not_an_exception(account: 
     result = asyncio.run(SyncProbe(client, serial="A", device_id=None).poll())
     assert not result.ok
     assert result.detail == "Sync Cloud API: client error: KeyError('surprise')"
+
+
+def test_a_device_sync_does_not_list_is_inconclusive_not_down(account: SyncAccountConfig) -> None:
+    client = SyncClient(
+        account, 60.0, session=ScriptedSession([FakeResponse(200, page(["A", "B"]))], Clock())
+    )
+    result = asyncio.run(SyncProbe(client, serial="Z", device_id=None).poll())
+    assert result.inconclusive
+    assert result.detail.startswith("Sync lists no device with serial Z in organisation")
