@@ -12,23 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.mosquitto import Mosquitto
-from tests.support.room import (
-    CONFIRM_WINDOW,
-    CONTRACT,
-    EVALUATE_EVERY,
-    POLL_INTERVAL,
-    RECHECK_COUNT,
-    RECHECK_DELAY,
-    Room,
-)
+from tests.support.room import CONFIRM_WINDOW, CONTRACT, DETECTION_BUDGET, EVALUATE_EVERY, Room
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-# The longest a confirmed fault may take to become a ticket: one poll interval until the next check, the
-# re-checks (each up to the https timeout of 3 s when a device hangs; here the port refuses at once), the
-# confirm window, one evaluation period; plus slack for a loaded machine running tests in parallel.
-DETECTION_BUDGET = POLL_INTERVAL + RECHECK_COUNT * RECHECK_DELAY + CONFIRM_WINDOW + EVALUATE_EVERY + 10.0
 
 
 def moment(text: str) -> datetime:

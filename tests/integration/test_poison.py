@@ -13,19 +13,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import close_client
-from tests.support.room import (
-    CONFIRM_WINDOW,
-    EVALUATE_EVERY,
-    POLL_INTERVAL,
-    RECHECK_COUNT,
-    RECHECK_DELAY,
-    Room,
-)
+from tests.support.room import DETECTION_BUDGET, Room
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-DETECTION_BUDGET = POLL_INTERVAL + RECHECK_COUNT * RECHECK_DELAY + CONFIRM_WINDOW + EVALUATE_EVERY + 10.0
 PREFIX = "hezo/v1/test-site/room-1"
 
 

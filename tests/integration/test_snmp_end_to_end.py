@@ -13,20 +13,10 @@ from typing import Any
 import pytest
 
 from tests.support.mosquitto import Mosquitto
-from tests.support.room import (
-    CONFIRM_WINDOW,
-    EVALUATE_EVERY,
-    POLL_INTERVAL,
-    RECHECK_COUNT,
-    RECHECK_DELAY,
-    Room,
-)
+from tests.support.room import DETECTION_BUDGET, Room
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-# One interval, the re-checks (the switch answers at once), the confirm window, one evaluation, and slack.
-DETECTION_BUDGET = POLL_INTERVAL + RECHECK_COUNT * RECHECK_DELAY + CONFIRM_WINDOW + EVALUATE_EVERY + 15.0
 
 
 @pytest.fixture

@@ -23,6 +23,11 @@ RECHECK_COUNT = 1
 RECHECK_DELAY = 0.5
 CONFIRM_WINDOW = 3.0
 EVALUATE_EVERY = 0.25
+
+# The longest a confirmed fault may take to become a ticket in a Room: one poll interval until the next check,
+# the re-checks (the simulated devices refuse at once), the confirm window, one evaluation period; plus slack
+# for a loaded machine running tests in parallel.
+DETECTION_BUDGET = POLL_INTERVAL + RECHECK_COUNT * RECHECK_DELAY + CONFIRM_WINDOW + EVALUATE_EVERY + 15.0
 CONTRACT = "HZ-TEST-0042"
 
 
