@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: a private broker on a free port, free ports, the repository root."""
+"""Fixtures shared by every test: a private broker on a free port, the production broker config on one."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,6 +7,7 @@ import pytest
 
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.notices import OPEN_SINKS
+from tests.support.securebroker import BrokerClient, SecureBroker, start_secure_broker
 
 
 @pytest.fixture
@@ -20,6 +21,25 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
+    """A Mosquitto of this test's own with config/mosquitto.production.conf: TLS, logins, per-agent topics."""
+    broker = start_secure_broker(tmp_path / "broker")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def broker_clients() -> Iterator[list[BrokerClient]]:
+    """Clients of the secure broker a test opens; closed after it."""
+    opened: list[BrokerClient] = []
+    yield opened
+    for client in opened:
+        client.close()
 
 
 @pytest.fixture(autouse=True)

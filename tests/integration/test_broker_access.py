@@ -1,7 +1,6 @@
 """Who may do what at the production broker: the shipped config/mosquitto.production.conf on loopback, with
 logins made by ``hezo-collector agents enrol`` and an attacker's clients trying what they should not."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from tests.support.securebroker import (
     SecureBroker,
     collector_config,
     enrol,
-    start_secure_broker,
 )
 from tests.support.waiting import eventually
 
@@ -29,21 +27,13 @@ TOPICS = Topics()
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[SecureBroker]:
-    broker = start_secure_broker(tmp_path / "broker")
-    try:
-        yield broker
-    finally:
-        broker.stop()
+def broker(secure_broker: SecureBroker) -> SecureBroker:
+    return secure_broker
 
 
 @pytest.fixture
-def clients() -> Iterator[list[BrokerClient]]:
-    """Clients a test opens; closed after it."""
-    opened: list[BrokerClient] = []
-    yield opened
-    for client in opened:
-        client.close()
+def clients(broker_clients: list[BrokerClient]) -> list[BrokerClient]:
+    return broker_clients
 
 
 def test_anonymous_clients_and_wrong_passwords_are_refused(

@@ -42,12 +42,8 @@ SITE, AGENT = "test-site", "room-1"
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[SecureBroker]:
-    broker = start_secure_broker(tmp_path / "broker")
-    try:
-        yield broker
-    finally:
-        broker.stop()
+def broker(secure_broker: SecureBroker) -> SecureBroker:
+    return secure_broker
 
 
 @pytest.fixture
@@ -107,11 +103,8 @@ def wait_online(broker: SecureBroker, clients: list[BrokerClient]) -> None:
 
 
 @pytest.fixture
-def clients() -> Iterator[list[BrokerClient]]:
-    opened: list[BrokerClient] = []
-    yield opened
-    for client in opened:
-        client.close()
+def clients(broker_clients: list[BrokerClient]) -> list[BrokerClient]:
+    return broker_clients
 
 
 def test_an_enrolled_agent_reports_and_runs_a_signed_command(
