@@ -1,6 +1,6 @@
 """``rt``: Request Tracker 5 through its REST 2 API: a ticket in a queue for each hezo ticket, a comment for
-each later event, and the RT ticket followed back (its comments and correspondence become notes, ``resolved``
-there resolves the hezo ticket).
+each later event, the RT ticket resolved when the hezo ticket is, and the RT ticket followed back (its
+comments and correspondence become notes, ``resolved`` there resolves the hezo ticket).
 
 RT keeps no idempotency keys, so a creation is made safe to retry by looking first for a ticket in the queue
 whose subject starts with the hezo number and that was created after the hezo ticket opened. hezo tells its
@@ -23,6 +23,8 @@ from collector.sinks.http import Answer, JsonApi, read_later
 PAGE = 100
 #: Transaction types that carry what people wrote.
 _WRITTEN = ("Comment", "Correspond")
+#: Events that resolve the RT ticket (with ``resolve: true``).
+_ENDINGS = frozenset({"resolve", "closed"})
 
 
 class RtPriorities(BaseModel):
@@ -43,6 +45,9 @@ class RtOptions(BaseModel):
     token: SecretStr = Field(description="an RT auth token (Settings > Auth Tokens) of hezo's RT user")
     queue: str = Field(min_length=1, max_length=200)
     priorities: RtPriorities = Field(default_factory=RtPriorities)
+    resolve: bool = Field(
+        True, description="set the RT ticket resolved when the hezo ticket is (RT's ModifyTicket right)"
+    )
     ca_file: FilePath | None = None
     timeout: float = Field(15.0, gt=0, le=120)
 
@@ -61,6 +66,10 @@ class RtDesk:
     def send(self, notice: Notice) -> Outcome:
         if notice.link is None:
             return self._create(notice)
+        if notice.event in _ENDINGS and self.options.resolve:
+            resolved = self._resolve(notice.link)
+            if resolved is not None:
+                return resolved
         answer = self.api.call(
             "POST",
             f"/ticket/{notice.link.remote_id}/comment",
@@ -70,6 +79,33 @@ class RtDesk:
             return answer
         # RT answers 201 with the new transaction in Location (/REST/2.0/transaction/40).
         return Delivered(remote_ref=answer.headers.get("Location", "").rsplit("/", 1)[-1] or None)
+
+    def _resolve(self, link: Link) -> Outcome | None:
+        """Set the RT ticket resolved (the comment follows); None once it is, an outcome if it cannot be.
+
+        The status goes first: sent again after a failure, the comment is not written twice. A ticket
+        rejected or deleted in RT is left as people made it, and gets no comment either.
+        """
+        ticket = self.api.call("GET", f"/ticket/{link.remote_id}")
+        if not isinstance(ticket, Answer):
+            return ticket
+        status = str(ticket.body.get("Status", "")) if isinstance(ticket.body, dict) else ""
+        if status in ("rejected", "deleted"):
+            return Delivered(remote_ref=f"already {status}")
+        if status == "resolved":
+            return None
+        answer = self.api.call("PUT", f"/ticket/{link.remote_id}", json={"Status": "resolved"})
+        if not isinstance(answer, Answer):
+            return answer
+        # RT answers 200 whatever happened, with what it did in words (in its user's language): whether it
+        # did is read back from the ticket, and a refusal is told in RT's words.
+        said = [str(message) for message in answer.body] if isinstance(answer.body, list) else []
+        after = self.api.call("GET", f"/ticket/{link.remote_id}")
+        if not isinstance(after, Answer):
+            return after
+        if isinstance(after.body, dict) and after.body.get("Status") == "resolved":
+            return None
+        return Failed(f"RT did not resolve ticket {link.remote_id}: {'; '.join(said)[:300] or 'no answer'}")
 
     def _create(self, notice: Notice) -> Outcome:
         found = self._existing(notice)

@@ -139,6 +139,77 @@ def test_what_engineers_write_and_resolve_in_rt_reaches_the_hezo_ticket(
     assert hezo.follow() == 0
 
 
+def test_a_hezo_ticket_resolved_resolves_the_rt_ticket_and_says_why(
+    rt: RequestTracker, queue: str, tmp_path: Path
+) -> None:
+    hezo = Hezo(tmp_path, "rt", desk(rt, queue))
+    number = hezo.open_ticket()
+    hezo.step(number, "respond")
+    hezo.step(number, "resolve")
+    hezo.drain()
+    [made] = rt.tickets(queue)
+    assert made["Status"] == "resolved"
+    kind, author, text = rt.said(made["id"])[-1]
+    assert (kind, author) == ("Comment", "hezo")
+    assert text.startswith(f"{number}: resolve")
+    # Resolved by hezo itself: nothing comes back, and the ticket is no longer followed.
+    assert hezo.follow() == 0
+    assert hezo.entries(number)[-1][:2] == ("resolve", "eve")
+
+
+def test_a_resolution_sent_again_changes_the_status_once_and_an_rt_ticket_resolved_already_gets_a_comment(
+    rt: RequestTracker, queue: str
+) -> None:
+    sink = desk(rt, queue)
+    link = opened(sink)
+    for _ in range(2):  # as after a crash between sending and recording
+        assert isinstance(sink.send(notice("resolve", link=link)), Delivered)
+    assert isinstance(sink.send(notice("closed", link=link)), Delivered)
+    assert rt.ticket(link.remote_id)["Status"] == "resolved"
+    assert [kind for kind, _, _ in rt.said(link.remote_id)] == ["Create", "Comment", "Comment", "Comment"]
+    changes = [
+        item
+        for item in rt.call(
+            "root", "GET", f"/ticket/{link.remote_id}/history", params={"fields": "Type,NewValue"}
+        ).json()["items"]
+        if item["Type"] == "Status"
+    ]
+    assert [item["NewValue"] for item in changes] == ["resolved"]
+
+
+def test_an_rt_ticket_rejected_by_people_is_left_alone(rt: RequestTracker, queue: str) -> None:
+    sink = desk(rt, queue)
+    link = opened(sink)
+    rt.set_status(link.remote_id, "rejected")
+    outcome = sink.send(notice("resolve", link=link))
+    assert outcome == Delivered(remote_ref="already rejected")
+    assert rt.ticket(link.remote_id)["Status"] == "rejected"
+    assert [kind for kind, _, _ in rt.said(link.remote_id)] == ["Create"]
+
+
+def test_without_the_right_to_modify_the_resolution_is_refused_in_rts_words(
+    rt: RequestTracker, queue: str
+) -> None:
+    sink = desk(rt, queue, token=rt.tokens["clerk"])
+    link = opened(sink)
+    outcome = sink.send(notice("resolve", link=link))
+    assert isinstance(outcome, Failed)
+    assert (
+        outcome.reason
+        == f"RT did not resolve ticket {link.remote_id}: Ticket {link.remote_id}: Permission Denied"
+    )
+    assert rt.ticket(link.remote_id)["Status"] == "new"
+    assert [kind for kind, _, _ in rt.said(link.remote_id)] == ["Create"]  # no comment before the status
+
+
+def test_with_resolve_off_a_resolution_is_only_a_comment(rt: RequestTracker, queue: str) -> None:
+    sink = desk(rt, queue, token=rt.tokens["clerk"], resolve=False)
+    link = opened(sink)
+    assert isinstance(sink.send(notice("resolve", link=link)), Delivered)
+    assert rt.ticket(link.remote_id)["Status"] == "new"
+    assert [kind for kind, _, _ in rt.said(link.remote_id)] == ["Create", "Comment"]
+
+
 def test_a_wrong_token_is_refused_for_good(rt: RequestTracker, queue: str) -> None:
     sink = desk(rt, queue, token="1-27-00000000000000000000000000000000")
     outcome = sink.send(notice())

@@ -52,13 +52,15 @@ Set($MailCommand, 'testfile');
 SETUP = r"""
 use strict; use warnings;
 use RT; RT::LoadConfig(); RT::Init();
-# hezo gets what docs/notifications.md asks an administrator to grant; alice what an engineer has.
+# hezo gets what docs/notifications.md asks an administrator to grant; clerk the same but ModifyTicket
+# (so it may not resolve); alice what an engineer has.
 my %rights = (
-    hezo => [qw(SeeQueue ShowTicket CreateTicket CommentOnTicket ShowTicketComments)],
+    hezo => [qw(SeeQueue ShowTicket CreateTicket CommentOnTicket ShowTicketComments ModifyTicket)],
+    clerk => [qw(SeeQueue ShowTicket CreateTicket CommentOnTicket ShowTicketComments)],
     alice => [qw(SeeQueue ShowTicket CreateTicket CommentOnTicket ShowTicketComments
                  ReplyToTicket ModifyTicket)],
 );
-for my $name ('hezo', 'alice', 'root') {
+for my $name ('hezo', 'clerk', 'alice', 'root') {
     my $user = RT::User->new(RT->SystemUser);
     if ($name eq 'root') {
         $user->Load('root');
