@@ -1,6 +1,6 @@
 """``jira``: Jira Service Management: a customer request for each hezo ticket, a comment for each later
-event, and the request followed back (comments added there become notes, a resolution there resolves the
-hezo ticket).
+event, the issue moved to a done status when the hezo ticket is resolved or closed, and the request followed
+back (comments added there become notes, a resolution there resolves the hezo ticket).
 
 Through the Service Management REST API (``/rest/servicedeskapi``), with Jira's platform API for the
 issue's status and resolution and for who hezo is. Basic auth with an Atlassian account's e-mail and API
@@ -23,6 +23,8 @@ from collector.sinks.http import Answer, JsonApi, read_later
 #: Comments read per page, and pages at most per look (more wait for the next look).
 PAGE = 50
 PAGES = 20
+#: Events that move the issue to a done status (with ``resolve: true``).
+_ENDINGS = frozenset({"resolve", "closed"})
 
 
 class JiraPriorities(BaseModel):
@@ -46,6 +48,15 @@ class JiraOptions(BaseModel):
     request_type: str = Field(pattern=r"^[0-9]{1,18}$", description="the request type's id (requestTypeId)")
     public_comments: bool = Field(False, description="events as comments customers see (default: internal)")
     priorities: JiraPriorities | None = Field(None, description="also set Priority, by these names")
+    resolve: bool = Field(True, description="resolved in hezo: move the issue to a done status")
+    transition: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="the name of the transition (or of the status it goes to) that resolves; default: the "
+        "first the issue offers to a status in the done category",
+    )
+    resolution: str = Field("Done", min_length=1, max_length=100, description="set when the screen asks")
     ca_file: FilePath | None = None
     timeout: float = Field(15.0, gt=0, le=120)
 
@@ -66,6 +77,10 @@ class JiraDesk:
     def send(self, notice: Notice) -> Outcome:
         if notice.link is None:
             return self._create(notice)
+        if notice.event in _ENDINGS and self.options.resolve:
+            resolved = self._resolve(notice.link)
+            if resolved is not None:
+                return resolved
         answer = self.api.call(
             "POST",
             f"/rest/servicedeskapi/request/{notice.link.remote_id}/comment",
@@ -108,6 +123,53 @@ class JiraDesk:
         # The agents' view of the issue (``web`` is the customer portal's).
         web = links.get("agent") or f"{self.site}/browse/{key}"
         return Delivered(remote_ref=key, link=Link(key, str(web)))
+
+    def _resolve(self, link: Link) -> Outcome | None:
+        """Move the issue to a done status (the comment follows); None once it is there, an outcome if it
+        cannot be. The status goes first: sent again after a failure, the comment is not written twice."""
+        issue = self.api.call("GET", f"/rest/api/2/issue/{link.remote_id}", params={"fields": "status"})
+        if not isinstance(issue, Answer):
+            return issue
+        fields = issue.body.get("fields", {}) if isinstance(issue.body, dict) else {}
+        status = fields.get("status") or {}
+        if (status.get("statusCategory") or {}).get("key") == "done":
+            return None
+        offered = self.api.call(
+            "GET",
+            f"/rest/api/2/issue/{link.remote_id}/transitions",
+            params={"expand": "transitions.fields"},
+        )
+        if not isinstance(offered, Answer):
+            return offered
+        transitions = [
+            item
+            for item in (offered.body.get("transitions") if isinstance(offered.body, dict) else None) or []
+            if isinstance(item, dict) and item.get("isAvailable", True) is not False
+        ]
+        chosen = self._choose(transitions)
+        if chosen is None:
+            names = ", ".join(str(item.get("name")) for item in transitions) or "none"
+            return Failed(
+                f"Jira offers {link.remote_id} no transition to a done status from "
+                f"'{status.get('name', '?')}' (offered: {names}); set the jira sink's transition"[:400]
+            )
+        body: dict[str, Any] = {"transition": {"id": str(chosen.get("id"))}}
+        if "resolution" in (chosen.get("fields") or {}):
+            body["fields"] = {"resolution": {"name": self.options.resolution}}
+        moved = self.api.call("POST", f"/rest/api/2/issue/{link.remote_id}/transitions", json=body)
+        return None if isinstance(moved, Answer) else moved
+
+    def _choose(self, transitions: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The configured transition (by its name or its status's), else the first to a done status."""
+        wanted = (self.options.transition or "").casefold()
+        for item in transitions:
+            target = item.get("to") or {}
+            if wanted:
+                if wanted in (str(item.get("name", "")).casefold(), str(target.get("name", "")).casefold()):
+                    return item
+            elif (target.get("statusCategory") or {}).get("key") == "done":
+                return item
+        return None
 
     def _existing(self, notice: Notice) -> dict[str, Any] | Retry | Failed | None:
         """The request made for this ticket by an earlier attempt, if there is one."""

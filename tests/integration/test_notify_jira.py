@@ -163,6 +163,67 @@ def test_what_agents_write_and_resolve_in_jira_reaches_the_hezo_ticket(
     assert hezo.follow() == 0
 
 
+def test_a_hezo_ticket_resolved_moves_the_issue_to_done_with_a_resolution_and_says_why(
+    site: FakeJira, tmp_path: Path
+) -> None:
+    hezo = Hezo(tmp_path, "jira", desk(site.url))
+    number = hezo.open_ticket()
+    hezo.step(number, "respond")
+    hezo.step(number, "resolve")
+    hezo.drain()
+    [request] = site.requests()
+    assert (request.status, request.category, request.resolution) == ("Resolved", "done", "Done")
+    assert request.comments[-1]["body"].startswith(f"{number}: resolve")
+    [moved] = site.made("POST", rf"/rest/api/2/issue/{request.key}/transitions")
+    assert moved.body == {"transition": {"id": "31"}, "fields": {"resolution": {"name": "Done"}}}
+    assert hezo.follow() == 0  # resolved in hezo: not followed any more, nothing comes back
+
+
+def test_a_resolution_sent_again_moves_the_issue_once_and_a_done_issue_gets_a_comment(site: FakeJira) -> None:
+    sink = desk(site.url)
+    link = opened(sink)
+    for event in ("resolve", "resolve", "closed"):  # the second as after a crash before it was recorded
+        assert isinstance(sink.send(notice(event, link=link)), Delivered)
+    [request] = site.requests()
+    assert request.category == "done"
+    assert len(site.made("POST", rf"/rest/api/2/issue/{link.remote_id}/transitions")) == 1
+    assert len(request.comments) == 3
+
+
+def test_a_workflow_without_a_resolution_screen_gets_no_resolution_field() -> None:
+    with running(FakeJira(resolution_screen=False)) as fake:
+        sink = desk(fake.url)
+        link = opened(sink)
+        assert isinstance(sink.send(notice("resolve", link=link)), Delivered)
+        [moved] = fake.made("POST", rf"/rest/api/2/issue/{link.remote_id}/transitions")
+        assert moved.body == {"transition": {"id": "31"}}
+        assert fake.requests()[0].category == "done"
+
+
+def test_a_transition_named_in_the_config_is_the_one_taken_and_one_not_offered_is_refused_for_good(
+    site: FakeJira,
+) -> None:
+    link = opened(desk(site.url))
+    refused = desk(site.url, transition="Close for good").send(notice("resolve", link=link))
+    assert isinstance(refused, Failed)
+    assert refused.reason == (
+        f"Jira offers {link.remote_id} no transition to a done status from 'Waiting for support' "
+        "(offered: Start work, Resolve this issue); set the jira sink's transition"
+    )
+    assert site.requests()[0].comments == []  # nothing said before the status moved
+    assert isinstance(desk(site.url, transition="resolved").send(notice("resolve", link=link)), Delivered)
+    assert site.requests()[0].status == "Resolved"  # found by the status it goes to, in any case
+
+
+def test_with_resolve_off_a_resolution_is_only_a_comment(site: FakeJira) -> None:
+    sink = desk(site.url, resolve=False)
+    link = opened(sink)
+    assert isinstance(sink.send(notice("resolve", link=link)), Delivered)
+    [request] = site.requests()
+    assert request.category == "new"
+    assert len(request.comments) == 1
+
+
 def test_bad_credentials_are_refused_for_good(site: FakeJira) -> None:
     outcome = desk(site.url, token="not-the-token").send(just_opened())
     assert isinstance(outcome, Failed)

@@ -1,13 +1,14 @@
 """A fake Jira Service Management Cloud site, for the jira sink's tests, following Atlassian's published REST
 API: the Service Management API (``/rest/servicedeskapi``: create and list customer requests, add and list
-comments) and the platform API's ``/rest/api/2/issue/{key}`` and ``/rest/api/2/myself``.
+comments) and the platform API's ``/rest/api/2/issue/{key}``, its ``transitions`` and ``/rest/api/2/myself``.
 
 Shapes as documented: CustomerRequestDTO (issueKey, requestFieldValues as fieldId/label/value, createdDate
 with epochMillis, currentStatus, _links), CommentDTO (id, body, public, author with accountId, created),
 PagedDTO (start, limit, size, isLastPage, values); errors as ``{"errorMessage", "i18nErrorMessage"}`` on the
-Service Management API and ``{"errorMessages", "errors"}`` on the platform's; Basic auth with an account's
-e-mail and API token, 401 without; 429 with ``Retry-After``. Agents work on requests through the test's own
-methods (``comment``, ``resolve``), as they would in Jira's UI.
+Service Management API and ``{"errorMessages", "errors"}`` on the platform's; IssueTransition (id, name,
+``to`` with its statusCategory, ``fields`` of its screen with ``expand=transitions.fields``); Basic auth with
+an account's e-mail and API token, 401 without; 429 with ``Retry-After``. Agents work on requests through
+the test's own methods (``comment``, ``resolve``), as they would in Jira's UI.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ PROJECT = "HZD"
 REQUEST_TYPE = "10"
 #: The fields the request type's form has (Priority only when a test asks for it).
 FIELDS = {"summary": "Summary", "description": "Description"}
+#: The workflow: (transition id, name, the status it goes to, that status's category), from any status.
+TRANSITIONS = [
+    ("11", "Start work", "In Progress", "indeterminate"),
+    ("31", "Resolve this issue", "Resolved", "done"),
+    ("41", "Reopen", "Waiting for support", "new"),
+]
 
 
 @dataclass
@@ -45,9 +52,10 @@ class Issue:
 
 
 class FakeJira(FakeApi):
-    def __init__(self, *, priority_field: bool = False) -> None:
+    def __init__(self, *, priority_field: bool = False, resolution_screen: bool = True) -> None:
         self.issues: dict[str, Issue] = {}
         self.fields = dict(FIELDS, **({"priority": "Priority"} if priority_field else {}))
+        self.resolution_screen = resolution_screen  # "Resolve this issue" asks for a resolution
         self.clock = lambda: datetime.now(UTC)
         self._next_comment = 10000
         super().__init__()
@@ -63,6 +71,8 @@ class FakeJira(FakeApi):
             ("POST", re.compile(rf"/rest/servicedeskapi/request/{key}/comment"), self._add_comment),
             ("GET", re.compile(rf"/rest/servicedeskapi/request/{key}/comment"), self._comments),
             ("GET", re.compile(rf"/rest/api/2/issue/{key}"), self._issue),
+            ("GET", re.compile(rf"/rest/api/2/issue/{key}/transitions"), self._transitions),
+            ("POST", re.compile(rf"/rest/api/2/issue/{key}/transitions"), self._transition),
             ("GET", re.compile(r"/rest/api/2/myself"), lambda call, match: Reply(200, self._user(HEZO))),
         ]
 
@@ -142,11 +152,7 @@ class FakeJira(FakeApi):
     def _issue(self, call: Call, match: re.Match[str]) -> Reply:
         issue = self._find(match["key"])
         if issue is None:
-            body = {
-                "errorMessages": ["Issue does not exist or you do not have permission to see it."],
-                "errors": {},
-            }
-            return Reply(404, body)
+            return self._missing()
         everything = {
             "summary": issue.fields["summary"],
             "status": {
@@ -168,6 +174,80 @@ class FakeJira(FakeApi):
                 "fields": fields,
             },
         )
+
+    def _offered(self, issue: Issue, *, fields: bool) -> list[dict[str, Any]]:
+        """The transitions out of the issue's status: a done issue can only be reopened, any other can be
+        worked on or resolved; never to the status it is in."""
+        offered = []
+        for number, name, status, category in TRANSITIONS:
+            if status == issue.status or (category == "new") != (issue.category == "done"):
+                continue
+            transition: dict[str, Any] = {
+                "id": number,
+                "name": name,
+                "to": {"name": status, "statusCategory": {"key": category, "name": category.capitalize()}},
+                "hasScreen": category == "done" and self.resolution_screen,
+                "isAvailable": True,
+            }
+            if fields:
+                needs = category == "done" and self.resolution_screen
+                transition["fields"] = (
+                    {
+                        "resolution": {
+                            "required": True,
+                            "name": "Resolution",
+                            "allowedValues": [{"name": "Done"}],
+                        }
+                    }
+                    if needs
+                    else {}
+                )
+            offered.append(transition)
+        return offered
+
+    def _transitions(self, call: Call, match: re.Match[str]) -> Reply:
+        issue = self._find(match["key"])
+        if issue is None:
+            return self._missing()
+        fields = "transitions.fields" in call.query.get("expand", "")
+        return Reply(200, {"expand": "transitions", "transitions": self._offered(issue, fields=fields)})
+
+    def _transition(self, call: Call, match: re.Match[str]) -> Reply:
+        issue = self._find(match["key"])
+        if issue is None:
+            return self._missing()
+        body = call.body if isinstance(call.body, dict) else {}
+        wanted = str((body.get("transition") or {}).get("id", ""))
+        chosen = next((item for item in self._offered(issue, fields=True) if item["id"] == wanted), None)
+        if chosen is None:
+            return Reply(
+                400,
+                {"errorMessages": [f"Transition id '{wanted}' is not valid for this issue."], "errors": {}},
+            )
+        given = body.get("fields") or {}
+        if "resolution" in chosen["fields"] and not (given.get("resolution") or {}).get("name"):
+            return Reply(400, {"errorMessages": [], "errors": {"resolution": "Resolution is required."}})
+        if "resolution" in given and "resolution" not in chosen["fields"]:
+            return Reply(
+                400,
+                {
+                    "errorMessages": [],
+                    "errors": {
+                        "resolution": "Field 'resolution' cannot be set. "
+                        "It is not on the appropriate screen, or unknown."
+                    },
+                },
+            )
+        issue.status, issue.category = chosen["to"]["name"], chosen["to"]["statusCategory"]["key"]
+        issue.resolution = given["resolution"]["name"] if "resolution" in given else None
+        return Reply(204, None)
+
+    def _missing(self) -> Reply:
+        body = {
+            "errorMessages": ["Issue does not exist or you do not have permission to see it."],
+            "errors": {},
+        }
+        return Reply(404, body)
 
     # -- what agents do in Jira -------------------------------------------------------------------------
 
