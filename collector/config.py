@@ -334,6 +334,7 @@ class EnrolmentConfig(BaseModel):
 NoticeEvent = Literal[
     "opened",
     "reopened",
+    "priority-changed",
     "recovered",
     "closed",
     "sla-warning",

@@ -1,4 +1,4 @@
-"""``hezo-collector tickets ...``: list, show, open by hand, note, and the lifecycle steps.
+"""``hezo-collector tickets ...``: list, show, open by hand, note, change a priority, and the lifecycle steps.
 
 hezo-collector tickets list [--json]
 hezo-collector tickets show NUMBER [--json]
@@ -6,6 +6,7 @@ hezo-collector tickets open --site S [--agent A --device D] [--priority low] --s
 hezo-collector tickets respond|confirm|ship|deliver|return|resolve|close NUMBER [--text TEXT]
 hezo-collector tickets confirm NUMBER [--deliver-by 2026-12-01T12:00+01:00]
 hezo-collector tickets note NUMBER --text TEXT [--update]
+hezo-collector tickets priority NUMBER critical|high|low [--text WHY]
 
 Each change is recorded as ``local:<OS user>``; ``--by`` is still accepted from older scripts, and ignored.
 """
@@ -72,6 +73,10 @@ def add_parsers(commands: Any) -> None:
         parser.add_argument("--text", help="what to write in the timeline")
         if name == "confirm":
             parser.add_argument("--deliver-by", type=moment, help="a later delivery date the user accepted")
+    priority = actions.add_parser("priority", help="give the ticket another priority (before confirmation)")
+    priority.add_argument("number")
+    priority.add_argument("priority", choices=tickets.PRIORITIES)
+    priority.add_argument("--text", help="why: said in the timeline")
     noting = actions.add_parser("note", help="add a note to the timeline")
     noting.add_argument("number")
     noting.add_argument("--by", help=argparse.SUPPRESS)
@@ -111,6 +116,10 @@ def _tickets(engine: Any, context: Context, args: argparse.Namespace) -> int:
             )
         elif args.action == "note":
             tickets.note(conn, number, args.text, by=by, now=now, context=context.sla, is_update=args.update)
+        elif args.action == "priority":
+            tickets.reprioritise(
+                conn, number, args.priority, by=by, now=now, context=context.sla, text=args.text
+            )
         elif args.action in tickets.STEPS:
             tickets.step(
                 conn,

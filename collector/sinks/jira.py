@@ -77,10 +77,13 @@ class JiraDesk:
     def send(self, notice: Notice) -> Outcome:
         if notice.link is None:
             return self._create(notice)
+        first: Outcome | None = None  # a field set before the comment: sent again, it is not set twice
         if notice.event in _ENDINGS and self.options.resolve:
-            resolved = self._resolve(notice.link)
-            if resolved is not None:
-                return resolved
+            first = self._resolve(notice.link)
+        elif notice.event == "priority-changed" and self.options.priorities is not None:
+            first = self._set_priority(notice, notice.link)
+        if first is not None:
+            return first
         answer = self.api.call(
             "POST",
             f"/rest/servicedeskapi/request/{notice.link.remote_id}/comment",
@@ -101,9 +104,7 @@ class JiraDesk:
                 "description": desk.description(notice),
             }
             if self.options.priorities is not None:
-                name = getattr(self.options.priorities, str(notice.ticket["priority"]), None)
-                if name:
-                    fields["priority"] = {"name": name}
+                fields["priority"] = {"name": self._priority(notice)}
             answer = self.api.call(
                 "POST",
                 "/rest/servicedeskapi/request",
@@ -123,6 +124,19 @@ class JiraDesk:
         # The agents' view of the issue (``web`` is the customer portal's).
         web = links.get("agent") or f"{self.site}/browse/{key}"
         return Delivered(remote_ref=key, link=Link(key, str(web)))
+
+    def _priority(self, notice: Notice) -> str:
+        assert self.options.priorities is not None
+        return str(getattr(self.options.priorities, str(notice.ticket["priority"])))
+
+    def _set_priority(self, notice: Notice, link: Link) -> Outcome | None:
+        """Set the issue's Priority (the platform's edit: the request type's form need not show it)."""
+        answer = self.api.call(
+            "PUT",
+            f"/rest/api/2/issue/{link.remote_id}",
+            json={"fields": {"priority": {"name": self._priority(notice)}}},
+        )
+        return None if isinstance(answer, Answer) else answer
 
     def _resolve(self, link: Link) -> Outcome | None:
         """Move the issue to a done status (the comment follows); None once it is there, an outcome if it

@@ -66,10 +66,13 @@ class RtDesk:
     def send(self, notice: Notice) -> Outcome:
         if notice.link is None:
             return self._create(notice)
+        first: Outcome | None = None  # a field set before the comment: sent again, it is not set twice
         if notice.event in _ENDINGS and self.options.resolve:
-            resolved = self._resolve(notice.link)
-            if resolved is not None:
-                return resolved
+            first = self._resolve(notice.link)
+        elif notice.event == "priority-changed":
+            first = self._change(notice.link, {"Priority": self._priority(notice)}, "change the priority of")
+        if first is not None:
+            return first
         answer = self.api.call(
             "POST",
             f"/ticket/{notice.link.remote_id}/comment",
@@ -80,12 +83,12 @@ class RtDesk:
         # RT answers 201 with the new transaction in Location (/REST/2.0/transaction/40).
         return Delivered(remote_ref=answer.headers.get("Location", "").rsplit("/", 1)[-1] or None)
 
-    def _resolve(self, link: Link) -> Outcome | None:
-        """Set the RT ticket resolved (the comment follows); None once it is, an outcome if it cannot be.
+    def _priority(self, notice: Notice) -> int:
+        return int(getattr(self.options.priorities, str(notice.ticket["priority"]), 0))
 
-        The status goes first: sent again after a failure, the comment is not written twice. A ticket
-        rejected or deleted in RT is left as people made it, and gets no comment either.
-        """
+    def _resolve(self, link: Link) -> Outcome | None:
+        """Set the RT ticket resolved; None once it is, an outcome if it cannot be. A ticket rejected or
+        deleted in RT is left as people made it, and gets no comment either."""
         ticket = self.api.call("GET", f"/ticket/{link.remote_id}")
         if not isinstance(ticket, Answer):
             return ticket
@@ -94,25 +97,31 @@ class RtDesk:
             return Delivered(remote_ref=f"already {status}")
         if status == "resolved":
             return None
-        answer = self.api.call("PUT", f"/ticket/{link.remote_id}", json={"Status": "resolved"})
+        return self._change(link, {"Status": "resolved"}, "resolve")
+
+    def _change(self, link: Link, fields: dict[str, str | int], what: str) -> Outcome | None:
+        """Set ``fields`` of the RT ticket; None once they are set, an outcome if they cannot be.
+
+        RT answers 200 whatever happened, with what it did in words (in its user's language): whether it did
+        is read back from the ticket, and a refusal is told in RT's words."""
+        answer = self.api.call("PUT", f"/ticket/{link.remote_id}", json=fields)
         if not isinstance(answer, Answer):
             return answer
-        # RT answers 200 whatever happened, with what it did in words (in its user's language): whether it
-        # did is read back from the ticket, and a refusal is told in RT's words.
         said = [str(message) for message in answer.body] if isinstance(answer.body, list) else []
         after = self.api.call("GET", f"/ticket/{link.remote_id}")
         if not isinstance(after, Answer):
             return after
-        if isinstance(after.body, dict) and after.body.get("Status") == "resolved":
+        now = after.body if isinstance(after.body, dict) else {}
+        if all(str(now.get(name)) == str(value) for name, value in fields.items()):
             return None
-        return Failed(f"RT did not resolve ticket {link.remote_id}: {'; '.join(said)[:300] or 'no answer'}")
+        return Failed(f"RT did not {what} ticket {link.remote_id}: {'; '.join(said)[:300] or 'no answer'}")
 
     def _create(self, notice: Notice) -> Outcome:
         found = self._existing(notice)
         if isinstance(found, Retry | Failed):
             return found
         if found is None:
-            priority = getattr(self.options.priorities, str(notice.ticket["priority"]), 0)
+            priority = self._priority(notice)
             answer = self.api.call(
                 "POST",
                 "/ticket",

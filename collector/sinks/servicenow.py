@@ -61,14 +61,21 @@ class ServiceNowDesk:
             return self._create(notice)
         if notice.event in _ENDINGS:
             return self._resolve(notice, notice.link)
-        return self._update(notice.link, {"work_notes": desk.comment(notice)})
+        fields = {"work_notes": desk.comment(notice)}
+        if notice.event == "priority-changed":
+            fields["urgency"], fields["impact"] = self._urgency_impact(notice)
+        return self._update(notice.link, fields)
+
+    @staticmethod
+    def _urgency_impact(notice: Notice) -> tuple[str, str]:
+        return URGENCY_IMPACT.get(str(notice.ticket["priority"]), ("2", "2"))
 
     def _create(self, notice: Notice) -> Outcome:
         found = self._existing(notice)
         if isinstance(found, Retry | Failed):
             return found
         if found is None:
-            urgency, impact = URGENCY_IMPACT.get(str(notice.ticket["priority"]), ("2", "2"))
+            urgency, impact = self._urgency_impact(notice)
             fields = {
                 "short_description": desk.subject(notice),
                 "description": desk.description(notice),

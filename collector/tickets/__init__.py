@@ -10,6 +10,7 @@ from collector.tickets.lifecycle import (
     TicketError,
     note,
     open_by_hand,
+    reprioritise,
     step,
 )
 from collector.tickets.records import (
@@ -55,6 +56,7 @@ __all__ = [
     "recover",
     "refresh",
     "reopen",
+    "reprioritise",
     "set_status",
     "step",
     "ticket_number",

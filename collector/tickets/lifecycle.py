@@ -121,6 +121,47 @@ def step(  # noqa: PLR0912 (one check per rule of the lifecycle, each with its o
     refresh(conn, _row(conn, number), context, now)
 
 
+#: Where a ticket's priority may still change: before its fault is confirmed (a replacement under way keeps
+#: the clock it was confirmed on) and before it ends.
+REPRIORITISABLE = frozenset({"open", "responded", "recovered"})
+
+
+def reprioritise(
+    conn: Connection,
+    number: str,
+    priority: str,
+    *,
+    by: str,
+    now: datetime,
+    context: sla.SlaContext,
+    text: str | None = None,
+) -> None:
+    """Give ticket ``number`` another priority: its deadlines follow the new one's terms, from when it opened.
+
+    An entry ``priority`` says from which to which and why (``text``); it is the ``priority-changed`` event of
+    notifications. ``TicketError`` says why not: an unknown priority, the one it has, or a status past
+    confirmation."""
+    if priority not in PRIORITIES:
+        raise TicketError(f"unknown priority {priority!r} (one of {', '.join(PRIORITIES)})")
+    if not by.strip():
+        raise TicketError("say who changes the priority (by)")
+    row = _row(conn, number)
+    if row.priority == priority:
+        raise IllegalTransitionError(f"ticket {number} is {priority} already")
+    if row.status not in REPRIORITISABLE:
+        allowed = ", ".join(sorted(REPRIORITISABLE))
+        raise IllegalTransitionError(
+            f"ticket {number} is {row.status}: its priority may change only when it is {allowed}"
+        )
+    before, _ = refresh(conn, row, context, now)  # a deadline missed under the old priority stays recorded
+    conn.execute(update(tickets).where(tickets.c.id == row.id).values(priority=priority))
+    said = f"Priority changed from {row.priority.capitalize()} to {priority.capitalize()} by {by}"
+    entry = f"{said}: {text.strip()}" if text and text.strip() else f"{said}."
+    add_entry(conn, row.id, now, "priority", entry, by=by, sla_state=before)
+    _audit(conn, row, now, "ticket-priority", f"{row.priority} -> {priority}", by=by)
+    refresh(conn, _row(conn, number), context, now)
+
+
 def _audit(conn: Connection, row: Row[Any], now: datetime, event: str, text: str, *, by: str) -> None:
     audit.record(conn, now, event, text, actor=by, site=row.site, agent=row.agent or None, subject=row.number)
 

@@ -69,8 +69,8 @@ def add_entry(
     )
 
 
-#: Timeline entries that name the same event for whoever is told: a fault back on a recovered ticket.
-_EVENTS = {"down-again": "reopened", "silent-again": "reopened"}
+#: Timeline entries whose event has another name: a fault back on a recovered ticket, a priority changed.
+_EVENTS = {"down-again": "reopened", "silent-again": "reopened", "priority": "priority-changed"}
 
 
 def event_of(kind: str) -> str:

@@ -77,6 +77,21 @@ def test_priority_is_set_by_name_when_the_form_has_it() -> None:
     assert request.fields["priority"] == {"name": "High"}
 
 
+def test_a_priority_changed_in_hezo_sets_the_issue_priority_when_priorities_are_configured() -> None:
+    with running(FakeJira(priority_field=True)) as site:
+        sink = desk(site.url, priorities={})
+        link = opened(sink)
+        changed = notice("priority-changed", link=link, ticket={**notice().ticket, "priority": "low"})
+        assert isinstance(sink.send(changed), Delivered)
+        [request] = site.requests()
+        assert request.fields["priority"] == {"name": "Low"}
+        assert len(request.comments) == 1
+        plain = desk(site.url)  # no priorities: only the comment
+        assert isinstance(plain.send(changed), Delivered)
+        assert len(site.made("PUT", rf"/rest/api/2/issue/{link.remote_id}")) == 1
+        assert len(site.requests()[0].comments) == 2
+
+
 def test_a_field_the_request_type_does_not_have_is_refused_for_good(site: FakeJira) -> None:
     outcome = desk(site.url, priorities={}).send(just_opened())
     assert isinstance(outcome, Failed)

@@ -210,6 +210,24 @@ def test_with_resolve_off_a_resolution_is_only_a_comment(rt: RequestTracker, que
     assert [kind for kind, _, _ in rt.said(link.remote_id)] == ["Create", "Comment"]
 
 
+def test_a_priority_changed_in_hezo_changes_the_rt_priority_then_comments(
+    rt: RequestTracker, queue: str
+) -> None:
+    sink = desk(rt, queue)
+    link = opened(sink)  # Critical: 100
+    changed = notice("priority-changed", link=link, ticket={**notice().ticket, "priority": "high"})
+    assert isinstance(sink.send(changed), Delivered)
+    assert rt.ticket(link.remote_id)["Priority"] == "50"
+    assert [kind for kind, _, _ in rt.said(link.remote_id)] == ["Create", "Comment"]
+    refused = desk(rt, queue, token=rt.tokens["clerk"]).send(
+        notice("priority-changed", link=link, ticket={**notice().ticket, "priority": "low"})
+    )
+    assert isinstance(refused, Failed)
+    assert refused.reason.startswith(f"RT did not change the priority of ticket {link.remote_id}: ")
+    assert "Permission Denied" in refused.reason
+    assert rt.ticket(link.remote_id)["Priority"] == "50"
+
+
 def test_a_wrong_token_is_refused_for_good(rt: RequestTracker, queue: str) -> None:
     sink = desk(rt, queue, token="1-27-00000000000000000000000000000000")
     outcome = sink.send(notice())

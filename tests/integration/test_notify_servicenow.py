@@ -95,6 +95,19 @@ def test_later_events_become_work_notes(instance: FakeServiceNow) -> None:
     assert set(call.body) == {"work_notes"}
 
 
+def test_a_priority_changed_in_hezo_sets_urgency_and_impact_with_the_work_note(
+    instance: FakeServiceNow,
+) -> None:
+    sink = desk(instance.url)
+    link = opened(sink)  # Critical: 1, 1
+    changed = notice("priority-changed", link=link, ticket={**notice().ticket, "priority": "low"})
+    assert isinstance(sink.send(changed), Delivered)
+    [incident] = instance.incidents()
+    assert (incident["urgency"], incident["impact"]) == ("2", "3")
+    [call] = instance.made("PATCH", f"/api/now/table/incident/{link.remote_id}")
+    assert set(call.body) == {"work_notes", "urgency", "impact"}
+
+
 def test_resolving_the_hezo_ticket_resolves_the_incident_once(instance: FakeServiceNow) -> None:
     sink = desk(instance.url, close_code="Solution provided")
     link = opened(sink)

@@ -78,6 +78,19 @@ def test_an_illegal_step_exits_3_with_the_reason(cli: Run) -> None:
     )
 
 
+def test_a_priority_lowered_by_the_cli_is_in_the_timeline_and_the_same_again_exits_3(cli: Run) -> None:
+    run = cli
+    result = run("tickets", "priority", "HZ-000001", "high", "--text", "works, but the picture freezes")
+    assert result.returncode == 0, result.stderr
+    assert "Priority changed from Critical to High by local:" in result.stdout
+    again = run("tickets", "priority", "HZ-000001", "high")
+    assert again.returncode == 3
+    assert "hezo-collector: ticket HZ-000001 is high already" in again.stderr
+    unknown = run("tickets", "priority", "HZ-000001", "urgent")
+    assert unknown.returncode == 2
+    assert "invalid choice: 'urgent'" in unknown.stderr
+
+
 def test_show_prints_what_a_phone_call_needs(cli: Run) -> None:
     run = cli
     result = run("tickets", "show", "HZ-000001")

@@ -71,6 +71,7 @@ class FakeJira(FakeApi):
             ("POST", re.compile(rf"/rest/servicedeskapi/request/{key}/comment"), self._add_comment),
             ("GET", re.compile(rf"/rest/servicedeskapi/request/{key}/comment"), self._comments),
             ("GET", re.compile(rf"/rest/api/2/issue/{key}"), self._issue),
+            ("PUT", re.compile(rf"/rest/api/2/issue/{key}"), self._edit),
             ("GET", re.compile(rf"/rest/api/2/issue/{key}/transitions"), self._transitions),
             ("POST", re.compile(rf"/rest/api/2/issue/{key}/transitions"), self._transition),
             ("GET", re.compile(r"/rest/api/2/myself"), lambda call, match: Reply(200, self._user(HEZO))),
@@ -240,6 +241,19 @@ class FakeJira(FakeApi):
             )
         issue.status, issue.category = chosen["to"]["name"], chosen["to"]["statusCategory"]["key"]
         issue.resolution = given["resolution"]["name"] if "resolution" in given else None
+        return Reply(204, None)
+
+    def _edit(self, call: Call, match: re.Match[str]) -> Reply:
+        """``PUT /issue/{key}``: only what the edit screen has (Priority when the form has it)."""
+        issue = self._find(match["key"])
+        if issue is None:
+            return self._missing()
+        given = (call.body if isinstance(call.body, dict) else {}).get("fields") or {}
+        for name in given:
+            if name not in self.fields:
+                text = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+                return Reply(400, {"errorMessages": [], "errors": {name: text}})
+        issue.fields.update(given)
         return Reply(204, None)
 
     def _missing(self) -> Reply:

@@ -1,6 +1,7 @@
-"""``/api/tickets``: list and read tickets, open one by hand, add notes, take the lifecycle steps (one
-operation per step), and the diagnostics gathered for one (docs/incidents.md). A refused step answers 409,
-an unknown ticket 404, bad fields 422, each with the reason. Changes are the authenticated engineer's."""
+"""``/api/tickets``: list and read tickets, open one by hand, add notes, change a priority, take the
+lifecycle steps (one operation per step), and the diagnostics gathered for one (docs/incidents.md). A
+refused step answers 409, an unknown ticket 404, bad fields 422, each with the reason. Changes are the
+authenticated engineer's."""
 
 from __future__ import annotations
 
@@ -55,6 +56,13 @@ class NoteBody(BaseModel):
     by: str | None = BY_IGNORED
     text: str = Field(min_length=1, max_length=10000)
     update: bool = Field(default=False, description="the reporter was updated: resets the update clock")
+
+
+class PriorityBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Priority
+    text: str | None = Field(default=None, max_length=10000, description="why: said in the timeline entry")
 
 
 class OpenBody(BaseModel):
@@ -121,6 +129,21 @@ def add_note(number: TicketNumber, body: NoteBody, wired: Wired, who: Engineer) 
     with wired.engine.begin() as conn:
         tickets.note(
             conn, number, body.text, by=who.actor, now=wired.now(), context=wired.sla, is_update=body.update
+        )
+    return _ticket(wired, number)
+
+
+@router.post(
+    "/api/tickets/{number}/priority",
+    responses=answers(401, 403, 404, 409, 422),
+    dependencies=[Depends(ticket_visible)],
+)
+def change_priority(number: TicketNumber, body: PriorityBody, wired: Wired, who: Engineer) -> JSONResponse:
+    """Give the ticket another priority; its deadlines follow the new one's terms. Allowed before the fault
+    is confirmed (open, responded, recovered); 409 otherwise, or when it has that priority already."""
+    with wired.engine.begin() as conn:
+        tickets.reprioritise(
+            conn, number, body.priority, by=who.actor, now=wired.now(), context=wired.sla, text=body.text
         )
     return _ticket(wired, number)
 

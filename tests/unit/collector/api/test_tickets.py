@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from collector.api.app import create_app
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
+from collector.store.schema import outbox
 from tests.support.collector import T0, AppClient, Clock, FakeAgent
 
 
@@ -104,6 +105,9 @@ def test_confirming_a_low_ticket_is_refused(client: AppClient, device: None) -> 
         ("/api/tickets/HZ-000001/respond", {"deliver_by": "2026-12-01T12:00:00+01:00"}, 422),
         ("/api/tickets/HZ-000001/respond", {"by": "bob", "colour": "red"}, 422),
         ("/api/tickets/HZ-000001/notes", {"by": "bob", "text": ""}, 422),
+        ("/api/tickets/HZ-000001/priority", {"priority": "urgent"}, 422),
+        ("/api/tickets/HZ-000001/priority", {"priority": "low"}, 409),  # it is Low already
+        ("/api/tickets/HZ-999999/priority", {"priority": "high"}, 404),
         ("/api/tickets", {"site": "hq", "summary": "x", "by": "ann", "priority": "urgent"}, 422),
         (
             "/api/tickets",
@@ -119,6 +123,43 @@ def test_bad_input_is_a_4xx_with_a_reason(
     response = client.request("POST", path, body)
     assert response.status_code == status
     assert response.json()["detail"]
+
+
+def test_a_priority_raised_moves_the_deadlines_and_is_told_as_its_own_event(
+    client: AppClient, engine: Engine, device: None, clock: Clock
+) -> None:
+    number = open_low(client)
+    clock.advance(300)
+    response = client.request(
+        "POST", f"/api/tickets/{number}/priority", {"priority": "critical", "text": "The room cannot call."}
+    )
+    assert response.status_code == 200, response.text
+    ticket = response.json()
+    assert ticket["priority"] == "critical"
+    assert ticket["response_due"] == "2026-11-24T22:00:00.000Z"  # 1 h from opening, 24x7, not 4 working h
+    assert ticket["entries"][-1] == {
+        "at": "2026-11-24T21:05:00.000Z",
+        "kind": "priority",
+        "text": "Priority changed from Low to Critical by test-admin: The room cannot call.",
+        "by": "test-admin",
+        "sla_state": "ok",
+    }
+    with engine.connect() as conn:
+        events = conn.execute(select(outbox.c.event).order_by(outbox.c.id)).scalars().all()
+    assert events == ["opened", "priority-changed"]
+
+
+def test_a_priority_cannot_change_once_the_fault_is_confirmed(client: AppClient, device: None) -> None:
+    response = client.request(
+        "POST", "/api/tickets", {"site": "hq", "summary": "No picture", "priority": "high"}
+    )
+    number = response.json()["number"]
+    assert client.request("POST", f"/api/tickets/{number}/confirm", {}).status_code == 200
+    response = client.request("POST", f"/api/tickets/{number}/priority", {"priority": "critical"})
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"ticket {number} is confirmed: its priority may change only when it is open, recovered, responded"
+    )
 
 
 def test_an_accepted_delivery_date_in_the_past_is_refused(client: AppClient, device: None) -> None:
