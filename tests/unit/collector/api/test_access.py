@@ -114,7 +114,7 @@ def test_every_route_but_the_open_ones_is_401_without_credentials(
 ) -> None:
     answer = clients["nobody"].request(method, url(path), json={} if method not in SAFE else None)
     if not path.startswith("/api/"):  # a page: the browser goes to the login form, and back after it
-        assert (answer.status_code, answer.headers["Location"]) == (303, f"/login?next={path}")
+        assert (answer.status_code, answer.headers["Location"]) == (303, f"/login?next={url(path)}")
         return
     assert answer.status_code == 401, answer.text
     if method != "HEAD":  # (the uploads' own refusal is the upload protocol's)

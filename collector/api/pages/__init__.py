@@ -1,0 +1,26 @@
+"""The HTML pages: the overview (``/``), remote diagnostics (``/diagnostics``), the ticket board
+(``/board``) and one ticket's page (``/tickets/{number}``), server-rendered from ``templates/`` and
+enhanced by ``static/console.js`` (countdowns, live rows, the lifecycle buttons); no build step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.templating import Jinja2Templates
+
+from collector.api.pages import board, overview
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter(include_in_schema=False)
+router.include_router(overview.router)
+router.include_router(board.router)
+
+
+def templates() -> Jinja2Templates:
+    """The page templates, with the ``when`` filter they use for UTC times."""
+    found = Jinja2Templates(directory=str(TEMPLATES))
+    found.env.filters["when"] = overview.utc
+    return found
