@@ -1,20 +1,22 @@
 """The ticket board's rows: tickets filtered, the open ones by their next deadline (the one that runs out
 first), the closed ones latest first, one page at a time.
 
-Sorting needs every matching ticket's deadlines, not its timeline: the board reads the few columns it sorts
-by for all of them, then the whole row (evidence, the device's name) for one page only.
+The database sorts (the least of the pending deadlines, computed in the query) and hands back one page of
+ids; only those tickets are read whole, with the device's reported name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, case, func, literal, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
-from collector.store.schema import devices, tickets
+from collector.store.schema import UTCDateTime, devices, tickets
 
 #: Tickets on one page of the board; the filters and further pages reach the rest.
 PAGE_SIZE = 100
@@ -22,22 +24,46 @@ PRIORITY_RANK = {"critical": 0, "high": 1, "low": 2}
 
 Which = Literal["open", "closed", "all"]
 
-_SORT_COLUMNS = (
+#: Stands for "nothing due" where the database takes the least of several deadlines.
+_NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class _Least(FunctionElement[datetime]):
+    """The least of its arguments: ``least()`` in PostgreSQL, the many-argument ``min()`` in SQLite."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(_Least)
+def _least(element: _Least, compiler: Any, **kw: Any) -> str:
+    return f"least({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Least, "sqlite")
+def _least_sqlite(element: _Least, compiler: Any, **kw: Any) -> str:
+    return f"min({compiler.process(element.clauses, **kw)})"
+
+
+def _pending(due: Any, done: Any = None) -> Any:
+    never = literal(_NEVER, UTCDateTime())
+    return func.coalesce(due if done is None else case((done.is_(None), due)), never)
+
+
+#: The deadline that runs out first, as ``next_due`` says it, for the database to sort by.
+_NEXT_DUE = _Least(
+    _pending(tickets.c.response_due, tickets.c.responded_at),
+    _pending(tickets.c.update_due),
+    _pending(tickets.c.delivery_due, tickets.c.delivered_at),
+    _pending(tickets.c.return_due, tickets.c.returned_at),
+)
+_CLOSED = tickets.c.status == "closed"
+_ORDER = (
+    case((_CLOSED, 1), else_=0),
+    case((_CLOSED, None), else_=_NEXT_DUE),
+    case((_CLOSED, func.coalesce(tickets.c.closed_at, tickets.c.opened_at)), else_=None).desc(),
+    case(*((tickets.c.priority == name, rank) for name, rank in PRIORITY_RANK.items()), else_=9),
     tickets.c.id,
-    tickets.c.site,
-    tickets.c.agent,
-    tickets.c.device,
-    tickets.c.contract,
-    tickets.c.priority,
-    tickets.c.status,
-    tickets.c.response_due,
-    tickets.c.responded_at,
-    tickets.c.update_due,
-    tickets.c.delivery_due,
-    tickets.c.delivered_at,
-    tickets.c.return_due,
-    tickets.c.returned_at,
-    tickets.c.closed_at,
 )
 
 
@@ -73,17 +99,6 @@ def next_due(ticket: Mapping[str, Any]) -> tuple[str, datetime] | None:
     return min(due, key=lambda item: item[1]) if due else None
 
 
-def _order(ticket: Mapping[str, Any]) -> tuple[Any, ...]:
-    if ticket["status"] == "closed":
-        closed = ticket["closed_at"]
-        return (2, -(closed.timestamp() if closed is not None else 0.0), -ticket["id"])
-    due = next_due(ticket)
-    rank = PRIORITY_RANK.get(ticket["priority"], 9)
-    if due is None:
-        return (1, 0.0, rank, ticket["id"])
-    return (0, due[1].timestamp(), rank, ticket["id"])
-
-
 def board(
     conn: Connection,
     chosen: BoardFilter,
@@ -94,25 +109,33 @@ def board(
 ) -> BoardPage:
     """One page of the board: open tickets by next deadline (none due last), then closed ones, latest first.
     ``visible`` keeps only the tickets it accepts (a customer's scope)."""
-    query = select(*_SORT_COLUMNS)
+    conditions = []
     if chosen.which == "open":
-        query = query.where(tickets.c.status != "closed")
+        conditions.append(tickets.c.status != "closed")
     elif chosen.which == "closed":
-        query = query.where(tickets.c.status == "closed")
+        conditions.append(_CLOSED)
     if chosen.site is not None:
-        query = query.where(tickets.c.site == chosen.site)
+        conditions.append(tickets.c.site == chosen.site)
     if chosen.priority is not None:
-        query = query.where(tickets.c.priority == chosen.priority)
+        conditions.append(tickets.c.priority == chosen.priority)
     if chosen.status is not None:
-        query = query.where(tickets.c.status == chosen.status)
-    found: list[Mapping[str, Any]] = [dict(row._mapping) for row in conn.execute(query)]
-    if visible is not None:
-        found = [row for row in found if visible(row)]
-    found.sort(key=_order)
+        conditions.append(tickets.c.status == chosen.status)
+    if visible is None:
+        total = int(conn.execute(select(func.count()).select_from(tickets).where(*conditions)).scalar_one())
+        pages = max(1, -(-total // page_size))
+        page = min(max(page, 1), pages)
+        query = select(tickets.c.id).where(*conditions).order_by(*_ORDER)
+        chosen_ids = list(conn.scalars(query.limit(page_size).offset((page - 1) * page_size)))
+        return BoardPage(_full_rows(conn, chosen_ids), total, page, pages)
+    # A customer's scope is not a column: every matching ticket is read in order and the scope keeps its own.
+    scoped = select(tickets.c.id, tickets.c.site, tickets.c.agent, tickets.c.device, tickets.c.contract)
+    rows = conn.execute(scoped.where(*conditions).order_by(*_ORDER))
+    found = [row.id for row in rows if visible(dict(row._mapping))]
     pages = max(1, -(-len(found) // page_size))
     page = min(max(page, 1), pages)
-    chosen_ids = [row["id"] for row in found[(page - 1) * page_size : page * page_size]]
-    return BoardPage(_full_rows(conn, chosen_ids), len(found), page, pages)
+    return BoardPage(
+        _full_rows(conn, found[(page - 1) * page_size : page * page_size]), len(found), page, pages
+    )
 
 
 def _full_rows(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:

@@ -91,6 +91,16 @@ def test_the_board_lists_open_tickets_by_the_deadline_that_runs_out_first(app: o
     assert _order(page) == ["HZ-000003", "HZ-000001", "HZ-000002"]
 
 
+def test_a_responded_ticket_moves_to_its_next_update(store: Engine) -> None:
+    clock = Clock(T0)
+    engineer = AppClient(create_app(store, now=clock), role="engineer")
+    clock.advance(45 * 60)  # a Critical's updates are hourly: the next one is due at 22:45 UTC
+    assert engineer.request("POST", "/api/tickets/HZ-000003/respond", {}).status_code == 200
+    page = engineer.get("/board").text
+    assert _order(page) == ["HZ-000001", "HZ-000002", "HZ-000003"]
+    assert re.search(r'update:\s+<time datetime="2026-11-24T22:45:00Z"', page)
+
+
 def test_times_are_in_the_sites_zone_with_utc_on_hover_and_a_countdown(app: object) -> None:
     page = AppClient(app).get("/board").text
     # 21:30 UTC is 22:30 in Warsaw (CET), the default calendar's zone
