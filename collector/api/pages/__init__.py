@@ -1,5 +1,6 @@
 """The HTML pages: the overview (``/``), remote diagnostics (``/diagnostics``), the ticket board
-(``/board``) and one ticket's page (``/tickets/{number}``), server-rendered from ``templates/`` and
+(``/board``), one ticket's page (``/tickets/{number}``), the fleet (``/fleet``, ``/fleet/{site}``) and one
+device's page (``/devices/{site}/{agent}/{device}``), server-rendered from ``templates/`` and
 enhanced by ``static/console.js`` (countdowns, live rows, the lifecycle buttons); no build step."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.templating import Jinja2Templates
 
-from collector.api.pages import board, overview
+from collector.api.pages import board, fleet, overview
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -17,6 +18,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(include_in_schema=False)
 router.include_router(overview.router)
 router.include_router(board.router)
+router.include_router(fleet.router)
 
 
 def templates() -> Jinja2Templates:

@@ -43,7 +43,9 @@ def visitor(request: Request, who: Person) -> dict[str, Any]:
     }
 
 
-def _at(wired: Wiring) -> Callable[..., Markup]:
+def at_site(wired: Wiring) -> Callable[..., Markup]:
+    """The templates' ``at(value, site, countdown=False)``: a time in ``site``'s zone (``words.moment``)."""
+
     def at(value: datetime | None, site: str, countdown: bool = False) -> Markup:
         return moment(value, wired.sla.calendars[site], countdown=countdown)
 
@@ -92,7 +94,7 @@ def ticket_board(
         "customers": _customers(wired) if who.customer is None else [],
         "sites": sites,
         "statuses": TICKET_STATUSES,
-        "at": _at(wired),
+        "at": at_site(wired),
         "query_with": lambda **changes: urlencode(
             {**request.query_params, **{name: str(value) for name, value in changes.items()}}
         ),
@@ -151,7 +153,7 @@ def ticket_page(
         "t": ticket,
         "actions": _actions(ticket),
         "active": ticket["status"] in ACTIVE_STATUSES,
-        "at": _at(wired),
+        "at": at_site(wired),
         "commands": [],
         "remote": wired.commander is not None,
         **visitor(request, who),

@@ -63,6 +63,9 @@ def url(path: str) -> str:
         "name": "a.txt" if path.startswith("/api/bundles/") else "globex-night",
         "bundle_id": "1",
         "command_id": "c1",
+        "site": "globex-hq",
+        "agent": "pc",
+        "device": "bar",
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
