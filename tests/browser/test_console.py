@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Console, log_in, screenshot
+from tests.support.room import CONTRACT
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -59,6 +60,14 @@ def test_a_device_switched_off_turns_red_and_its_ticket_reaches_the_open_board(
     assert progress.evaluate("bar => bar.value") == 1
     screenshot(page, "ticket")
 
+    page.goto(console.url("/fleet"))
+    assert page.locator("tr[data-site=test-site] td.state-down").inner_text() == "1"
+    screenshot(page, "fleet")
+    page.goto(console.url("/devices/test-site/room-1/rally-bar"))
+    page.wait_for_selector("h1 .state-down")
+    assert page.locator("button[data-command]").count() == 2
+    screenshot(page, "device")
+
 
 def test_a_viewer_sees_tickets_without_any_action(console: Console, page: Any) -> None:
     number = console.questions["test-site"]
@@ -80,6 +89,18 @@ def test_a_customers_user_sees_only_its_own_site(console: Console, page: Any) ->
     gone = page.goto(console.url(f"/tickets/{console.questions['other-site']}"))
     assert gone is not None
     assert gone.status == 404
+
+    page.goto(console.url("/portal"))
+    page.select_option("select[name=device]", "test-site/room-1/rally-bar")
+    assert page.input_value("#contract") == CONTRACT
+    assert page.input_value("#serial") != ""
+    page.check("input[name=priority][value=low]")
+    page.fill("textarea[name=summary]", "How do we share a laptop screen in Room 101?")
+    screenshot(page, "portal")
+    page.click("form[data-api='/portal/tickets'] button[type=submit]")
+    page.wait_for_url("**/tickets/HZ-*")
+    assert "How do we share a laptop screen" in page.locator("h1").inner_text()
+
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(console.url("/board"))
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -1,7 +1,8 @@
 """The HTML pages: the overview (``/``), remote diagnostics (``/diagnostics``), the ticket board
-(``/board``), one ticket's page (``/tickets/{number}``), the fleet (``/fleet``, ``/fleet/{site}``) and one
-device's page (``/devices/{site}/{agent}/{device}``), server-rendered from ``templates/`` and
-enhanced by ``static/console.js`` (countdowns, live rows, the lifecycle buttons); no build step."""
+(``/board``), one ticket's page (``/tickets/{number}``), the fleet (``/fleet``, ``/fleet/{site}``), one
+device's page (``/devices/{site}/{agent}/{device}``) and the customers' portal (``/portal``).
+Server-rendered from ``templates/``, enhanced by ``static/console.js`` (countdowns, live parts, the buttons
+that call the API); no build step."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.templating import Jinja2Templates
 
-from collector.api.pages import board, fleet, overview
+from collector.api.pages import board, fleet, overview, portal
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -19,6 +20,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(overview.router)
 router.include_router(board.router)
 router.include_router(fleet.router)
+router.include_router(portal.router)
 
 
 def templates() -> Jinja2Templates:

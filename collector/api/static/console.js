@@ -84,11 +84,16 @@ document.addEventListener("submit", async (event) => {
   const problem = form.querySelector(".problem");
   const body = {};
   for (const [name, value] of new FormData(form)) {
+    if (name === "csrf_token") continue;
     if (value !== "") body[name] = value;
   }
   for (const box of form.querySelectorAll("input[type=checkbox]")) body[box.name] = box.checked;
   try {
-    await send(form.dataset.api, body);
+    const answer = await send(form.dataset.api, body);
+    if (answer.page) {
+      location.assign(answer.page);
+      return;
+    }
     form.reset();
     if (problem) problem.textContent = "";
     await refresh();
@@ -127,6 +132,16 @@ document.addEventListener("click", async (event) => {
     if (!["done", "failed", "refused", "expired"].includes(command.status)) setTimeout(poll, 1000);
   };
   poll();
+});
+
+// <select data-fills>: the chosen option's data-serial and data-contract go into the [data-from] fields.
+document.addEventListener("change", (event) => {
+  const select = event.target.closest("select[data-fills]");
+  if (!select) return;
+  const option = select.selectedOptions[0];
+  for (const field of select.form.querySelectorAll("[data-from]")) {
+    field.value = (option && option.dataset[field.dataset.from]) || "";
+  }
 });
 
 countdowns();
