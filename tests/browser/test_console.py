@@ -56,7 +56,10 @@ def test_a_device_switched_off_turns_red_and_its_ticket_reaches_the_open_board(
 
     page.click("button[data-command=collect-logs]")
     progress = page.locator("[data-progress] progress")
-    page.wait_for_selector("[data-progress] .status a[href$='/download']", timeout=90_000)
+    # The bundle can be stored a moment before the agent's last reply: wait for the command to be done.
+    page.wait_for_selector(
+        "[data-progress] .status:text-matches('^done') a[href$='/download']", timeout=90_000
+    )
     assert progress.evaluate("bar => bar.value") == 1
     screenshot(page, "ticket")
 

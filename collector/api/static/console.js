@@ -121,7 +121,7 @@ document.addEventListener("click", async (event) => {
   }
   const poll = async () => {
     const command = await (await fetch(sent.status, {cache: "no-store"})).json();
-    bar.value = command.progress || 0;
+    bar.value = command.status === "done" ? 1 : command.progress || 0;
     status.textContent = command.status + (command.message ? `: ${command.message}` : "");
     if (command.bundle) {
       const link = document.createElement("a");
