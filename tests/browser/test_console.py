@@ -40,6 +40,7 @@ def test_a_device_switched_off_turns_red_and_its_ticket_reaches_the_open_board(
     for opened in (page, overview):
         assert opened.evaluate("window.sameDocument") is True
     assert overview.locator(f"details#timeline-{console.questions['test-site']}").get_attribute("open") == ""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
     # The board's first row is the ticket whose deadline runs out first: the new Critical's response.
     assert page.locator("tr[data-ticket]").first.inner_text() == row.inner_text()
     screenshot(page, "board")
@@ -76,6 +77,10 @@ def test_a_viewer_sees_tickets_without_any_action(console: Console, page: Any) -
     number = console.questions["test-site"]
     log_in(page, console, "vic", f"/tickets/{number}")
     page.wait_for_selector("h1:has-text('low')")
+    page.keyboard.press("Tab")  # the keyboard's first stop skips the menu to the content
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("location.hash") == "#main"
     assert page.locator("#timeline li").count() >= 1
     assert page.locator("button[data-step], button[data-command], form[data-api]").count() == 0
     page.goto(console.url("/board"))
