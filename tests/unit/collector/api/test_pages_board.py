@@ -155,6 +155,7 @@ def test_the_ticket_page_offers_an_engineer_the_steps_its_status_allows(app: obj
     steps = re.findall(r'data-step="(\w+)"', page)
     assert steps == ["respond", "confirm", "resolve"]
     assert 'data-api="/api/tickets/HZ-000002/notes"' in page
+    assert 'data-api="/api/tickets/HZ-000002/priority"' in page  # before the fault is confirmed
     assert "Rally" not in page  # another device's ticket
 
 
@@ -173,6 +174,10 @@ def test_a_step_taken_shows_on_the_ticket_page(app: object) -> None:
     page = engineer.get("/tickets/HZ-000002").text
     assert "Called the site" in page
     assert re.findall(r'data-step="(\w+)"', page) == ["confirm", "resolve"]
+    engineer.request("POST", "/api/tickets/HZ-000002/confirm", {})
+    confirmed = engineer.get("/tickets/HZ-000002").text
+    assert re.findall(r'data-step="(\w+)"', confirmed) == ["ship"]
+    assert "/priority" not in confirmed  # a confirmed fault keeps its priority
 
 
 def test_the_board_is_a_page_at_a_time(store: Engine) -> None:
