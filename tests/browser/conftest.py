@@ -5,7 +5,9 @@ driven by Playwright (no browser download: ``/usr/bin/chromium``, headless)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,9 @@ from tests.support.waiting import eventually
 
 PASSWORD = "console-password-1"
 CUSTOMER = "Acme Rooms"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: Where screenshots go: docs/screenshots/ when HEZO_SCREENSHOTS=docs (to refresh the ones the docs show),
+#: else a folder of the test run's, so running the suite leaves the checkout as it was.
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -132,7 +136,14 @@ def log_in(page: Any, console: Console, name: str, path: str) -> None:
     page.wait_for_url(f"**{path}")
 
 
-def screenshot(page: Any, name: str) -> None:
-    """Save what the page shows as ``docs/screenshots/<name>.png`` (the docs show them)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+def screenshot(page: Any, name: str) -> Path:
+    """Save what the page shows as ``<name>.png``: in docs/screenshots/ with ``HEZO_SCREENSHOTS=docs``, else
+    in the system's temporary folder (the checkout is left as it was)."""
+    if os.environ.get("HEZO_SCREENSHOTS") == "docs":
+        folder = DOCS_SCREENSHOTS
+    else:
+        folder = Path(tempfile.gettempdir()) / "hezo-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,6 +1,7 @@
 """The console in a real browser against a real collector: a device switched off turns red and its ticket
 appears on the open board without a reload; an engineer responds, confirms and pulls logs with progress; a
-viewer gets no action; a customer's user sees its own site only. Screenshots go to docs/screenshots/."""
+viewer gets no action; a customer's user sees its own site only. Screenshots go to docs/screenshots/
+with HEZO_SCREENSHOTS=docs."""
 
 from __future__ import annotations
 
