@@ -10,11 +10,17 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.enrolment import EnrolmentError
 from agent.errors import AgentConfigError, AgentError
 from agent.spool import SpoolError
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from agent.link import Link
+    from agent.metrics import Endpoint, PollFigures
 
 log = logging.getLogger("agent")
 
@@ -58,12 +64,14 @@ async def run(config_path: str) -> None:
     from agent.config import load_config
     from agent.drivers import SharedResources
     from agent.link import Link
+    from agent.metrics import PollFigures
     from agent.poller import Poller, build_devices
     from agent.sdnotify import feed_watchdog, notify
 
     config = load_config(config_path)
     shared = SharedResources()
     devices = build_devices(config, shared)
+    polls = PollFigures()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -89,14 +97,17 @@ async def run(config_path: str) -> None:
         commands = CommandHandler(config, link.publish_reply, republish, shared=shared)
         link.on_command = commands.handle
     link.start()
+    endpoint = serve_metrics(config, link, loop, polls) if config.metrics is not None else None
     summary = f"{len(devices)} device(s), boot {link.sequencer.boot}"
     log.info("agent %s/%s started: %s", config.site, config.agent, summary)
     notify(f"READY=1\nSTATUS=polling {summary}")
     watchdog = asyncio.create_task(feed_watchdog(stop))
     try:
-        await Poller(devices, config.poll, link).run(stop)
+        await Poller(devices, config.poll, link, observe=polls.observe).run(stop)
     finally:
         notify("STOPPING=1")
+        if endpoint is not None:
+            endpoint.close()
         stop.set()
         await watchdog
         if commands is not None:
@@ -106,6 +117,43 @@ async def run(config_path: str) -> None:
         if commands is not None:
             commands.close()
         log.info("agent stopped")
+
+
+def serve_metrics(
+    config: "AgentConfig", link: "Link", loop: asyncio.AbstractEventLoop, polls: "PollFigures"
+) -> "Endpoint":
+    """The agent's /metrics on ``config.metrics.listen``; a port that cannot be bound is a config error."""
+    from datetime import UTC, datetime
+
+    from agent.metrics import AgentCollector, Endpoint, Snapshot, oldest_age, snapshot_on
+
+    assert config.metrics is not None
+
+    def take() -> Snapshot:
+        oldest = link.spool.next_after(None, 1)
+        return Snapshot(
+            spool_messages=link.spool.count,
+            spool_bytes=link.spool.size,
+            spool_evicted=link.dropped,
+            oldest_unacknowledged_seconds=oldest_age(
+                oldest[0].payload if oldest else None, datetime.now(UTC)
+            ),
+            connections=link.connections,
+            connected=link.ready,
+            polls=polls,
+        )
+
+    collector = AgentCollector(snapshot_on(loop, take), site=config.site, agent=config.agent)
+    try:
+        return Endpoint(config.metrics.host, config.metrics.port, collector)
+    except OSError as exc:
+        raise AgentConfigError(
+            f"metrics.listen {config.metrics.listen}: cannot listen: {exc.strerror or exc}"
+        ) from None
+    except ImportError:
+        raise AgentConfigError(
+            "metrics.listen needs prometheus-client, a dependency of hezo: pip install prometheus-client"
+        ) from None
 
 
 def check_config(config_path: str) -> None:
