@@ -36,6 +36,7 @@ from common.configfile import (
     TopicPrefix,
     load_yaml_model,
 )
+from common.logs import LogFormat
 from diagnostics.config import LogsConfig
 from protocol import DEFAULT_PREFIX
 
@@ -213,6 +214,7 @@ class AgentConfig(Strict):
     devices: list[DeviceConfig] = Field(min_length=1)
     commands: CommandsConfig | None = None
     metrics: MetricsConfig | None = Field(None, description="the agent's own /metrics; off when absent")
+    log_format: LogFormat = Field("text", description="text or json lines; --log-format overrides it")
 
     @model_validator(mode="after")
     def _unique_devices(self) -> "AgentConfig":

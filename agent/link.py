@@ -94,8 +94,6 @@ class Link:
         self._connected = False  # paho's thread: the connection is up
         self._ready = False  # the loop: the birth of this connection is spooled; messages may go
         self._stopping = False
-        #: Connections made (each after a birth was spooled); the ones after the first are reconnects.
-        self.connections = 0
         # Loop-side publishing state: mid -> spool id of the messages handed to paho, and the (boot, seq) of
         # the last message handed (everything up to it is with paho or acknowledged).
         self._inflight: dict[int, int] = {}
@@ -137,11 +135,6 @@ class Link:
     @property
     def unacknowledged(self) -> int:
         return self.spool.count
-
-    @property
-    def ready(self) -> bool:
-        """Connected, with this connection's birth spooled: messages go to the broker."""
-        return self._ready
 
     # -- paho's thread ----------------------------------------------------------------------------
 
@@ -201,7 +194,6 @@ class Link:
     def _after_connect(self, will_seq: int, birth_seq: int | None) -> None:
         self.publish_birth(will_seq, birth_seq)
         self._ready = True
-        self.connections += 1
         self._on_connected()
         self._flush()
 

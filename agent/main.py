@@ -16,6 +16,7 @@ from agent import __version__
 from agent.enrolment import EnrolmentError
 from agent.errors import AgentConfigError, AgentError
 from agent.spool import SpoolError
+from common.logs import LOG_FORMATS, configure_logging
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -37,7 +38,7 @@ def _parse_enroll_args(argv: list[str]) -> argparse.Namespace:
         "--keep", action="store_true", help="keep FILE (by default it is deleted once stored)"
     )
     args = parser.parse_args(argv)
-    args.enroll, args.log_level = True, "INFO"
+    args.enroll, args.log_level, args.log_format = True, "INFO", None
     return args
 
 
@@ -53,13 +54,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--check-config", action="store_true", help="validate the config, print a summary, exit"
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text or json lines (default: the config's log_format, text)",
+    )
     parser.add_argument("--version", action="version", version=f"hezo-agent {__version__}")
     args = parser.parse_args(argv)
     args.enroll = False
     return args
 
 
-async def run(config_path: str) -> None:
+async def run(config_path: str, args: argparse.Namespace | None = None) -> None:
     """Run until SIGINT or SIGTERM, then publish a clean goodbye."""
     from agent.config import load_config
     from agent.drivers import SharedResources
@@ -68,7 +74,7 @@ async def run(config_path: str) -> None:
     from agent.poller import Poller, build_devices
     from agent.sdnotify import feed_watchdog, notify
 
-    config = load_config(config_path)
+    config = _log_as_configured(load_config(config_path), args)
     shared = SharedResources()
     devices = build_devices(config, shared)
     polls = PollFigures()
@@ -87,6 +93,7 @@ async def run(config_path: str) -> None:
         return sent
 
     def after_connect() -> None:
+        polls.connections += 1
         republish()
 
     link = Link(config, loop, on_connected=after_connect)
@@ -119,6 +126,13 @@ async def run(config_path: str) -> None:
         log.info("agent stopped")
 
 
+def _log_as_configured(config: "AgentConfig", args: argparse.Namespace | None) -> "AgentConfig":
+    """Log in the config's ``log_format``, unless ``--log-format`` chose one; returns ``config``."""
+    if args is not None and args.log_format is None and config.log_format != "text":
+        configure_logging(args.log_level, config.log_format)
+    return config
+
+
 def serve_metrics(
     config: "AgentConfig", link: "Link", loop: asyncio.AbstractEventLoop, polls: "PollFigures"
 ) -> "Endpoint":
@@ -138,8 +152,8 @@ def serve_metrics(
             oldest_unacknowledged_seconds=oldest_age(
                 oldest[0].payload if oldest else None, datetime.now(UTC)
             ),
-            connections=link.connections,
-            connected=link.ready,
+            connections=polls.connections,
+            connected=link.client.is_connected(),
             polls=polls,
         )
 
@@ -229,14 +243,14 @@ def exit_code(exc: AgentError) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_format or "text")
     try:
         if args.enroll:
             enroll(args.config, args.document, keep=args.keep)
         elif args.check_config:
             check_config(args.config)
         else:
-            asyncio.run(run(args.config))
+            asyncio.run(run(args.config, args))
     except AgentError as exc:
         return exit_code(exc)
     return 0

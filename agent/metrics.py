@@ -26,8 +26,10 @@ SNAPSHOT_TIMEOUT = 5.0
 
 @dataclass
 class PollFigures:
-    """Poll durations per driver (count, sum, last) and their results; what the poller records."""
+    """Poll durations per driver (count, sum, last) and their results, which the poller records, and the
+    broker connections made, which the link's ``on_connected`` counts."""
 
+    connections: int = 0
     count: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     last: dict[str, float] = field(default_factory=dict)

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         context.engine()
         print(f"hezo-collector: database {shown_url(context.config.store.url)} is up to date")
         return 0
+    context.require_source()
     return _serve(context.config)
 
 
