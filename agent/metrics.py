@@ -157,6 +157,18 @@ def snapshot_on(loop: asyncio.AbstractEventLoop, take: Callable[[], Snapshot]) -
     return snapshot
 
 
+def on_loopback(host: str) -> bool:
+    """True for a loopback address or ``localhost``, where an endpoint without a login belongs."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Endpoint:
     """The HTTP server of ``/metrics`` (prometheus-client's, in a thread of its own); ``close()`` stops it."""
 
@@ -168,6 +180,10 @@ class Endpoint:
         self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
         self.port: int = self._server.server_port
         log.info("metrics at http://%s:%d/metrics", host, self.port)
+        if not on_loopback(host):
+            log.warning(
+                "metrics.listen %s is not a loopback address: anyone who reaches it reads /metrics", host
+            )
 
     def close(self) -> None:
         self._server.shutdown()

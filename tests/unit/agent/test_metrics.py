@@ -12,7 +12,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import MetricsConfig
-from agent.metrics import AgentCollector, Endpoint, PollFigures, Snapshot, oldest_age, snapshot_on
+from agent.metrics import (
+    AgentCollector,
+    Endpoint,
+    PollFigures,
+    Snapshot,
+    oldest_age,
+    on_loopback,
+    snapshot_on,
+)
 from agent.poller import Device, Poller
 from tests.support.promtool import check_metrics
 from tests.support.reporting import Recorder
@@ -134,3 +142,18 @@ def test_the_agent_does_not_import_prometheus_client_unless_the_endpoint_is_on()
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.0.2.10", False),
+        ("pc.example", False),
+    ],
+)
+def test_only_loopback_counts_as_local(host: str, local: bool) -> None:
+    assert on_loopback(host) is local
