@@ -1,8 +1,5 @@
-"""The collector's configuration: a strict YAML file, every key optional, with working defaults.
-
-With no file at all ``hezo-collector serve`` talks to a broker on 127.0.0.1:1883, stores into
-``hezo-collector.db`` in the working directory and serves its page on http://127.0.0.1:8080/.
-"""
+"""The collector's configuration: a strict YAML file, every key optional, with working defaults (a broker
+on 127.0.0.1:1883, the page on http://127.0.0.1:8080/); the store's URL is the one key a command needs."""
 
 from __future__ import annotations
 
@@ -19,6 +16,7 @@ from collector.registry.maintenance import check_maintenance
 from collector.sinks import SINKS
 from collector.sla.calendar import parse_hours
 from common.configfile import ConfigError, TlsConfig, TopicPrefix, load_yaml_model, parse_model
+from common.logs import LogFormat
 from protocol import DEFAULT_PREFIX
 
 
@@ -460,6 +458,7 @@ class CollectorConfig(BaseModel):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     client: ClientConfig = Field(default_factory=ClientConfig)
     enrolment: EnrolmentConfig = Field(default_factory=EnrolmentConfig)
+    log_format: LogFormat = "text"  # --log-format overrides it; docs/operations.md
 
     @model_validator(mode="after")
     def _broker_login(self) -> CollectorConfig:

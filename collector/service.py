@@ -58,6 +58,7 @@ class CollectorService:
         self.config = config
         self.engine = engine if engine is not None else make_engine(config.store.url)
         self.metrics = Metrics()
+        self.metrics.watch_store(self.engine, now=now)
         self.commander = Commander(self.engine, config, now=now)
         self.retention = Retention(self.engine, config.diagnostics, now=now)
         self.ingest = Ingest(

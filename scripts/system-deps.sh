@@ -4,7 +4,8 @@
 # their own ports and namespaces; with --postgres, a PostgreSQL server on 127.0.0.1:5432 (the store tests run
 # against it too), started if it is installed but stopped; with --rt, Request Tracker 5 (its SQLite driver and
 # standalone server), which the rt sink's tests set up and start on their own ports with their own databases;
-# with --browser, Chromium, in which the console's pages are tested.
+# with --browser, Chromium, in which the console's pages are tested; with --promtool, Prometheus's promtool
+# (Debian package prometheus), which checks /metrics, the alert rules and their tests (config/prometheus/).
 # Installs what is missing when run as root (CI, a fresh machine); otherwise says exactly what to install.
 set -eu
 
@@ -37,6 +38,10 @@ for arg in "$@"; do
         rt=yes
         need="$need request-tracker5 rt5-db-sqlite rt5-standalone dma dbconfig-no-thanks"
       fi
+      ;;
+    --promtool)
+      # Only its promtool is used; the tests neither start nor need the package's own server.
+      command -v promtool >/dev/null 2>&1 || need="$need prometheus"
       ;;
     --postgres)
       postgres=yes
