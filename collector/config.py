@@ -1,8 +1,6 @@
 """The collector's configuration: a strict YAML file, every key optional, with working defaults.
-
 With no file at all ``hezo-collector serve`` talks to a broker on 127.0.0.1:1883, stores into
-``hezo-collector.db`` in the working directory and serves its page on http://127.0.0.1:8080/.
-"""
+``hezo-collector.db`` in the working directory and serves its page on http://127.0.0.1:8080/."""
 
 from __future__ import annotations
 
@@ -18,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from collector.registry.maintenance import check_maintenance
 from collector.sinks import SINKS
 from collector.sla.calendar import parse_hours
+from collector.store.retention import RetentionConfig
 from common.configfile import ConfigError, TlsConfig, TopicPrefix, load_yaml_model, parse_model
 from protocol import DEFAULT_PREFIX
 
@@ -460,6 +459,7 @@ class CollectorConfig(BaseModel):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     client: ClientConfig = Field(default_factory=ClientConfig)
     enrolment: EnrolmentConfig = Field(default_factory=EnrolmentConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @model_validator(mode="after")
     def _broker_login(self) -> CollectorConfig:
