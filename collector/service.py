@@ -26,6 +26,7 @@ from collector.remote.replies import Replies
 from collector.remote.retention import Retention
 from collector.sla.terms import SlaContext
 from collector.store.database import make_engine, migrate, utcnow
+from collector.store.retention import Expiry
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class CollectorService:
         self.metrics = Metrics()
         self.commander = Commander(self.engine, config, now=now)
         self.retention = Retention(self.engine, config.diagnostics, now=now)
+        #: Store retention (docs/retention.md): at start, then every ``retention.every_minutes``.
+        self.expiry = Expiry(self.engine, config.retention, now=now)
         self.ingest = Ingest(
             self.engine,
             self.metrics,
@@ -124,6 +127,7 @@ class CollectorService:
         self.subscriber.start()
         self.commander.start()
         self.retention.start()
+        self.expiry.start()
         self.notify.start()
         self._timer.start()
 
@@ -136,6 +140,7 @@ class CollectorService:
         self.subscriber.stop()
         self.commander.stop()
         self.retention.stop()
+        self.expiry.stop()
         self.notify.stop()
         self.engine.dispose()
 

@@ -26,6 +26,7 @@ from collector.cli import (
     maintenance,
     outbox,
     remote,
+    retention,
     serve,
     tickets,
     users,
@@ -51,6 +52,7 @@ GROUPS: tuple[ModuleType, ...] = (
     bundles,
     broker,  # broker init, sync
     users,  # the people of the web page and the API, their tokens
+    retention,  # retention run, status
 )
 
 EXIT_FAILED = 1

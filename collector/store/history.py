@@ -53,12 +53,16 @@ def hour_of(moment: datetime) -> datetime:
 
 
 def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetime) -> int:
-    """Roll up every hour over for ``lag`` and not rolled up yet, from ``kept_from`` at the earliest;
-    return how many hours were rolled up. Each hour is one transaction."""
-    with engine.connect() as conn:
-        rolled = mark(conn, HISTORY)
-    start = max(rolled, hour_of(kept_from)) if rolled is not None else hour_of(kept_from)
+    """Roll up every hour over for ``lag`` and not rolled up yet, from ``kept_from`` (the history's first
+    kept moment) at the earliest; return how many hours were rolled up. Each hour is one transaction. The
+    first run starts from the earliest sample stored."""
     end = hour_of(now - lag)
+    with engine.connect() as conn:
+        start = mark(conn, HISTORY)
+        if start is None:
+            earliest = conn.execute(select(func.min(samples.c.ts))).scalar_one_or_none()
+            start = hour_of(earliest) if earliest is not None else end
+    start = max(start, hour_of(kept_from))
     hours = 0
     while start < end:
         with write_transaction(engine) as conn:

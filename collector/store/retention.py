@@ -86,8 +86,9 @@ def run(engine: Engine, settings: RetentionConfig, now: datetime) -> Outcome:
                 last = today + timedelta(days=settings.partitions_ahead_days)
                 outcome.made[table] = partitions.ensure_days(conn, table, today, last)
     samples_from = kept_from(today, settings.samples_days)
+    history_from = kept_from(today, settings.history_days)
     lag = timedelta(minutes=settings.history_lag_minutes)
-    outcome.hours = history.roll_up(engine, now, lag=lag, kept_from=samples_from)
+    outcome.hours = history.roll_up(engine, now, lag=lag, kept_from=history_from)
     messages_from = kept_from(today, settings.messages_days)
     with write_transaction(engine) as conn:
         # Claims wait while the mark moves and the identities behind it go: none reads the old mark and
@@ -113,7 +114,6 @@ def run(engine: Engine, settings: RetentionConfig, now: datetime) -> Outcome:
         outcome.deleted[name] = _delete_before(engine, target, "ts", cutoff, batch, written_fast=True)
     events_from = kept_from(today, settings.events_days)
     outcome.deleted["events"] = _delete_before(engine, events, "ts", events_from, batch)
-    history_from = kept_from(today, settings.history_days)
     hours = history.sample_hours
     outcome.deleted["sample_hours"] = _delete_before(engine, hours, "hour", history_from, batch)
     return outcome
