@@ -1,21 +1,24 @@
 """Retention on SQLite and PostgreSQL: old rows go, recent ones stay, the hourly history outlives the samples,
 and exactly-once holds after the identities are dropped: a copy delivered later is still a duplicate."""
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, delete, func, select, text
 
 from collector.config import load_config
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.store import partitions
 from collector.store.history import device_history
-from collector.store.retention import RetentionConfig, kept_from, run, status
+from collector.store.horizons import MESSAGES, lock_out_claims, set_mark
+from collector.store.retention import Expiry, RetentionConfig, kept_from, run, status
 from collector.store.schema import events, messages, samples
 from common.configfile import ConfigError
 from tests.support.collector import T0, FakeAgent
+from tests.support.waiting import eventually
 
 DAY = timedelta(days=1)
 SETTINGS = RetentionConfig(samples_days=3, messages_days=5, events_days=5, history_days=30)
@@ -187,3 +190,50 @@ def test_an_unknown_retention_key_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("retention:\n  sample_days: 30\n")
     with pytest.raises(ConfigError, match=r"retention\.sample_days"):
         load_config(path)
+
+
+def test_a_claim_waits_while_a_run_moves_the_mark_and_then_sees_the_new_one(
+    engine: Engine, ingest: Ingest, metrics: Metrics
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's one write lock serialises them already")
+    topic, payload = FakeAgent().telemetry(at=T0)
+    ingest.handle(topic, payload, T0)
+    with (
+        engine.begin() as conn
+    ):  # retention's side: the identity dropped behind a new mark, not committed yet
+        lock_out_claims(conn)
+        set_mark(conn, MESSAGES, T0 + DAY)
+        conn.execute(delete(messages))
+        claim = threading.Thread(target=ingest.handle, args=(topic, payload, T0 + DAY))
+        claim.start()
+        with engine.connect() as watcher:
+            eventually(
+                "the claim waiting on the retention lock",
+                lambda: watcher.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                ).scalar_one(),
+            )
+    claim.join(timeout=20)
+    assert not claim.is_alive()
+    assert duplicates(metrics) == 1
+    assert count(engine, messages) == 0
+
+
+def test_the_collector_runs_retention_at_start(engine: Engine, ingest: Ingest) -> None:
+    ingest.handle(*FakeAgent().telemetry(at=T0), T0)
+    expiry = Expiry(engine, SETTINGS, now=lambda: T0 + 10 * DAY)
+    expiry.start()
+    try:
+        eventually("a retention run", lambda: expiry.runs)
+    finally:
+        expiry.stop()
+    assert count(engine, samples) == 0
+
+
+def test_retention_off_leaves_the_store_alone(engine: Engine, ingest: Ingest) -> None:
+    ingest.handle(*FakeAgent().telemetry(at=T0), T0)
+    expiry = Expiry(engine, SETTINGS.model_copy(update={"enabled": False}), now=lambda: T0 + 10 * DAY)
+    expiry.start()
+    expiry.stop()
+    assert (expiry.runs, count(engine, samples)) == (0, 2)
