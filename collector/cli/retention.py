@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from collector.cli.context import Context
+from collector.cli.context import CommandFailed, Context
 from collector.cli.table import print_rows
 from collector.store.database import utcnow
 from collector.store.queries import jsonable
@@ -36,6 +36,10 @@ def run(args: argparse.Namespace, context: Context) -> int:
     settings = context.config.retention
     if args.action == "run":
         outcome = run_retention(engine, settings, utcnow())
+        if outcome.skipped:
+            raise CommandFailed(
+                "a retention run is going on this store already (a collector's); try again later"
+            )
         done = {
             "partitions made": {table: len(days) for table, days in outcome.made.items()},
             "partitions dropped": {table: len(days) for table, days in outcome.dropped.items()},

@@ -54,23 +54,23 @@ def hour_of(moment: datetime) -> datetime:
 
 def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetime) -> int:
     """Roll up every hour over for ``lag`` and not rolled up yet, from ``kept_from`` (the history's first
-    kept moment) at the earliest; return how many hours were rolled up. Each hour is one transaction. The
+    kept moment) at the earliest; return how many hours were rolled up. Each hour is one transaction that
+    reads the mark again, so two runs at once (a command beside the collector) never do an hour twice. The
     first run starts from the earliest sample stored."""
     end = hour_of(now - lag)
-    with engine.connect() as conn:
-        start = mark(conn, HISTORY)
-        if start is None:
-            earliest = conn.execute(select(func.min(samples.c.ts))).scalar_one_or_none()
-            start = hour_of(earliest) if earliest is not None else end
-    start = max(start, hour_of(kept_from))
     hours = 0
-    while start < end:
+    while True:
         with write_transaction(engine) as conn:
+            start = mark(conn, HISTORY)
+            if start is None:
+                earliest = conn.execute(select(func.min(samples.c.ts))).scalar_one_or_none()
+                start = hour_of(earliest) if earliest is not None else end
+            start = max(start, hour_of(kept_from))
+            if start >= end:
+                return hours
             _roll_up_hour(conn, start)
             set_mark(conn, HISTORY, start + HOUR)
-        start += HOUR
         hours += 1
-    return hours
 
 
 def _roll_up_hour(conn: Connection, hour: datetime) -> None:

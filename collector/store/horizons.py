@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Connection, String, Table, select, update
+from sqlalchemy import Column, Connection, String, Table, func, select, update
 
 from collector.store.database import upsert_ignore
 from collector.store.schema import UTCDateTime, metadata
 
 #: The advisory lock key claims share and retention takes alone (``hezo`` in ASCII, then 1).
 HORIZON_LOCK = 0x68657A6F01
+#: The advisory lock one retention run holds, so that two collectors on one store never run it at once.
+RUN_LOCK = 0x68657A6F02
 
 MESSAGES = "messages"
 #: The hourly history is rolled up to (not including) this hour.
@@ -40,7 +42,9 @@ def messages_kept_from(conn: Connection) -> datetime | None:
     ``HORIZON_LOCK`` until the transaction ends, so the mark read holds until the commit.
     """
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({HORIZON_LOCK})")
+        # Two statements: the mark must be read after the lock is granted, in a snapshot taken then (one
+        # statement reading both would see the mark as it was when it began waiting).
+        conn.execute(select(func.pg_advisory_xact_lock_shared(HORIZON_LOCK)))
     return mark(conn, MESSAGES)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from collector.store import history, partitions
 from collector.store.database import as_written, utcnow, write_transaction
-from collector.store.horizons import HISTORY, MESSAGES, lock_out_claims, mark, set_mark
+from collector.store.horizons import HISTORY, MESSAGES, RUN_LOCK, lock_out_claims, mark, set_mark
 from collector.store.schema import UTCDateTime, events, messages, samples
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class Outcome:
     dropped: dict[str, list[date]] = field(default_factory=dict)
     deleted: Counter[str] = field(default_factory=Counter)
     hours: int = 0
+    #: Another run held the store (PostgreSQL): this one did nothing.
+    skipped: bool = False
 
 
 def kept_from(today: date, days: int) -> datetime:
@@ -76,7 +78,23 @@ def kept_from(today: date, days: int) -> datetime:
 
 
 def run(engine: Engine, settings: RetentionConfig, now: datetime) -> Outcome:
-    """Apply ``settings`` to the store once, at ``now``."""
+    """Apply ``settings`` to the store once, at ``now``. On PostgreSQL one run at a time per store: a run
+    that finds another one going (another collector's) does nothing and says so (``skipped``)."""
+    if engine.dialect.name != "postgresql":
+        return _run(engine, settings, now)
+    with engine.connect() as holder:
+        if not holder.execute(select(func.pg_try_advisory_lock(RUN_LOCK))).scalar_one():
+            holder.rollback()
+            return Outcome(skipped=True)
+        holder.commit()
+        try:
+            return _run(engine, settings, now)
+        finally:
+            holder.execute(select(func.pg_advisory_unlock(RUN_LOCK)))
+            holder.commit()
+
+
+def _run(engine: Engine, settings: RetentionConfig, now: datetime) -> Outcome:
     today = now.astimezone(UTC).date()
     postgres = engine.dialect.name == "postgresql"
     outcome = Outcome()
@@ -203,6 +221,8 @@ class Expiry:
 
     def run_once(self) -> Outcome:
         outcome = run(self._engine, self._settings, self._now())
+        if outcome.skipped:
+            log.info("retention: another collector is running it on this store")
         dropped = {table: len(days) for table, days in outcome.dropped.items() if days}
         deleted = {table: count for table, count in outcome.deleted.items() if count}
         if dropped or deleted:

@@ -13,7 +13,7 @@ from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.store import partitions
 from collector.store.history import device_history
-from collector.store.horizons import MESSAGES, lock_out_claims, set_mark
+from collector.store.horizons import MESSAGES, RUN_LOCK, lock_out_claims, set_mark
 from collector.store.retention import Expiry, RetentionConfig, kept_from, run, status
 from collector.store.schema import events, messages, samples
 from common.configfile import ConfigError
@@ -237,3 +237,17 @@ def test_retention_off_leaves_the_store_alone(engine: Engine, ingest: Ingest) ->
     expiry.start()
     expiry.stop()
     assert (expiry.runs, count(engine, samples)) == (0, 2)
+
+
+def test_a_run_while_another_collector_runs_one_does_nothing(engine: Engine, ingest: Ingest) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("collectors share a store on PostgreSQL")
+    ingest.handle(*FakeAgent().telemetry(at=T0), T0)
+    with engine.connect() as other:
+        other.execute(select(func.pg_advisory_lock(RUN_LOCK)))
+        outcome = run(engine, SETTINGS, T0 + 10 * DAY)
+        other.execute(select(func.pg_advisory_unlock(RUN_LOCK)))
+    assert outcome.skipped
+    assert count(engine, samples) == 2
+    assert not run(engine, SETTINGS, T0 + 10 * DAY).skipped
+    assert count(engine, samples) == 0
