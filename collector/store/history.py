@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
 )
 
+from collector.store import partitions
 from collector.store.database import as_written, write_transaction
 from collector.store.horizons import HISTORY, mark, set_mark
 from collector.store.schema import UTCDateTime, metadata, samples
@@ -63,7 +64,7 @@ def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetim
         with write_transaction(engine) as conn:
             start = mark(conn, HISTORY)
             if start is None:
-                earliest = conn.execute(select(func.min(samples.c.ts))).scalar_one_or_none()
+                earliest = _earliest_sample(conn)
                 start = hour_of(earliest) if earliest is not None else end
             start = max(start, hour_of(kept_from))
             if start >= end:
@@ -71,6 +72,19 @@ def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetim
             _roll_up_hour(conn, start)
             set_mark(conn, HISTORY, start + HOUR)
         hours += 1
+
+
+def _earliest_sample(conn: Connection) -> datetime | None:
+    """When the oldest sample stored was taken, roughly on PostgreSQL (the start of its oldest day partition,
+    or the oldest in the default partition): no scan of every partition for it."""
+    if conn.dialect.name != "postgresql":
+        found: datetime | None = conn.execute(select(func.min(samples.c.ts))).scalar_one_or_none()
+        return found
+    candidates = [partitions.day_start(day) for day in sorted(partitions.days(conn, "samples"))[:1]]
+    oldest = conn.exec_driver_sql("SELECT min(ts) FROM samples_default").scalar_one_or_none()
+    if oldest is not None:
+        candidates.append(oldest)
+    return min(candidates) if candidates else None
 
 
 def _roll_up_hour(conn: Connection, hour: datetime) -> None:

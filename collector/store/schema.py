@@ -372,8 +372,9 @@ messages = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("ts", UTCDateTime, nullable=False),
 )
-# BRIN on PostgreSQL (rows come in time order, partitions do the rest); a B-tree on SQLite for batch deletes.
-Index("ix_messages_ts", messages.c.ts, postgresql_using="brin")
+# BRIN on PostgreSQL (rows come in time order; autosummarize: a block range is summarised once filled, so the
+# roll-up of an hour reads that hour), a B-tree on SQLite for batched deletes.
+Index("ix_messages_ts", messages.c.ts, postgresql_using="brin", postgresql_with={"autosummarize": "on"})
 
 #: Telemetry samples: the identity of their message and their place in it. No key of their own: they are
 #: inserted only by the transaction that claimed their message in ``messages``, which keeps them unique, and a
@@ -391,7 +392,7 @@ samples = Table(
     Column("value", Float, nullable=False),
     Column("ts", UTCDateTime, nullable=False),
 )
-Index("ix_samples_ts", samples.c.ts, postgresql_using="brin")
+Index("ix_samples_ts", samples.c.ts, postgresql_using="brin", postgresql_with={"autosummarize": "on"})
 
 #: Per agent start: the highest seq received live, how many messages, and the gaps seen in seq.
 agent_boots = Table(

@@ -33,7 +33,7 @@ _POSTGRES_UP = [
     "CREATE TABLE messages_default PARTITION OF messages DEFAULT",
     f"INSERT INTO messages ({_MESSAGES}, ts) SELECT {_MESSAGES}, received_at FROM messages_unpartitioned",  # noqa: S608
     "DROP TABLE messages_unpartitioned",
-    "CREATE INDEX ix_messages_ts ON messages USING brin (ts)",
+    "CREATE INDEX ix_messages_ts ON messages USING brin (ts) WITH (autosummarize = on)",
     "ALTER TABLE samples RENAME TO samples_unpartitioned",
     "CREATE TABLE samples (site VARCHAR(64) NOT NULL, agent VARCHAR(64) NOT NULL, boot VARCHAR(64) NOT NULL, "
     "seq BIGINT NOT NULL, idx INTEGER NOT NULL, device VARCHAR(64) NOT NULL, metric VARCHAR(128) NOT NULL, "
@@ -41,7 +41,7 @@ _POSTGRES_UP = [
     "CREATE TABLE samples_default PARTITION OF samples DEFAULT",
     f"INSERT INTO samples ({_SAMPLES}) SELECT {_SAMPLES} FROM samples_unpartitioned",  # noqa: S608
     "DROP TABLE samples_unpartitioned",
-    "CREATE INDEX ix_samples_ts ON samples USING brin (ts)",
+    "CREATE INDEX ix_samples_ts ON samples USING brin (ts) WITH (autosummarize = on)",
 ]
 _POSTGRES_DOWN = [
     "CREATE TABLE messages_unpartitioned (site VARCHAR(64) NOT NULL, agent VARCHAR(64) NOT NULL, "
