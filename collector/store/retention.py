@@ -36,12 +36,12 @@ class RetentionConfig(BaseModel):
 
     enabled: bool = Field(default=True, description="run retention in the collector")
     every_minutes: float = Field(default=60.0, ge=1, le=1440, description="minutes between two runs")
-    samples_days: int = Field(default=14, ge=1, le=3650, description="raw telemetry samples")
+    samples_days: int = Field(default=7, ge=1, le=3650, description="raw telemetry samples")
     messages_days: int = Field(
-        default=14, ge=1, le=3650, description="message identities; no message older is taken"
+        default=7, ge=1, le=3650, description="message identities; no message older is taken"
     )
     events_days: int = Field(default=180, ge=1, le=3650, description="device events")
-    history_days: int = Field(default=730, ge=1, le=3650, description="hourly history of the samples")
+    history_days: int = Field(default=400, ge=1, le=3650, description="hourly history of the samples")
     history_lag_minutes: int = Field(
         default=60, ge=1, le=1440, description="an hour is rolled up this long after it ends"
     )
