@@ -61,7 +61,7 @@ class CollectorService:
         self.metrics = Metrics()
         self.commander = Commander(self.engine, config, now=now)
         self.retention = Retention(self.engine, config.diagnostics, now=now)
-        #: Store retention (docs/retention.md): at start, then every ``retention.every_minutes``.
+        #: Store retention (docs/retention.md): partitions at start, a run every ``retention.every_minutes``.
         self.expiry = Expiry(self.engine, config.retention, now=now)
         self.ingest = Ingest(
             self.engine,

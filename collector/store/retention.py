@@ -94,15 +94,23 @@ def run(engine: Engine, settings: RetentionConfig, now: datetime) -> Outcome:
             holder.commit()
 
 
+def prepare(engine: Engine, settings: RetentionConfig, now: datetime) -> dict[str, list[date]]:
+    """On PostgreSQL, make the day partitions from today to ``partitions_ahead_days`` ahead; the days made,
+    per table. Nothing to do on SQLite."""
+    made: dict[str, list[date]] = {}
+    if engine.dialect.name == "postgresql":
+        today = now.astimezone(UTC).date()
+        last = today + timedelta(days=settings.partitions_ahead_days)
+        with write_transaction(engine) as conn:
+            for table in partitions.PARTITIONED:
+                made[table] = partitions.ensure_days(conn, table, today, last)
+    return made
+
+
 def _run(engine: Engine, settings: RetentionConfig, now: datetime) -> Outcome:
     today = now.astimezone(UTC).date()
     postgres = engine.dialect.name == "postgresql"
-    outcome = Outcome()
-    if postgres:
-        with write_transaction(engine) as conn:
-            for table in partitions.PARTITIONED:
-                last = today + timedelta(days=settings.partitions_ahead_days)
-                outcome.made[table] = partitions.ensure_days(conn, table, today, last)
+    outcome = Outcome(made=prepare(engine, settings, now))
     samples_from = kept_from(today, settings.samples_days)
     history_from = kept_from(today, settings.history_days)
     lag = timedelta(minutes=settings.history_lag_minutes)
@@ -196,15 +204,24 @@ def marks(conn: Connection) -> dict[str, datetime | None]:
 
 
 class Expiry:
-    """Runs retention in a thread of its own every ``every_minutes`` until ``stop()``; a failed run is logged
-    and tried again at the next one."""
+    """Retention in the running collector, in a thread of its own: at start, today's and the coming days'
+    partitions (so that ingest never fills a default partition with a whole day to move later); then a run
+    every ``every_minutes``, never at start, so a restart does no heavy deleting. A failed run is logged and
+    tried again at the next one."""
 
     def __init__(
-        self, engine: Engine, settings: RetentionConfig, *, now: Callable[[], datetime] = utcnow
+        self,
+        engine: Engine,
+        settings: RetentionConfig,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        every: float | None = None,
     ) -> None:
+        """``every``: seconds between runs, instead of ``settings.every_minutes`` (for tests)."""
         self._engine = engine
         self._settings = settings
         self._now = now
+        self._every = every if every is not None else settings.every_minutes * 60
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hezo-collector-retention", daemon=True)
         #: Runs finished, for tests to wait on.
@@ -213,6 +230,10 @@ class Expiry:
     def start(self) -> None:
         if self._settings.enabled:
             self._thread.start()
+
+    def alive(self) -> bool:
+        """Whether the thread runs (not when ``retention.enabled`` is off)."""
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -231,11 +252,12 @@ class Expiry:
         return outcome
 
     def _loop(self) -> None:
-        every = self._settings.every_minutes * 60
-        while True:
+        try:
+            prepare(self._engine, self._settings, self._now())
+        except Exception:
+            log.exception("retention: could not make the day partitions; trying again at the next run")
+        while not self._stopping.wait(self._every):
             try:
                 self.run_once()
             except Exception:
-                log.exception("retention run failed; trying again in %g minutes", every / 60)
-            if self._stopping.wait(every):
-                return
+                log.exception("retention run failed; trying again in %g s", self._every)

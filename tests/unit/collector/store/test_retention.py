@@ -220,9 +220,9 @@ def test_a_claim_waits_while_a_run_moves_the_mark_and_then_sees_the_new_one(
     assert count(engine, messages) == 0
 
 
-def test_the_collector_runs_retention_at_start(engine: Engine, ingest: Ingest) -> None:
+def test_the_collector_runs_retention_every_period(engine: Engine, ingest: Ingest) -> None:
     ingest.handle(*FakeAgent().telemetry(at=T0), T0)
-    expiry = Expiry(engine, SETTINGS, now=lambda: T0 + 10 * DAY)
+    expiry = Expiry(engine, SETTINGS, now=lambda: T0 + 10 * DAY, every=0.01)
     expiry.start()
     try:
         eventually("a retention run", lambda: expiry.runs)
@@ -231,12 +231,29 @@ def test_the_collector_runs_retention_at_start(engine: Engine, ingest: Ingest) -
     assert count(engine, samples) == 0
 
 
-def test_retention_off_leaves_the_store_alone(engine: Engine, ingest: Ingest) -> None:
+def test_the_collector_makes_the_day_partitions_at_start_and_deletes_nothing_then(
+    engine: Engine, ingest: Ingest
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("partitions are PostgreSQL's")
     ingest.handle(*FakeAgent().telemetry(at=T0), T0)
+    expiry = Expiry(engine, SETTINGS, now=lambda: T0 + 10 * DAY)
+    expiry.start()
+    try:
+        with engine.connect() as conn:
+            eventually(
+                "today's partition", lambda: (T0 + 10 * DAY).date() in partitions.days(conn, "samples")
+            )
+    finally:
+        expiry.stop()
+    assert (expiry.runs, count(engine, samples)) == (0, 2)
+
+
+def test_retention_off_starts_no_thread(engine: Engine) -> None:
     expiry = Expiry(engine, SETTINGS.model_copy(update={"enabled": False}), now=lambda: T0 + 10 * DAY)
     expiry.start()
+    assert not expiry.alive()
     expiry.stop()
-    assert (expiry.runs, count(engine, samples)) == (0, 2)
 
 
 def test_a_run_while_another_collector_runs_one_does_nothing(engine: Engine, ingest: Ingest) -> None:
