@@ -58,6 +58,8 @@ def make_day(conn: Connection, table: str, day: date) -> None:
     """Make ``table``'s partition for ``day``, moving in the rows the default partition holds for it."""
     name = partition_name(table, day)
     start, end = day_start(day), day_start(day + timedelta(days=1))
+    # The default partition first, so that no row for this day slips into it between the move and the attach.
+    conn.exec_driver_sql(f"LOCK TABLE {table}_default IN ACCESS EXCLUSIVE MODE")
     conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     conn.exec_driver_sql(
         f"WITH moved AS (DELETE FROM {table}_default WHERE ts >= %s AND ts < %s RETURNING *) "  # noqa: S608
