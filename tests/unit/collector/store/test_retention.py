@@ -2,6 +2,7 @@
 and exactly-once holds after the identities are dropped: a copy delivered later is still a duplicate."""
 
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,11 +14,12 @@ from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.store import partitions
 from collector.store.history import device_history
-from collector.store.horizons import MESSAGES, RUN_LOCK, lock_out_claims, set_mark
+from collector.store.horizons import HORIZON_LOCK, MESSAGES, RUN_LOCK, lock_out_claims, set_mark
 from collector.store.retention import Expiry, RetentionConfig, kept_from, run, status
 from collector.store.schema import events, messages, samples
 from common.configfile import ConfigError
 from tests.support.collector import T0, FakeAgent
+from tests.support.postgres import postgres_schema
 from tests.support.waiting import eventually
 
 DAY = timedelta(days=1)
@@ -36,6 +38,18 @@ def duplicates(metrics: Metrics) -> float:
 @pytest.fixture
 def ingest(engine: Engine, metrics: Metrics) -> Ingest:
     return Ingest(engine, metrics, "hezo/v1")
+
+
+@pytest.fixture
+def postgres() -> Iterator[Engine]:
+    """For what only PostgreSQL has: partitions, advisory locks, collectors sharing one store."""
+    with postgres_schema() as engine:
+        yield engine
+
+
+@pytest.fixture
+def pg_ingest(postgres: Engine, metrics: Metrics) -> Ingest:
+    return Ingest(postgres, metrics, "hezo/v1")
 
 
 def test_a_copy_delivered_after_its_identity_was_dropped_is_still_a_duplicate(
@@ -144,15 +158,13 @@ def test_deletes_go_in_batches_until_nothing_old_is_left(engine: Engine, ingest:
 
 
 def test_a_day_partition_made_late_takes_its_rows_from_the_default_one(
-    engine: Engine, ingest: Ingest
+    postgres: Engine, pg_ingest: Ingest
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("partitions are PostgreSQL's")
-    ingest.handle(*FakeAgent().telemetry(at=T0, count=3), T0)
-    outcome = run(engine, SETTINGS, T0)
+    pg_ingest.handle(*FakeAgent().telemetry(at=T0, count=3), T0)
+    outcome = run(postgres, SETTINGS, T0)
     assert T0.date() in outcome.made["samples"]
     name = partitions.partition_name("samples", T0.date())
-    with engine.connect() as conn:
+    with postgres.connect() as conn:
         in_day = conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
         in_default = conn.execute(text("SELECT count(*) FROM samples_default")).scalar_one()
     assert (in_day, in_default) == (3, 0)
@@ -193,31 +205,32 @@ def test_an_unknown_retention_key_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_a_claim_waits_while_a_run_moves_the_mark_and_then_sees_the_new_one(
-    engine: Engine, ingest: Ingest, metrics: Metrics
+    postgres: Engine, pg_ingest: Ingest, metrics: Metrics
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's one write lock serialises them already")
     topic, payload = FakeAgent().telemetry(at=T0)
-    ingest.handle(topic, payload, T0)
-    with (
-        engine.begin() as conn
-    ):  # retention's side: the identity dropped behind a new mark, not committed yet
+    pg_ingest.handle(topic, payload, T0)
+    # Retention's side: the identity dropped behind a new mark, not committed yet.
+    with postgres.begin() as conn:
         lock_out_claims(conn)
         set_mark(conn, MESSAGES, T0 + DAY)
         conn.execute(delete(messages))
-        claim = threading.Thread(target=ingest.handle, args=(topic, payload, T0 + DAY))
+        claim = threading.Thread(target=pg_ingest.handle, args=(topic, payload, T0 + DAY))
         claim.start()
-        with engine.connect() as watcher:
+        with postgres.connect() as watcher:
             eventually(
                 "the claim waiting on the retention lock",
                 lambda: watcher.execute(
-                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                        "AND classid = :high AND objid = :low AND objsubid = 1"
+                    ),
+                    {"high": HORIZON_LOCK >> 32, "low": HORIZON_LOCK & 0xFFFFFFFF},
                 ).scalar_one(),
             )
     claim.join(timeout=20)
     assert not claim.is_alive()
     assert duplicates(metrics) == 1
-    assert count(engine, messages) == 0
+    assert count(postgres, messages) == 0
 
 
 def test_the_collector_runs_retention_every_period(engine: Engine, ingest: Ingest) -> None:
@@ -232,21 +245,19 @@ def test_the_collector_runs_retention_every_period(engine: Engine, ingest: Inges
 
 
 def test_the_collector_makes_the_day_partitions_at_start_and_deletes_nothing_then(
-    engine: Engine, ingest: Ingest
+    postgres: Engine, pg_ingest: Ingest
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("partitions are PostgreSQL's")
-    ingest.handle(*FakeAgent().telemetry(at=T0), T0)
-    expiry = Expiry(engine, SETTINGS, now=lambda: T0 + 10 * DAY)
+    pg_ingest.handle(*FakeAgent().telemetry(at=T0), T0)
+    expiry = Expiry(postgres, SETTINGS, now=lambda: T0 + 10 * DAY)
     expiry.start()
     try:
-        with engine.connect() as conn:
+        with postgres.connect() as conn:
             eventually(
                 "today's partition", lambda: (T0 + 10 * DAY).date() in partitions.days(conn, "samples")
             )
     finally:
         expiry.stop()
-    assert (expiry.runs, count(engine, samples)) == (0, 2)
+    assert (expiry.runs, count(postgres, samples)) == (0, 2)
 
 
 def test_retention_off_starts_no_thread(engine: Engine) -> None:
@@ -256,15 +267,13 @@ def test_retention_off_starts_no_thread(engine: Engine) -> None:
     expiry.stop()
 
 
-def test_a_run_while_another_collector_runs_one_does_nothing(engine: Engine, ingest: Ingest) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("collectors share a store on PostgreSQL")
-    ingest.handle(*FakeAgent().telemetry(at=T0), T0)
-    with engine.connect() as other:
+def test_a_run_while_another_collector_runs_one_does_nothing(postgres: Engine, pg_ingest: Ingest) -> None:
+    pg_ingest.handle(*FakeAgent().telemetry(at=T0), T0)
+    with postgres.connect() as other:
         other.execute(select(func.pg_advisory_lock(RUN_LOCK)))
-        outcome = run(engine, SETTINGS, T0 + 10 * DAY)
+        outcome = run(postgres, SETTINGS, T0 + 10 * DAY)
         other.execute(select(func.pg_advisory_unlock(RUN_LOCK)))
     assert outcome.skipped
-    assert count(engine, samples) == 2
-    assert not run(engine, SETTINGS, T0 + 10 * DAY).skipped
-    assert count(engine, samples) == 0
+    assert count(postgres, samples) == 2
+    assert not run(postgres, SETTINGS, T0 + 10 * DAY).skipped
+    assert count(postgres, samples) == 0
