@@ -12,16 +12,24 @@ serialises them already.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, Connection, String, Table, func, select, update
 
 from collector.store.database import upsert_ignore
 from collector.store.schema import UTCDateTime, metadata
 
-#: The advisory lock key claims share and retention takes alone (``hezo`` in ASCII, then 1).
-HORIZON_LOCK = 0x68657A6F01
+#: The advisory lock claims share and retention takes alone; its second key is the store's schema (a hash of
+#: its name), since advisory locks are the database's: stores in two schemas of one database never meet.
+HORIZON_LOCK = 0x68657A01
 #: The advisory lock one retention run holds, so that two collectors on one store never run it at once.
-RUN_LOCK = 0x68657A6F02
+RUN_LOCK = 0x68657A02
+
+
+def store_lock(key: int) -> tuple[Any, Any]:
+    """The two keys of the advisory lock ``key`` of this store (PostgreSQL)."""
+    return key, func.hashtext(func.current_schema())
+
 
 MESSAGES = "messages"
 #: The hourly history is rolled up to (not including) this hour.
@@ -44,14 +52,14 @@ def messages_kept_from(conn: Connection) -> datetime | None:
     if conn.dialect.name == "postgresql":
         # Two statements: the mark must be read after the lock is granted, in a snapshot taken then (one
         # statement reading both would see the mark as it was when it began waiting).
-        conn.execute(select(func.pg_advisory_xact_lock_shared(HORIZON_LOCK)))
+        conn.execute(select(func.pg_advisory_xact_lock_shared(*store_lock(HORIZON_LOCK))))
     return mark(conn, MESSAGES)
 
 
 def lock_out_claims(conn: Connection) -> None:
     """Wait until no claim is running, and hold new ones until this transaction ends (PostgreSQL)."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({HORIZON_LOCK})")
+        conn.execute(select(func.pg_advisory_xact_lock(*store_lock(HORIZON_LOCK))))
 
 
 def mark(conn: Connection, name: str) -> datetime | None:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from collector.store import history, partitions
 from collector.store.database import as_written, utcnow, write_transaction
-from collector.store.horizons import HISTORY, MESSAGES, RUN_LOCK, lock_out_claims, mark, set_mark
+from collector.store.horizons import HISTORY, MESSAGES, RUN_LOCK, lock_out_claims, mark, set_mark, store_lock
 from collector.store.schema import UTCDateTime, events, messages, samples
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,14 @@ def run(engine: Engine, settings: RetentionConfig, now: datetime) -> Outcome:
     if engine.dialect.name != "postgresql":
         return _run(engine, settings, now)
     with engine.connect() as holder:
-        if not holder.execute(select(func.pg_try_advisory_lock(RUN_LOCK))).scalar_one():
+        if not holder.execute(select(func.pg_try_advisory_lock(*store_lock(RUN_LOCK)))).scalar_one():
             holder.rollback()
             return Outcome(skipped=True)
         holder.commit()
         try:
             return _run(engine, settings, now)
         finally:
-            holder.execute(select(func.pg_advisory_unlock(RUN_LOCK)))
+            holder.execute(select(func.pg_advisory_unlock(*store_lock(RUN_LOCK))))
             holder.commit()
 
 

@@ -14,7 +14,7 @@ from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.store import partitions
 from collector.store.history import device_history
-from collector.store.horizons import HORIZON_LOCK, MESSAGES, RUN_LOCK, lock_out_claims, set_mark
+from collector.store.horizons import HORIZON_LOCK, MESSAGES, RUN_LOCK, lock_out_claims, set_mark, store_lock
 from collector.store.retention import Expiry, RetentionConfig, kept_from, run, status
 from collector.store.schema import events, messages, samples
 from common.configfile import ConfigError
@@ -222,9 +222,10 @@ def test_a_claim_waits_while_a_run_moves_the_mark_and_then_sees_the_new_one(
                 lambda: watcher.execute(
                     text(
                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                        "AND classid = :high AND objid = :low AND objsubid = 1"
+                        "AND classid = :key AND objsubid = 2 "
+                        "AND objid::bigint = hashtext(current_schema())::bigint & 4294967295"
                     ),
-                    {"high": HORIZON_LOCK >> 32, "low": HORIZON_LOCK & 0xFFFFFFFF},
+                    {"key": HORIZON_LOCK},
                 ).scalar_one(),
             )
     claim.join(timeout=20)
@@ -270,9 +271,9 @@ def test_retention_off_starts_no_thread(engine: Engine) -> None:
 def test_a_run_while_another_collector_runs_one_does_nothing(postgres: Engine, pg_ingest: Ingest) -> None:
     pg_ingest.handle(*FakeAgent().telemetry(at=T0), T0)
     with postgres.connect() as other:
-        other.execute(select(func.pg_advisory_lock(RUN_LOCK)))
+        other.execute(select(func.pg_advisory_lock(*store_lock(RUN_LOCK))))
         outcome = run(postgres, SETTINGS, T0 + 10 * DAY)
-        other.execute(select(func.pg_advisory_unlock(RUN_LOCK)))
+        other.execute(select(func.pg_advisory_unlock(*store_lock(RUN_LOCK))))
     assert outcome.skipped
     assert count(postgres, samples) == 2
     assert not run(postgres, SETTINGS, T0 + 10 * DAY).skipped
