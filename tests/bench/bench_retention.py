@@ -1,6 +1,6 @@
 """What retention keeps and what expiring a day costs, on the local PostgreSQL (a schema of its own each).
 
-Run: python -m tests.bench.bench_retention [--agents 2] [--days 4] [--rows 200000 1000000]
+Run: python -m tests.bench.bench_retention [--agents 2] [--days 4] [--rows 200000 1000000] [--rounds 3]
 
 1. Bytes per device per day: two stores take the same simulated stream through ``Ingest`` (each agent has 10
    devices and publishes one telemetry message every 30 s with 3 metrics per device, the issue's stream), day
@@ -11,13 +11,18 @@ Run: python -m tests.bench.bench_retention [--agents 2] [--days 4] [--rows 20000
    rows from an unpartitioned copy, in the same run. The roll-up of that day into the hourly history is timed
    too: it is the part of expiry that grows with the fleet. Rows per day at 100k devices with this stream:
    100k x 2880 x 3 = 864M; the figures for it are extrapolated from the measured rates and say so.
+3. What the ``ts`` indexes cost ingest: one day of the stream of part 1 into a store as migrated and into one
+   without them (the reference; both read the messages mark in every claim), on SQLite and PostgreSQL, best
+   of ``--rounds``.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -26,7 +31,7 @@ from collector.metrics import Metrics
 from collector.store import history, partitions
 from collector.store.retention import RetentionConfig, run
 from protocol import Envelope, Topics, encode, format_ts
-from tests.support.collector import boot_id
+from tests.support.collector import boot_id, migrated_engine
 from tests.support.postgres import postgres_schema
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -161,12 +166,41 @@ def expire_one_day(rows: int) -> tuple[float, float, float]:
     return drop, delete, roll_up
 
 
+def ingest_seconds(engine: Engine, agents: int, *, indexed: bool) -> float:
+    if not indexed:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP INDEX ix_samples_ts")
+            conn.exec_driver_sql("DROP INDEX ix_messages_ts")
+    started = time.perf_counter()
+    one_day(Ingest(engine, Metrics(), "hezo/v1"), agents, 0)
+    return time.perf_counter() - started
+
+
+def ingest_cost(agents: int, rounds: int) -> None:
+    print(f"\n3. one day of {agents * DEVICES_PER_AGENT} devices ingested, best of {rounds}")
+    print(f"{'store':<12}{'as migrated':>14}{'no ts indexes (reference)':>28}{'ratio':>8}")
+    for name in ("sqlite", "postgresql"):
+        best = {True: float("inf"), False: float("inf")}
+        for _ in range(rounds):
+            for indexed in (True, False):
+                if name == "sqlite":
+                    with tempfile.TemporaryDirectory() as tmp:
+                        engine = migrated_engine(Path(tmp))
+                        best[indexed] = min(best[indexed], ingest_seconds(engine, agents, indexed=indexed))
+                        engine.dispose()
+                else:
+                    with postgres_schema() as engine:
+                        best[indexed] = min(best[indexed], ingest_seconds(engine, agents, indexed=indexed))
+        print(f"{name:<12}{best[True]:>13.2f}s{best[False]:>27.2f}s{best[True] / best[False]:>8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--agents", type=int, default=2, help="agents of 10 devices in part 1")
     parser.add_argument("--days", type=int, default=4, help="simulated days in part 1")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of part 3")
     parser.add_argument(
         "--rows", type=int, nargs="+", default=[200_000, 1_000_000], help="rows of a day, part 2"
     )
@@ -192,6 +226,8 @@ def main() -> None:
         f"roll-up {roll_up * scale / 60:,.0f} min "
         "of PostgreSQL time, spread over the day hour by hour"
     )
+
+    ingest_cost(args.agents, args.rounds)
 
 
 if __name__ == "__main__":
