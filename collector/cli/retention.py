@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from collector.cli.context import CommandFailed, Context
+from collector.cli.context import STORE_ERRORS, CommandFailed, Context, reason
 from collector.cli.table import print_rows
 from collector.store.database import utcnow
 from collector.store.queries import jsonable
@@ -35,7 +35,10 @@ def run(args: argparse.Namespace, context: Context) -> int:
     engine = context.engine()
     settings = context.config.retention
     if args.action == "run":
-        outcome = run_retention(engine, settings, utcnow())
+        try:
+            outcome = run_retention(engine, settings, utcnow())
+        except STORE_ERRORS as exc:  # a lock held too long, the database gone: each batch done stays done
+            raise CommandFailed(f"retention stopped: {reason(exc)}; run it again") from None
         if outcome.skipped:
             raise CommandFailed(
                 "a retention run is going on this store already (a collector's); try again later"

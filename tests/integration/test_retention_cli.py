@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,15 @@ def test_retention_keys_that_contradict_each_other_exit_2_naming_them(tmp_path: 
     result = run_cli(tmp_path, "--config", str(path), "retention", "status")
     assert result.returncode == 2
     assert "messages_days (7) must be at least samples_days (30)" in result.stderr
+
+
+def test_retention_run_on_a_store_locked_too_long_exits_1_saying_so(tmp_path: Path, config: Path) -> None:
+    holder = sqlite3.connect(tmp_path / "collector.db")
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer, holding the store's write lock
+        result = run_cli(tmp_path, "--config", str(config), "retention", "run")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.returncode == 1
+    assert "retention stopped: database is locked; run it again" in result.stderr
