@@ -26,6 +26,7 @@ from collector.remote.replies import Replies
 from collector.remote.retention import Retention
 from collector.sla.terms import SlaContext
 from collector.store.database import make_engine, migrate, utcnow
+from collector.store.retention import Expiry
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class CollectorService:
         self.metrics.watch_store(self.engine, now=now)
         self.commander = Commander(self.engine, config, now=now)
         self.retention = Retention(self.engine, config.diagnostics, now=now)
+        #: Store retention (docs/retention.md): partitions at start, a run every ``retention.every_minutes``.
+        self.expiry = Expiry(self.engine, config.retention, now=now)
         self.ingest = Ingest(
             self.engine,
             self.metrics,
@@ -125,6 +128,7 @@ class CollectorService:
         self.subscriber.start()
         self.commander.start()
         self.retention.start()
+        self.expiry.start()
         self.notify.start()
         self._timer.start()
 
@@ -137,6 +141,7 @@ class CollectorService:
         self.subscriber.stop()
         self.commander.stop()
         self.retention.stop()
+        self.expiry.stop()
         self.notify.stop()
         self.engine.dispose()
 

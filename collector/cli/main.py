@@ -28,6 +28,7 @@ from collector.cli import (
     maintenance,
     outbox,
     remote,
+    retention,
     serve,
     tickets,
     users,
@@ -55,6 +56,7 @@ GROUPS: tuple[ModuleType, ...] = (
     broker,  # broker init, sync
     users,  # the people of the web page and the API, their tokens
     checkconfig,  # check-config
+    retention,  # retention run, status
 )
 
 EXIT_FAILED = 1

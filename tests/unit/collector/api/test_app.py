@@ -4,10 +4,10 @@ import pytest
 from sqlalchemy import Engine
 
 from collector.api.app import create_app
-from collector.config import RetryConfig, RouteConfig
 from collector.incidents.engine import IncidentEngine
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
+from collector.sinks.settings import RetryConfig, RouteConfig
 from collector.sla.terms import SlaContext
 from tests.support.collector import RALLY_BAR, T0, AppClient, Clock, FakeAgent
 
