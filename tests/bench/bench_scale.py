@@ -86,6 +86,14 @@ class Fleet:
             self.process.wait()
 
 
+class Figures(dict[str, object]):
+    """A step's figures, each printed as soon as it is measured (a step cut short keeps what it had)."""
+
+    def __setitem__(self, name: str, value: object) -> None:
+        super().__setitem__(name, value)
+        print(f"  {name}: {value:.2f}" if isinstance(value, float) else f"  {name}: {value}", flush=True)
+
+
 @contextmanager
 def database() -> Iterator[str]:
     """A fresh PostgreSQL database's URL, dropped afterwards."""
@@ -151,9 +159,10 @@ def usage(groups: dict[str, list[psutil.Process]], seconds: float) -> dict[str, 
     return result
 
 
-def step(devices: int, steady: float, processes: int, workdir: Path) -> dict[str, object]:
+def step(devices: int, steady: float, processes: int, workdir: Path) -> Figures:
     agents = devices // 10
-    figures: dict[str, object] = {"devices": devices, "agents": agents}
+    figures = Figures(devices=devices, agents=agents)
+    print(f"{devices} devices, {agents} agents:", flush=True)
     broker = Mosquitto("127.0.0.1", free_port(), workdir / "broker", extra="max_connections -1\n")
     broker.workdir.mkdir(parents=True)
     broker.start()
@@ -256,7 +265,12 @@ def step(devices: int, steady: float, processes: int, workdir: Path) -> dict[str
         fleet.kill()
         if collector is not None and collector.poll() is None:
             collector.terminate()
-            collector.wait(timeout=60)
+            try:
+                collector.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                print("  the collector did not stop within 60 s of SIGTERM: killed", flush=True)
+                collector.kill()
+                collector.wait()
         broker.stop()
     return figures
 
