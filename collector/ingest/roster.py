@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
+from collector.store.database import among
 from collector.store.schema import agents, device_transitions, devices
 
 AgentKey = tuple[str, str]
@@ -60,15 +61,13 @@ class Roster:
         ordered = sorted(set(keys))
         found: dict[AgentKey, dict[str, Any]] = {}
         owned: dict[AgentKey, dict[str, dict[str, Any]]] = {key: {} for key in ordered}
-        agent_key = tuple_(agents.c.site, agents.c.agent)
-        device_key = tuple_(devices.c.site, devices.c.agent)
         columns = [agents.c.site, agents.c.agent, *(agents.c[name] for name in AGENT_COLUMNS)]
         device_columns = [devices.c.site, devices.c.agent, *(devices.c[name] for name in _DEVICE_READ[1:])]
         for start in range(0, len(ordered), _KEYS_PER_QUERY):
             chunk = ordered[start : start + _KEYS_PER_QUERY]
             query = (
                 select(*columns)
-                .where(agent_key.in_(chunk))
+                .where(among(conn, (agents.c.site, agents.c.agent), chunk))
                 .order_by(agents.c.site, agents.c.agent)
                 .with_for_update()
             )
@@ -76,7 +75,7 @@ class Roster:
                 found[(row["site"], row["agent"])] = dict(row)
             query = (
                 select(*device_columns, devices.c.device)
-                .where(device_key.in_(chunk))
+                .where(among(conn, (devices.c.site, devices.c.agent), chunk))
                 .order_by(devices.c.site, devices.c.agent, devices.c.device)
                 .with_for_update()
             )
