@@ -32,6 +32,7 @@ from collector.ingest.roster import Roster
 from collector.ingest.samples import insert_samples
 from collector.metrics import Metrics
 from collector.store.database import utcnow, write_transaction
+from collector.store.incident_queue import touch
 from collector.store.schema import agents as agent_table
 from collector.store.schema import events
 from protocol import Envelope
@@ -214,8 +215,11 @@ class Ingest:
                 assert roster is not None
                 devices.state(roster, envelope, received_at)
             last_seen[(envelope.site, envelope.agent)] = received_at
+        changed = {(r["site"], r["agent"], r["device"]) for r in event_rows if isinstance(r["device"], str)}
         if roster is not None:
             roster.flush(conn)
+            changed |= roster.changed()
+        touch(conn, changed)  # the incident engine looks at these devices next
         if telemetry:
             insert_samples(conn, telemetry)
         if event_rows:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from collector import tickets
 from collector.incidents.evaluation import Context
-from collector.incidents.queries import last_closed
+from collector.incidents.queries import last_closed, of_devices
 from collector.store.schema import ACTIVE_STATUSES, CAUSE_DEVICE_DOWN, agents, devices
 from collector.store.schema import tickets as ticket_table
 
@@ -24,9 +24,19 @@ log = logging.getLogger(__name__)
 
 class DeviceDown:
     def apply(self, conn: Connection, context: Context) -> None:
-        candidates = conn.execute(_candidates(context)).all()
+        confirm = timedelta(seconds=context.rules.confirm_window)
+        candidates = []
+        for device in context.devices:
+            if not _watched(device):
+                continue  # up, retired or behind an offline agent: nothing to wait for until it changes
+            confirmed_at = device.down_since + confirm
+            if confirmed_at > context.now:
+                context.wake((device.site, device.agent, device.device), confirmed_at)
+            else:
+                candidates.append(device)
         if not candidates:
             return
+        keys = [(device.site, device.agent, device.device) for device in candidates]
         ticketed = {
             (row.site, row.agent, row.device)
             for row in conn.execute(
@@ -34,11 +44,12 @@ class DeviceDown:
                     ticket_table.c.cause == CAUSE_DEVICE_DOWN,
                     ticket_table.c.status.in_(ACTIVE_STATUSES),
                     ticket_table.c.status != "recovered",
+                    of_devices(conn, keys),
                 )
             )
         }
-        closed = last_closed(conn, CAUSE_DEVICE_DOWN)
-        for device in candidates:
+        closed = last_closed(conn, CAUSE_DEVICE_DOWN, keys)
+        for device in sorted(candidates, key=lambda row: row.down_since):
             key = (device.site, device.agent, device.device)
             if key in ticketed:
                 continue  # its ticket is open already: nothing to decide
@@ -48,7 +59,18 @@ class DeviceDown:
                 _confirmed(conn, context, device)
 
 
+def _watched(device: Any) -> bool:
+    """Down, in its agent's inventory, behind an online agent: a Critical ticket may be due."""
+    return bool(
+        device.state == "down"
+        and device.down_since is not None
+        and device.retired_at is None
+        and device.agent_online
+    )
+
+
 def _candidates(context: Context) -> Any:
+    """Devices down past the confirm window, in the inventory, behind an online agent (read again)."""
     confirm = timedelta(seconds=context.rules.confirm_window)
     return (
         select(devices)
@@ -60,7 +82,6 @@ def _candidates(context: Context) -> Any:
             devices.c.retired_at.is_(None),
             agents.c.online.is_(True),
         )
-        .order_by(devices.c.down_since)
     )
 
 
