@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -121,6 +121,26 @@ class Context:
         if self._metrics is not None:
             self._metrics.tickets_opened.labels(priority=priority).inc()
         return number
+
+    def open_many(self, conn: Connection, openings: list[tickets.Opening]) -> list[str | None]:
+        """Open many tickets at once (``tickets.open_tickets``), each due on its site's calendar; their
+        numbers (None: its device already had one, opened by another writer), counted and noted in ``done``.
+        ``response_due`` of each opening is set here."""
+        dated = []
+        for opening in openings:
+            times = TicketTimes(opening.priority, "open", self.now)
+            calendar = self.sla.calendars[opening.subject.site]
+            dated.append(
+                replace(opening, response_due=deadlines(self.sla.policy, calendar, times).response_due)
+            )
+        numbers = tickets.open_tickets(conn, dated, opened_at=self.now)
+        for opening, number in zip(dated, numbers, strict=True):
+            if number is None:
+                continue
+            self.done.opened.append(number)
+            if self._metrics is not None:
+                self._metrics.tickets_opened.labels(priority=opening.priority).inc()
+        return numbers
 
     def ask_for_evidence(self, number: str) -> None:
         """Once the transaction that opened ticket ``number`` is committed, hand it to ``on_ticket_opened``

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, select
-from sqlalchemy.exc import IntegrityError
 
 from collector import tickets
 from collector.incidents.evaluation import Context
 from collector.incidents.queries import last_closed, of_devices
+from collector.store.database import among
 from collector.store.schema import ACTIVE_STATUSES, CAUSE_DEVICE_DOWN, agents, devices
 from collector.store.schema import tickets as ticket_table
 
@@ -49,6 +49,7 @@ class DeviceDown:
             )
         }
         closed = last_closed(conn, CAUSE_DEVICE_DOWN, keys)
+        confirmed = []
         for device in sorted(candidates, key=lambda row: row.down_since):
             key = (device.site, device.agent, device.device)
             if key in ticketed:
@@ -56,7 +57,9 @@ class DeviceDown:
             if key in closed and device.down_since <= closed[key]:
                 continue  # an engineer closed the ticket of this very outage: it must end and recur first
             if context.held(conn, device) is None:
-                _confirmed(conn, context, device)
+                confirmed.append(device)
+        if confirmed:
+            _confirmed(conn, context, confirmed)
 
 
 def _watched(device: Any) -> bool:
@@ -85,55 +88,63 @@ def _candidates(context: Context) -> Any:
     )
 
 
-def _confirmed(conn: Connection, context: Context, device: Row[Any]) -> None:
-    """Reopen the device's recovered ticket, or open a Critical one, in a savepoint: another collector that
-    opened it first wins (the unique index keeps one), and this evaluation goes on. (On SQLite, where nothing
-    was written before it, the savepoint is a transaction of its own, committed when released.)"""
-    site, agent, name = device.site, device.agent, device.device
-    down_since: datetime = device.down_since
-    try:
-        with conn.begin_nested():
-            # Read again: the device must still be down since the same moment, not retired, behind an online
-            # agent (another writer may have changed it since the candidates were read).
-            still = conn.execute(
-                _candidates(context).where(
-                    devices.c.site == site,
-                    devices.c.agent == agent,
-                    devices.c.device == name,
-                    devices.c.down_since == down_since,
-                )
-            ).first()
-            if still is None:
-                return
-            ticket = tickets.find_open(conn, site, agent, name, CAUSE_DEVICE_DOWN)
-            if ticket is not None:
-                if ticket.status == "recovered":
-                    text = f"Device {name} is down again: {still.state_reason}"
-                    tickets.reopen(conn, ticket, context.now, "down-again", text)
-                    context.done.reopened.append(ticket.number)
-                    log.info(
-                        "ticket %s reopened: device %s/%s/%s is down again", ticket.number, site, agent, name
-                    )
-                return
-            number = context.open(
-                conn,
-                tickets.Subject.of_device(still),
+def _confirmed(conn: Connection, context: Context, confirmed: list[Row[Any]]) -> None:
+    """Reopen each device's recovered ticket, or open a Critical one, all opened in one batch. Each device is
+    read again first, in this transaction: it must still be down since the same moment, not retired, behind
+    an online agent (another writer may have changed it since the due devices were read). A ticket another
+    collector opened first is skipped: the unique index keeps one."""
+    keys = [(device.site, device.agent, device.device) for device in confirmed]
+    columns = (devices.c.site, devices.c.agent, devices.c.device)
+    down_since = {key: device.down_since for key, device in zip(keys, confirmed, strict=True)}
+    still = {
+        (row.site, row.agent, row.device): row
+        for row in conn.execute(_candidates(context).where(among(conn, columns, keys)))
+        if row.down_since == down_since[(row.site, row.agent, row.device)]
+    }
+    recovered = {
+        (row.site, row.agent, row.device): row
+        for row in conn.execute(
+            select(ticket_table).where(
+                of_devices(conn, list(still)),
+                ticket_table.c.cause == CAUSE_DEVICE_DOWN,
+                ticket_table.c.status.in_(ACTIVE_STATUSES),
+            )
+        )
+    }
+    openings: list[tuple[Row[Any], tickets.Opening]] = []
+    for key in keys:
+        device = still.get(key)
+        if device is None:
+            continue
+        ticket = recovered.get(key)
+        if ticket is None:
+            opening = tickets.Opening(
+                tickets.Subject.of_device(device),
                 priority=tickets.PRIORITY_CRITICAL,
                 cause=CAUSE_DEVICE_DOWN,
-                evidence=still.checks,
-                text=_opened_text(still, down_since),
+                response_due=context.now,  # set by ``open_many`` on the site's calendar
+                evidence=device.checks,
+                text=_opened_text(device, device.down_since),
             )
-    except IntegrityError:
-        return  # another writer opened it first; the unique index kept it to one
-    log.info(
-        "ticket %s opened: critical, device %s/%s/%s down since %s",
-        number,
-        site,
-        agent,
-        name,
-        down_since.isoformat(),
-    )
-    context.ask_for_evidence(number)
+            openings.append((device, opening))
+        elif ticket.status == "recovered":
+            text = f"Device {device.device} is down again: {device.state_reason}"
+            tickets.reopen(conn, ticket, context.now, "down-again", text)
+            context.done.reopened.append(ticket.number)
+            log.info("ticket %s reopened: device %s/%s/%s is down again", ticket.number, *key)
+    numbers = context.open_many(conn, [opening for _, opening in openings])
+    for (device, _opening), number in zip(openings, numbers, strict=True):
+        if number is None:
+            continue  # another writer opened it first; the unique index kept it to one
+        log.info(
+            "ticket %s opened: critical, device %s/%s/%s down since %s",
+            number,
+            device.site,
+            device.agent,
+            device.device,
+            device.down_since.isoformat(),
+        )
+        context.ask_for_evidence(number)
 
 
 def _opened_text(device: Row[Any], down_since: datetime) -> str:

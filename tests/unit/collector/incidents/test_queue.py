@@ -186,3 +186,15 @@ def test_a_silent_agent_still_opens_its_site_ticket(
     clock.advance(600)
     incidents.evaluate()
     assert [cause for cause, _ in causes(engine)] == ["agent-silent"]
+
+
+def test_devices_dying_together_are_all_ticketed_by_one_evaluation(
+    ingest: Ingest, incidents: IncidentEngine, agent: FakeAgent, clock: Clock, engine: Engine
+) -> None:
+    incidents.evaluate()
+    for n in range(DEVICES):
+        go(ingest, clock, agent.state("down", at=clock(), device=f"dev-{n:02d}"))
+    clock.advance(CONFIRM)
+    opened = incidents.evaluate()
+    assert len(opened) == DEVICES
+    assert causes(engine) == [(CAUSE_DEVICE_DOWN, f"dev-{n:02d}") for n in range(DEVICES)]
