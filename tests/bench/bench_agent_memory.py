@@ -145,9 +145,9 @@ def spawn(label: str, argv: list[str], log: Path) -> Sampled:
     return Sampled(label, process, log)
 
 
-def retained_states(broker: Mosquitto, timeout: float = 10.0) -> dict[str, dict[str, str]]:
-    """agent -> device -> state, from the retained state messages on the broker."""
-    states: dict[str, dict[str, str]] = {}
+def retained_states(broker: Mosquitto, timeout: float = 10.0) -> dict[str, dict[str, tuple[str, str]]]:
+    """agent -> device -> (state, reason), from the retained state messages on the broker."""
+    states: dict[str, dict[str, tuple[str, str]]] = {}
     lock = threading.Lock()
     quiet = threading.Event()
     last = [time.monotonic()]
@@ -156,7 +156,7 @@ def retained_states(broker: Mosquitto, timeout: float = 10.0) -> dict[str, dict[
         parts = message.topic.split("/")
         body = json.loads(message.payload)["body"]
         with lock:
-            states.setdefault(parts[3], {})[body["device"]] = body["state"]
+            states.setdefault(parts[3], {})[body["device"]] = (body["state"], body["reason"])
             last[0] = time.monotonic()
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
@@ -178,7 +178,9 @@ def retained_states(broker: Mosquitto, timeout: float = 10.0) -> dict[str, dict[
 # --------------------------------------------------------------------------------------------------- main
 
 
-def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Sampled], dict[str, dict[str, str]]]:
+def run(
+    args: argparse.Namespace, workdir: Path
+) -> tuple[list[Sampled], dict[str, dict[str, tuple[str, str]]]]:
     broker = Mosquitto("127.0.0.1", free_port(), workdir / "broker")
     (workdir / "broker").mkdir()
     admin = RallyBarAdmin(workdir / "rally-bar")
@@ -247,7 +249,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Sampled], dict[st
         broker.stop()
 
 
-def report(processes: list[Sampled], states: dict[str, dict[str, str]], devices: int) -> None:
+def report(processes: list[Sampled], states: dict[str, dict[str, tuple[str, str]]], devices: int) -> None:
     print()
     print(f"{'':32} {'peak RSS MB':>12} {'steady RSS MB':>14} {'samples':>8}")
     for sampled in processes:
@@ -264,10 +266,11 @@ def report(processes: list[Sampled], states: dict[str, dict[str, str]], devices:
     print(f"{label:32} {RSS_TARGET_MB:12.1f} {'ratio':>8} {ratio:5.2f}")
     for agent, expected in (("one", 1), ("many", devices)):
         found = states.get(agent, {})
-        up = sum(1 for state in found.values() if state == "up")
-        others = sorted({state for state in found.values() if state != "up"})
-        note = f" (others: {', '.join(others)})" if others else ""
-        print(f"agent {agent}: {up}/{expected} devices up{note}")
+        up = sum(1 for state, _reason in found.values() if state == "up")
+        print(f"agent {agent}: {up}/{expected} devices up")
+        for device, (state, reason) in sorted(found.items()):
+            if state != "up":
+                print(f"  {device} {state}: {reason[:300]}")
 
 
 def main(argv: list[str] | None = None) -> int:
