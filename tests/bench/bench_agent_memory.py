@@ -9,11 +9,16 @@ Four processes run side by side for ``--seconds``, each sampled every half secon
 3. the real ``hezo-agent`` with one device;
 4. the real ``hezo-agent`` with ``--devices`` devices.
 
-Every device has four checks against local peers, each device its own target: ``https`` (the simulated
-Rally Bar admin page over TLS, ``simulator/rallybar.py``), ``icmp`` (a loopback address), ``usb`` (a Rally
-Bar's functions in a fake sysfs tree shared by all devices, told apart by serial, ``simulator/usbtree.py``)
-and ``snmp`` v3 SHA/AES (its port on one of ``--switches`` real snmpd switches, ``simulator/snmpswitch.py``).
-The switches share one SNMPv3 user name and each has keys of its own, as switches of different sites do.
+The checks run against local peers, each device its own target: ``https`` (the simulated Rally Bar admin
+page over TLS, ``simulator/rallybar.py``), ``icmp`` (a loopback address), ``usb`` (a Rally Bar's functions
+in a fake sysfs tree shared by all devices, told apart by serial, ``simulator/usbtree.py``) and ``snmp`` v3
+SHA/AES (its port on one of ``--switches`` real snmpd switches, ``simulator/snmpswitch.py``). The switches
+share one SNMPv3 user name and each has keys of its own, as switches of different sites do.
+
+``--checks rooms`` (the default): the devices take turns being a Rally Bar on the network (https and icmp),
+one on USB (usb) and a Tap IP seen on its PoE switch port (snmp v3). ``--checks all``: every device has all
+four checks. The one device of the smaller agent always has all four, so both agents load every driver and
+the difference between them is what devices cost.
 Both agents publish to a private Mosquitto; at the end the bench reads the retained device states there, so
 a run whose devices are not all ``up`` (a memory figure of an agent that failed its checks) says so.
 
@@ -49,6 +54,11 @@ MB = 1024 * 1024
 SAMPLE_EVERY = 0.5
 PYTHON = sys.executable
 SITE = "bench"
+ALL = ("https", "icmp", "usb", "snmp")
+CHECKS = {
+    "rooms": "in turn https+icmp, usb, snmp v3",
+    "all": "https, icmp, usb and snmp v3 each",
+}
 
 
 @dataclass
@@ -91,11 +101,15 @@ def rally_bar_usb(serial: str, bus: int) -> tuple[UsbDevice, UsbDevice]:
     return video, audio
 
 
+#: ``--checks rooms``: which checks device ``n`` has, by ``n % 3``.
+ROOM_KINDS = (("https", "icmp"), ("usb",), ("snmp",))
+
+
 def device_config(
-    n: int, admin: RallyBarAdmin, usb_root: Path, switch: SnmpSwitch, if_index: int
+    n: int, admin: RallyBarAdmin, usb_root: Path, switch: SnmpSwitch, if_index: int, drivers: tuple[str, ...]
 ) -> dict[str, Any]:
     serial = f"2216RB{n:06d}"
-    return {
+    config: dict[str, Any] = {
         "id": f"room-{n:03d}",
         "model": "rally-bar",
         "serial": serial,
@@ -117,6 +131,8 @@ def device_config(
             },
         ],
     }
+    config["checks"] = [check for check in config["checks"] if check["driver"] in drivers]
+    return config
 
 
 def write_agent(
@@ -208,10 +224,18 @@ def run(
             for part in rally_bar_usb(f"2216RB{n:06d}", n + 1):
                 usb.plug(part)
         devices = [
-            device_config(n, admin, usb_root, switches[n // per_switch], 1 + n % per_switch)
+            device_config(
+                n,
+                admin,
+                usb_root,
+                switches[n // per_switch],
+                1 + n % per_switch,
+                ALL if args.checks == "all" else ROOM_KINDS[n % len(ROOM_KINDS)],
+            )
             for n in range(args.devices)
         ]
-        one = write_agent(workdir, "one", devices[:1], broker, args.interval)
+        single = device_config(0, admin, usb_root, switches[0], 1, ALL)
+        one = write_agent(workdir, "one", [single], broker, args.interval)
         many = write_agent(workdir, "many", devices, broker, args.interval)
         sleeper = f"import time; time.sleep({args.seconds + 30})"
         processes = [
@@ -277,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_agent_memory", description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=50, help="devices of the larger agent (default 50)")
     parser.add_argument("--seconds", type=float, default=90.0, help="length of the run (default 90)")
+    parser.add_argument(
+        "--checks", choices=("rooms", "all"), default="rooms", help="the devices' checks (default rooms)"
+    )
     parser.add_argument("--switches", type=int, default=2, help="snmpd switches, one v3 key each (default 2)")
     parser.add_argument("--interval", type=float, default=10.0, help="the agents' poll.interval (default 10)")
     args = parser.parse_args(argv)
@@ -286,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 2 <= args.devices <= 250 or not 1 <= args.switches <= 50 or not 10 <= args.seconds <= 3600:
         parser.error("--devices 2..250, --switches 1..50, --seconds 10..3600")
     print(
-        f"bench_agent_memory: {args.devices} devices (https, icmp, usb, snmp v3 each) on {args.switches} "
+        f"bench_agent_memory: {args.devices} devices ({CHECKS[args.checks]}), {args.switches} "
         f"switch(es), polled every {args.interval:g} s, sampled for {args.seconds:g} s, {os.cpu_count()} CPUs"
     )
     with tempfile.TemporaryDirectory(prefix="bench-agent-memory-") as temp:
