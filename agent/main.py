@@ -58,9 +58,11 @@ async def run(config_path: str) -> None:
     from agent.config import load_config
     from agent.drivers import SharedResources
     from agent.link import Link
+    from agent.memory import limit_arenas, trim_now_and_then
     from agent.poller import Poller, build_devices
     from agent.sdnotify import feed_watchdog, notify
 
+    limit_arenas()  # before any thread starts
     config = load_config(config_path)
     shared = SharedResources()
     devices = build_devices(config, shared)
@@ -93,12 +95,16 @@ async def run(config_path: str) -> None:
     log.info("agent %s/%s started: %s", config.site, config.agent, summary)
     notify(f"READY=1\nSTATUS=polling {summary}")
     watchdog = asyncio.create_task(feed_watchdog(stop))
+    # After the first rounds, what start-up allocated and freed goes back to the system (agent/memory.py).
+    settled = 2 * config.poll.interval + config.poll.recheck_count * config.poll.recheck_delay
+    trimmer = asyncio.create_task(trim_now_and_then(stop, first=settled))
     try:
         await Poller(devices, config.poll, link).run(stop)
     finally:
         notify("STOPPING=1")
         stop.set()
         await watchdog
+        await trimmer
         if commands is not None:
             await commands.cancel_running()  # before the link closes its spool under them
         await link.stop()
