@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Insert, Table, create_engine, event
+from sqlalchemy import BindParameter, Engine, Insert, String, Table, bindparam, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 
@@ -115,3 +115,13 @@ def driver_value(conn: Connection, column: Any) -> Callable[[Any], Any]:
         return value
 
     return convert
+
+
+def as_written(conn: Connection, column: Any, value: Any) -> BindParameter[Any]:
+    """``value`` bound as ``driver_value`` writes it, to compare with the rows written that way (samples,
+    message identities). On SQLite those datetimes are text of sqlite3's form (``...21:00:00+00:00``), which
+    sorts before SQLAlchemy's (``...21:00:00.000000``) at the same second: bound as SQLAlchemy binds, a row
+    at exactly the bound would fall on the wrong side of it."""
+    if conn.dialect.name == "sqlite":
+        return bindparam(None, driver_value(conn, column)(value), type_=String())
+    return bindparam(None, value, type_=column.type)

@@ -98,8 +98,9 @@ class Agent:
         return {(m[1].decode(), int(m[2])): m[3].decode() for m in SPOOLED.finditer(self.log.read_bytes())}
 
     def in_spool(self) -> dict[tuple[str, int], str]:
-        """What the stopped agent's spool file holds: committed, even where a kill came before the log line."""
-        assert self.process is not None and self.process.poll() is not None
+        """What the stopped agent's spool file holds: committed, even where a kill beat the log line."""
+        assert self.process is not None
+        assert self.process.poll() is not None
         spool = Spool(Path(str(self.config) + ".spool.db"), 100 * 1024 * 1024)
         try:
             return {(m.boot, m.seq): m.kind for m in spool.next_after(None, 1_000_000)}

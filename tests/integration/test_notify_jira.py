@@ -17,7 +17,7 @@ from tests.support.desks import Hezo
 from tests.support.fakeapi import running
 from tests.support.jira import FakeJira
 from tests.support.mosquitto import free_port
-from tests.support.notices import just_opened, kept, notice
+from tests.support.notices import just_opened, kept, notice, opened
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +39,6 @@ def desk(url: str, **changes: Any) -> JiraDesk:
         **changes,
     }
     return kept(JiraDesk(JiraOptions.model_validate(options)))
-
-
-def opened(sink: JiraDesk) -> Link:
-    outcome = sink.send(just_opened())
-    assert isinstance(outcome, Delivered)
-    assert outcome.link is not None
-    return outcome.link
 
 
 def test_a_hezo_ticket_raises_a_customer_request_with_its_summary_and_description(site: FakeJira) -> None:

@@ -12,7 +12,7 @@ from collector.sinks.base import Delivered, DeskChange, Failed, Link, Retry
 from collector.sinks.rt import RtDesk, RtOptions
 from tests.support.desks import Hezo
 from tests.support.mosquitto import free_port
-from tests.support.notices import just_opened, kept, notice
+from tests.support.notices import just_opened, kept, notice, opened
 from tests.support.rt import RequestTracker
 
 pytestmark = pytest.mark.integration
@@ -36,13 +36,6 @@ def queue(rt: RequestTracker) -> str:
 def desk(rt: RequestTracker, queue: str, **changes: Any) -> RtDesk:
     options = {"type": "rt", "url": rt.url, "token": rt.tokens["hezo"], "queue": queue, **changes}
     return kept(RtDesk(RtOptions.model_validate(options)))
-
-
-def opened(sink: RtDesk) -> Link:
-    outcome = sink.send(just_opened())
-    assert isinstance(outcome, Delivered)
-    assert outcome.link is not None
-    return outcome.link
 
 
 def test_a_hezo_ticket_opens_an_rt_ticket_in_the_queue_with_its_subject_priority_and_facts(

@@ -17,7 +17,7 @@ from tests.support import servicenow
 from tests.support.desks import Hezo
 from tests.support.fakeapi import running
 from tests.support.mosquitto import free_port
-from tests.support.notices import just_opened, kept, notice
+from tests.support.notices import just_opened, kept, notice, opened
 from tests.support.servicenow import FakeServiceNow
 
 pytestmark = pytest.mark.integration
@@ -41,13 +41,6 @@ def desk(url: str, **changes: Any) -> ServiceNowDesk:
         **changes,
     }
     return kept(ServiceNowDesk(ServiceNowOptions.model_validate(options)))
-
-
-def opened(sink: ServiceNowDesk) -> Link:
-    outcome = sink.send(just_opened())
-    assert isinstance(outcome, Delivered)
-    assert outcome.link is not None
-    return outcome.link
 
 
 def test_a_hezo_ticket_opens_an_incident_correlated_to_it(instance: FakeServiceNow) -> None:

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from collector.sinks.base import Notice
+from collector.sinks.base import Delivered, Link, Notice, Sink
 
 OPENED = datetime(2026, 12, 4, 14, 30, tzinfo=UTC)
 
@@ -58,3 +58,11 @@ def kept(sink: S) -> S:
     """``sink``, to be closed when the test ends."""
     OPEN_SINKS.append(sink)
     return sink
+
+
+def opened(sink: Sink) -> Link:
+    """The link to the far side's record that ``sink`` made for a ticket just opened."""
+    outcome = sink.send(just_opened())
+    assert isinstance(outcome, Delivered)
+    assert outcome.link is not None
+    return outcome.link
