@@ -108,7 +108,7 @@ async def run(config_path: str, args: argparse.Namespace | None = None) -> None:
     summary = f"{len(devices)} device(s), boot {link.sequencer.boot}"
     log.info("agent %s/%s started: %s", config.site, config.agent, summary)
     notify(f"READY=1\nSTATUS=polling {summary}")
-    watchdog = asyncio.create_task(feed_watchdog(stop))
+    background = [asyncio.create_task(feed_watchdog(stop)), _start_trimming(stop, config)]
     try:
         await Poller(devices, config.poll, link, observe=polls.observe).run(stop)
     finally:
@@ -116,7 +116,7 @@ async def run(config_path: str, args: argparse.Namespace | None = None) -> None:
         if endpoint is not None:
             endpoint.close()
         stop.set()
-        await watchdog
+        await asyncio.gather(*background)
         if commands is not None:
             await commands.cancel_running()  # before the link closes its spool under them
         await link.stop()
@@ -124,6 +124,16 @@ async def run(config_path: str, args: argparse.Namespace | None = None) -> None:
         if commands is not None:
             commands.close()
         log.info("agent stopped")
+
+
+def _start_trimming(stop: asyncio.Event, config: "AgentConfig") -> "asyncio.Task[None]":
+    """Give what start-up allocated and freed back to the system after the first rounds, then now and then
+    (``agent/memory.py``)."""
+    from agent.memory import trim_now_and_then
+
+    poll = config.poll
+    settled = 2 * poll.interval + poll.recheck_count * poll.recheck_delay
+    return asyncio.create_task(trim_now_and_then(stop, first=settled))
 
 
 def _log_as_configured(config: "AgentConfig", args: argparse.Namespace | None) -> "AgentConfig":
@@ -250,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.check_config:
             check_config(args.config)
         else:
+            from agent.memory import limit_arenas
+
+            limit_arenas()  # before any thread starts
             asyncio.run(run(args.config, args))
     except AgentError as exc:
         return exit_code(exc)

@@ -90,6 +90,44 @@ def test_a_tls_server_that_does_not_speak_http_is_reported(admin: RallyBarAdmin)
     assert result.detail == "not an HTTP answer: bad status line b'SSH-2.0-not-a-web-server\\r\\n'"
 
 
+def serve_raw(admin: RallyBarAdmin, answer: bytes) -> CheckResult:
+    """Poll a TLS server that sends ``answer`` whatever it is asked, then closes."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(admin.cert_file, admin.key_file)
+
+    async def scenario() -> CheckResult:
+        async def reply(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for start in range(0, len(answer), 7):  # in small pieces: a line may span TLS records
+                writer.write(answer[start : start + 7])
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(reply, "127.0.0.1", 0, ssl=context)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await build(HttpsOptions(driver="https", url=f"https://127.0.0.1:{port}/")).poll()
+
+    return asyncio.run(scenario())
+
+
+def test_a_status_line_split_across_records_is_read_whole(admin: RallyBarAdmin) -> None:
+    result = serve_raw(admin, b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+    assert result.ok
+    assert result.detail.startswith("HTTP 401")
+
+
+def test_a_status_line_cut_short_by_the_peer_closing_is_still_read(admin: RallyBarAdmin) -> None:
+    result = serve_raw(admin, b"HTTP/1.0 302")
+    assert result.ok
+    assert result.detail.startswith("HTTP 302")
+
+
+def test_an_endless_status_line_is_refused_at_the_header_limit(admin: RallyBarAdmin) -> None:
+    result = serve_raw(admin, b"HTTP/1.1 200 " + b"x" * 20000)
+    assert not result.ok
+    assert result.detail == "not an HTTP answer: status line too long"
+
+
 def test_a_name_that_does_not_resolve_cannot_tell() -> None:
     result = poll(url="https://no-such-host.invalid/", timeout=5)
     assert result.inconclusive  # the resolver failed, the device was never asked

@@ -7,14 +7,18 @@ switch in a dict, for tests.
 
 **Engines.** An ``SnmpEngine`` holds a UDP socket and the SNMPv3 state, including the USM user table, which
 is keyed by user name (and engine id): two switches with the same v3 user name and different keys would
-overwrite each other's keys in one engine, and every poll of one would make the other fail. So probes share
-an engine only when their credentials are identical (``security_key``): v2c probes all share one, v3 probes
-one per distinct (user, protocols, keys). An engine belongs to the event loop that made it.
+overwrite each other's keys in one engine, and every poll of one would make the other fail. An engine also
+costs memory (about 0.7 MB each, 5 MB for the first: its own copy of the MIB modules it runs on). So probes
+share an engine unless their credentials conflict: an engine holds at most one set of keys per v3 user name
+(``security_key``), v2c communities go with any. Fifty switches polled as one user with one set of keys, or
+as fifty users, take one engine; the same user with two sets of keys, two. An engine belongs to the event
+loop that made it.
 """
 
 import asyncio
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.drivers.snmp.options import SnmpOptions
@@ -41,36 +45,50 @@ class Session(Protocol):
         ...
 
 
-_ENGINES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], SnmpEngine]]" = (
-    weakref.WeakKeyDictionary()
-)
+@dataclass
+class _Engine:
+    """An engine and the v3 users it has keys for: user name -> ``security_key``."""
+
+    engine: "SnmpEngine"
+    users: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def takes(self, key: tuple[str, ...]) -> bool:
+        """Whether credentials ``key`` fit in this engine without replacing another probe's keys."""
+        return key[0] != "v3" or self.users.get(key[1], key) == key
+
+
+_ENGINES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Engine]]" = weakref.WeakKeyDictionary()
 
 
 def security_key(options: SnmpOptions) -> tuple[str, ...]:
-    """Probes with equal keys may share an engine; v2c probes always can (communities never collide)."""
+    """What an engine must hold for a probe: ``("v2c",)`` (communities never collide), or ``"v3"``, the user
+    name, its protocols and keys; two keys with one user name and different keys cannot share an engine."""
     return ("v2c",) if options.version == "2c" else ("v3", *options.security_key())
 
 
 def engine(key: tuple[str, ...] = ("v2c",)) -> "SnmpEngine":
-    """The running loop's engine for credentials ``key``, made on first use."""
+    """The running loop's first engine that takes credentials ``key``; a new one when none does."""
     from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
-    engines = _ENGINES.setdefault(asyncio.get_running_loop(), {})
-    found = engines.get(key)
+    engines = _ENGINES.setdefault(asyncio.get_running_loop(), [])
+    found = next((candidate for candidate in engines if candidate.takes(key)), None)
     if found is None:
-        found = engines[key] = SnmpEngine()
-    return found
+        found = _Engine(SnmpEngine())
+        engines.append(found)
+    if key[0] == "v3":
+        found.users[key[1]] = key
+    return found.engine
 
 
 def engine_count() -> int:
-    """How many engines the running loop has (one per distinct set of credentials)."""
-    return len(_ENGINES.get(asyncio.get_running_loop(), {}))
+    """How many engines the running loop has (one more for each conflicting set of v3 keys)."""
+    return len(_ENGINES.get(asyncio.get_running_loop(), []))
 
 
 def close_engine() -> None:
     """Close the running loop's engines (sockets and timers); the next poll opens anew."""
-    for found in _ENGINES.pop(asyncio.get_running_loop(), {}).values():
-        found.close_dispatcher()
+    for found in _ENGINES.pop(asyncio.get_running_loop(), []):
+        found.engine.close_dispatcher()
 
 
 def auth_data(options: SnmpOptions) -> Any:

@@ -23,7 +23,7 @@ from agent.drivers.snmp.probe import (
     SYS_UPTIME,
     firmware_of,
 )
-from agent.drivers.snmp.session import Value, security_key
+from agent.drivers.snmp.session import Value, close_engine, engine, engine_count, security_key
 from agent.drivers.snmp.traps import Trap
 
 SAMPLE = Path(__file__).resolve().parents[4] / "config" / "drivers" / "snmp.example.yaml"
@@ -118,6 +118,40 @@ def test_v3_checks_share_an_engine_only_with_the_same_keys() -> None:
     assert security_key(one) == security_key(same)
     assert security_key(one) != security_key(other_keys)
     assert security_key(SnmpOptions.model_validate(V2C)) == ("v2c",)
+
+
+def test_checks_share_an_engine_unless_one_user_name_comes_with_two_sets_of_keys() -> None:
+    first = SnmpOptions.model_validate(V3)
+    other_user = SnmpOptions.model_validate({**V3, "user": "second", "auth_key": "auth-key-2"})
+    same_user_other_keys = SnmpOptions.model_validate({**V3, "auth_key": "auth-key-3"})
+    other_user_other_keys = SnmpOptions.model_validate({**V3, "user": "second", "auth_key": "auth-key-4"})
+
+    async def engines() -> tuple[list[object], int]:
+        try:
+            made = [
+                engine(security_key(options))
+                for options in (
+                    SnmpOptions.model_validate(V2C),
+                    first,
+                    other_user,
+                    same_user_other_keys,
+                    other_user_other_keys,
+                    first,
+                    other_user,
+                )
+            ]
+            return made, engine_count()
+        finally:
+            close_engine()
+
+    made, count = asyncio.run(engines())
+    v2c, one, two, three, four, one_again, two_again = made
+    assert v2c is one is two  # a community and two users side by side in one engine
+    assert three is not one  # the same user with other keys would overwrite the first's
+    assert four is three  # the second engine has no "second" user yet
+    assert one_again is one
+    assert two_again is two
+    assert count == 2
 
 
 POWER = "1.3.6.1.4.1.9.9.402.1.2.1.9"
