@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 from collector.api.auth import PageReader, scope
 from collector.api.deps import Wired
 from collector.api.pages.board import at_site, visitor
+from collector.api.pages.charts import device_charts
 from collector.api.pages.words import cause_words
 from collector.errors import NotFoundError
 from collector.people import Scope
@@ -181,6 +182,7 @@ def device_page(  # noqa: PLR0917 (the three ids of a device are its path)
         coverage = registry.Registry.load(conn).coverage(
             found["contract"], found["serial"], wired.today_of(site), wired.rules.contract_warning_days
         )
+        charts = device_charts(conn, site, agent, device, wired.now())
         windows = [
             window
             for window in maintenance.list_windows(conn)
@@ -198,6 +200,7 @@ def device_page(  # noqa: PLR0917 (the three ids of a device are its path)
         "tickets": its_tickets,
         "coverage": coverage,
         "windows": windows,
+        "charts": charts,
         "remote": wired.commander is not None,
         "at": at_site(wired),
         **visitor(request, who),

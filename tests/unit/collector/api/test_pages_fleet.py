@@ -13,6 +13,7 @@ from collector.api.app import create_app
 from collector.config import CollectorConfig
 from collector.registry import contracts
 from collector.remote.commander import Commander
+from collector.store.history import sample_hours
 from collector.store.schema import agents, device_transitions, devices
 from tests.support.collector import T0, AppClient, Clock
 
@@ -81,6 +82,38 @@ def app(engine: Engine) -> object:
                 },
             ],
         )
+        hours = [(3, 10.0, 14.0, 36.0), (2, 11.0, 30.0, 60.0), (1, 9.0, 12.0, 42.0)]  # ago, min, max, total
+        conn.execute(
+            insert(sample_hours),
+            [
+                {
+                    "site": site,
+                    "agent": agent,
+                    "device": "bar",
+                    "metric": "https.duration_ms",
+                    "hour": T0 - timedelta(hours=ago),
+                    "samples": 3,
+                    "minimum": low,
+                    "maximum": high,
+                    "total": total,
+                }
+                for site, agent in (("acme-branch", "pc-2"), ("acme-hq", "pc-1"))
+                for ago, low, high, total in hours
+            ]
+            + [  # older than the charts go back: not drawn
+                {
+                    "site": "acme-branch",
+                    "agent": "pc-2",
+                    "device": "bar",
+                    "metric": "icmp.rtt_ms",
+                    "hour": T0 - timedelta(days=8),
+                    "samples": 1,
+                    "minimum": 1.0,
+                    "maximum": 1.0,
+                    "total": 1.0,
+                }
+            ],
+        )
     return create_app(engine, now=Clock(T0), diagnostics=Commander(engine, CollectorConfig()))
 
 
@@ -103,6 +136,25 @@ def test_the_device_page_has_its_facts_checks_and_history(app: object) -> None:
         assert shown in page, shown
     assert re.findall(r'state-(\w+)">(\w+)</span></li>', page) == [("down", "down"), ("up", "up")]
     assert "data-command" not in page  # a viewer runs no diagnostics
+
+
+def test_the_device_page_charts_each_metric_from_its_hourly_history(app: object) -> None:
+    page = AppClient(app, role="viewer").get("/devices/acme-branch/pc-2/bar").text
+    assert re.findall(r'<figure class="chart">\s*<figcaption>([\w.]+):', page) == ["https.duration_ms"]
+    assert "14 on average in the hour from" in page  # the last hour's mean: 42 / 3
+    assert "from 9 to 30 over 3 hours" in page
+    [band] = re.findall(r'<polygon class="band" points="([^"]+)"', page)
+    [mean] = re.findall(r'<polyline class="mean" points="([^"]+)"', page)
+    assert len(band.split()) == 6  # three maxima there, three minima back
+    heights = [float(point.split(",")[1]) for point in mean.split()]
+    assert heights[1] < heights[2] < heights[0]  # means 12, 20, 14: higher is nearer the top (y = 0)
+    assert max(float(p.split(",")[1]) for p in band.split()) == 120.0  # the lowest minimum at the bottom
+
+
+def test_a_device_without_history_says_so_instead_of_a_chart(app: object) -> None:
+    page = AppClient(app, role="viewer").get("/devices/acme-branch/pc-3/tap").text
+    assert '<figure class="chart">' not in page
+    assert "No hourly history yet" in page
 
 
 def test_an_engineer_gets_the_service_test_and_log_pull_buttons(app: object) -> None:
