@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from collector.cluster.settings import ClusterConfig
 from collector.registry.maintenance import check_maintenance
 from collector.sinks import SINKS
 from collector.sla.calendar import parse_hours
@@ -460,6 +461,7 @@ class CollectorConfig(BaseModel):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     client: ClientConfig = Field(default_factory=ClientConfig)
     enrolment: EnrolmentConfig = Field(default_factory=EnrolmentConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @model_validator(mode="after")
     def _broker_login(self) -> CollectorConfig:

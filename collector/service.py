@@ -4,6 +4,7 @@ thread) and the evaluation timer."""
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -11,8 +12,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from collector.cluster.leases import Leases
+from collector.cluster.ownership import Ownership
 from collector.config import CollectorConfig
 from collector.incidents.engine import IncidentEngine
+from collector.ingest.jetstream import JetStreamReceiver
 from collector.ingest.pipeline import Ingest, RepublishWanted, RequestRepublish, transient
 from collector.ingest.receiver import Receiver
 from collector.ingest.subscriber import Subscriber
@@ -72,6 +76,7 @@ class CollectorService:
         self._republished_at: dict[tuple[str, str], datetime] = {}
         self._now = now
         self.sla = SlaContext.from_config(config)
+        self.ownership = _ownership(self.engine, config, self._drained)
         self.incidents = IncidentEngine(
             self.engine,
             confirm_window=config.incidents.confirm_window,
@@ -81,6 +86,7 @@ class CollectorService:
             on_ticket_opened=Evidence(self.commander).on_ticket_opened,
             rules=config.incidents,
             context=self.sla,
+            owns=self.ownership.owns if self.ownership is not None else None,
         )
         self.writer = Writer(
             self.ingest.handle,
@@ -92,8 +98,13 @@ class CollectorService:
             transient=transient,
         )
         self.notify = Dispatcher(self.engine, config, self.sla, metrics=self.metrics, now=now)
-        self.subscriber: Subscriber | Receiver
-        if config.mqtt.receiver == "process":
+        self.subscriber: Subscriber | Receiver | JetStreamReceiver
+        if config.cluster.backbone == "jetstream" and config.cluster.nats is not None:
+            assert self.ownership is not None  # the config requires cluster.enabled with it
+            self.subscriber = JetStreamReceiver(
+                config.cluster.nats, config.mqtt.prefix, self.writer, self.ownership, now=now
+            )
+        elif config.mqtt.receiver == "process":
             self.subscriber = Receiver(config.mqtt, self.writer, now=now, metrics=self.metrics)
         else:
             self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
@@ -102,8 +113,14 @@ class CollectorService:
         self._timer = threading.Thread(target=self._timer_loop, name="hezo-collector-timer", daemon=True)
 
     def _flush_acks(self) -> None:
-        if isinstance(self.subscriber, Receiver):
+        if isinstance(self.subscriber, Receiver | JetStreamReceiver):
             self.subscriber.flush_acks()
+
+    def _drained(self, partition: int) -> bool:
+        """Whether a partition's messages in flight are all stored and acknowledged (to hand it back)."""
+        if isinstance(self.subscriber, JetStreamReceiver):
+            return self.subscriber.drained(partition)
+        return True
 
     def _republish_after_gap(self, site: str, agent: str) -> None:
         """Count the gap, then ask the agent for its states again (writer thread, after the commit)."""
@@ -121,6 +138,8 @@ class CollectorService:
             apply_registry(conn, self.config)
         log.info("store %s", self.engine.url.render_as_string(hide_password=True))
         self.writer.start()
+        if self.ownership is not None:
+            self.ownership.start()
         self.subscriber.start()
         self.commander.start()
         self.retention.start()
@@ -134,6 +153,8 @@ class CollectorService:
         # Store and acknowledge what is queued while still connected, then leave (the session stays).
         self.writer.stop()
         self.subscriber.stop()
+        if self.ownership is not None:
+            self.ownership.stop()  # after the writer: what it stored is acknowledged first
         self.commander.stop()
         self.retention.stop()
         self.notify.stop()
@@ -144,6 +165,8 @@ class CollectorService:
         if not self.writer.alive():
             return "the writer thread is not running: nothing is stored or acknowledged"
         if not self.subscriber.connected():
+            if isinstance(self.subscriber, JetStreamReceiver):
+                return "not connected to NATS"
             return f"not connected to the broker {self.config.mqtt.host}:{self.config.mqtt.port}"
         return self.writer.stalled(STALLED_AFTER)
 
@@ -161,6 +184,16 @@ class CollectorService:
             if time.monotonic() - pruned >= PRUNE_EVERY:
                 pruned = time.monotonic()
                 self.writer.put(Job(self.ingest.prune_rejected, "rejected messages pruned"))
+
+
+def _ownership(engine: Engine, config: CollectorConfig, drained: Callable[[int], bool]) -> Ownership | None:
+    """The leases of this collector's partitions, with ``cluster.enabled``; a new holder name per start."""
+    cluster = config.cluster
+    if not cluster.enabled:
+        return None
+    holder = f"{cluster.node}-{secrets.token_hex(4)}"
+    leases = Leases(engine, holder, ttl=cluster.lease_seconds)
+    return Ownership(leases, cluster.partitions, ttl=cluster.lease_seconds, drained=drained)
 
 
 def apply_registry(conn: Connection, config: CollectorConfig) -> None:

@@ -37,8 +37,12 @@ class IncidentEngine:
         on_ticket_opened: Callable[[str], None] | None = None,
         rules: IncidentsConfig | None = None,
         context: SlaContext | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """``owns(site)``: whether this collector decides ``site`` now (``collector/cluster``); by default
+        every site is its own."""
         self._engine = engine
+        self._owns = owns
         self._on_ticket_opened = on_ticket_opened
         self._metrics = metrics
         self._now = now
@@ -72,6 +76,7 @@ class IncidentEngine:
             sla=self.context,
             metrics=self._metrics,
             on_ticket_opened=self._on_ticket_opened,
+            owns=self._owns,
         )
         for rule in self.rules:
             # Not holding SQLite's write lock from the start (``write_transaction``): a rule reads before it

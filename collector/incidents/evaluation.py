@@ -53,8 +53,11 @@ class Context:
         sla: SlaContext,
         metrics: Metrics | None,
         on_ticket_opened: Callable[[str], None] | None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.now = now
+        #: Whether this collector decides a site's tickets now; another collector decides the rest.
+        self.owns: Callable[[str], bool] = owns if owns is not None else _every_site
         self.rules = rules
         self.sla = sla
         self.done = Evaluation()
@@ -71,6 +74,8 @@ class Context:
 
     def held(self, conn: Connection, device: Any) -> str | None:
         """Why ``device`` (a ``devices`` row) gets no automatic ticket now, or None; kept in ``done.held``."""
+        if not self.owns(device.site):
+            return "another collector decides its site"
         key = (device.site, device.agent, device.device)
         reason = self.holds(conn).why(device, self.now, self.sla.calendars, self.rules)
         if reason is not None:
@@ -132,3 +137,7 @@ class Context:
         """Set the SLA gauges, when there are metrics."""
         if self._metrics is not None:
             self._metrics.publish_sla(conn)
+
+
+def _every_site(_site: str) -> bool:
+    return True

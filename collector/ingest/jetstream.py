@@ -1,0 +1,343 @@
+"""The collector reading a NATS JetStream cluster (``cluster.backbone: jetstream``), beside the MQTT session.
+
+Agents speak MQTT 3.1.1 to any node of a NATS cluster; NATS stores every QoS 1 message in its ``$MQTT_msgs``
+stream (replicated across the nodes), under ``$MQTT.msgs.<prefix>.<partition>.<site>...``: the cluster's
+subject mapping puts each site in a partition (``{{partition(N,1)}}``, ``config/nats/``). The collector reads
+each partition it holds the lease of (``collector/cluster/ownership.py``) through a durable pull consumer of
+its own, so one collector at a time reads a partition, in the stream's order: every message of an agent
+arrives in the order the agent sent it.
+
+Each message goes to the writer's queue with its ack, as from the MQTT session; the writer acknowledges it
+after the batch's commit (``flush_acks`` hands the acks to the event loop in one go). A message a collector
+took and did not acknowledge stays in the stream.
+
+A partition changing hands: the new holder's lease has a new generation; it creates the consumer
+``<consumer>-p<partition>-g<generation>`` starting right after the previous consumers' acknowledged floor,
+then deletes those. What the previous holder had stored but not acknowledged is delivered again in order,
+and the message identities make that harmless. A collector that still reads a deleted consumer (it lost its
+lease) gets an error and stops reading that partition.
+
+The consumers must exist before agents publish: NATS keeps a message of the interest-retention stream only
+for the consumers that exist. At start the collector makes one for every partition that has none (reading
+from the stream's first message), and an empty consumer costs nothing; stopping a collector leaves its
+consumers in place for the next holder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from collector.ingest.writer import Inbox, Message
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as Nats
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+    from collector.cluster.settings import NatsConfig
+
+log = logging.getLogger(__name__)
+
+#: The stream NATS's MQTT listener keeps QoS 1 messages in, and its subjects' prefix.
+STREAM = "$MQTT_msgs"
+SUBJECT_PREFIX = "$MQTT.msgs."
+#: How often (seconds) the loop looks at the partitions held, and how long one fetch waits for messages.
+FOLLOW_EVERY = 0.2
+FETCH_WAIT = 1.0
+#: How long (seconds) ``stop`` waits for the loop to end.
+STOP_TIMEOUT = 10.0
+
+
+class Partitions(Protocol):
+    """What the receiver follows: the partitions this collector holds now, and each one's generation."""
+
+    partitions: int
+
+    def owned(self) -> frozenset[int]: ...
+
+    def generation(self, number: int) -> int | None: ...
+
+
+def topic_of(subject: str, prefix: str) -> str:
+    """The MQTT topic an agent published ``subject`` to: the stream's prefix and the partition left out.
+
+    A subject that does not have the partition where expected is returned as a topic as it stands, for the
+    pipeline to reject and keep (nothing is dropped here).
+    """
+    tokens = subject.removeprefix(SUBJECT_PREFIX).split(".")
+    ours = prefix.split("/")
+    count = len(ours)
+    if tokens[:count] == ours and len(tokens) > count and tokens[count].isdigit():
+        del tokens[count]
+    # NATS writes an MQTT topic's "/" as "." and its "." as "//".
+    return "/".join(token.replace("//", ".") for token in tokens)
+
+
+def consumer_name(base: str, partition: int, generation: int) -> str:
+    return f"{base}-p{partition}-g{generation}"
+
+
+class JetStreamReceiver:
+    """Reads the partitions this collector holds; the same face as ``subscriber.Subscriber``."""
+
+    def __init__(
+        self,
+        config: NatsConfig,
+        prefix: str,
+        writer: Inbox,
+        partitions: Partitions,
+        *,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._prefix = prefix
+        self._writer = writer
+        self._partitions = partitions
+        self._now = now
+        self._subscribed = threading.Event()
+        self._connected = False
+        self._stopping = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._acks: list[tuple[int, Msg]] = []  # gathered by the writer's thread
+        self._acks_lock = threading.Lock()
+        #: Messages handed to the writer and not yet acknowledged, per partition (the event loop's).
+        self._pending: dict[int, int] = {}
+        self._reading: set[int] = set()
+        self._thread = threading.Thread(target=self._run, name="hezo-collector-jetstream", daemon=True)
+
+    # -- the face the service sees -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Block until connected with a consumer for every partition; False on timeout."""
+        return self._subscribed.wait(timeout)
+
+    def connected(self) -> bool:
+        return self._connected
+
+    def stop(self) -> None:
+        """Stop reading and disconnect; the consumers and what they hold stay in the stream."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(STOP_TIMEOUT)
+
+    def flush_acks(self) -> None:
+        """Hand the acks gathered since the last call to the event loop (the writer's thread, per batch)."""
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        loop = self._loop
+        if acks and loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._send_acks, acks)
+            except RuntimeError:
+                return  # the loop has just ended: the stream delivers these again, harmlessly
+
+    def drained(self, partition: int) -> bool:
+        """Whether nothing of ``partition`` is being read or waits for its ack: it may be handed back."""
+        return partition not in self._reading and not self._pending.get(partition, 0)
+
+    # -- the event loop ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            log.exception("the JetStream receiver failed")
+        finally:
+            self._connected = False
+            self._subscribed.clear()
+
+    async def _main(self) -> None:
+        import nats
+
+        self._loop = asyncio.get_running_loop()
+        options: dict[str, Any] = {}
+        if self._config.user is not None and self._config.password is not None:
+            options = {"user": self._config.user, "password": self._config.password.get_secret_value()}
+        client = await nats.connect(
+            servers=list(self._config.servers),
+            name="hezo-collector",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            connect_timeout=5,
+            disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected,
+            error_cb=self._error,
+            allow_reconnect=True,
+            **options,
+        )
+        self._connected = True
+        log.info("connected to NATS at %s", client.connected_url.netloc if client.connected_url else "?")
+        try:
+            js = client.jetstream()
+            await self._ensure_consumers(js)
+            self._subscribed.set()
+            await self._follow(js)
+        finally:
+            await self._close(client)
+
+    async def _close(self, client: Nats) -> None:
+        try:
+            await client.drain()
+        except Exception:  # leaving anyway; what was not acknowledged stays in the stream
+            log.debug("NATS drain failed on stop", exc_info=True)
+
+    async def _disconnected(self) -> None:
+        self._connected = False
+        log.warning("lost the NATS connection; reconnecting")
+
+    async def _reconnected(self) -> None:
+        self._connected = True
+        log.info("reconnected to NATS")
+
+    async def _error(self, exc: Exception) -> None:
+        log.debug("NATS: %s", exc)
+
+    def _subject(self, partition: int) -> str:
+        return f"{SUBJECT_PREFIX}{self._prefix.replace('/', '.')}.{partition}.>"
+
+    async def _ensure_consumers(self, js: JetStreamContext) -> None:
+        """Wait for the stream (NATS makes it at the first MQTT connection), then give every partition a
+        consumer, so the stream keeps its messages from now on even before any collector holds it."""
+        from nats.js.errors import NotFoundError
+
+        waiting = False
+        while not self._stopping.is_set():
+            try:
+                await js.stream_info(STREAM)
+                break
+            except NotFoundError:
+                if not waiting:
+                    waiting = True
+                    log.warning("NATS has no %s stream yet (made at the first MQTT connection)", STREAM)
+                await asyncio.sleep(1)
+        names = {info.name for info in await js.consumers_info(STREAM)}
+        for number in range(self._partitions.partitions):
+            base = f"{self._config.consumer}-p{number}-g"
+            if not any(name.startswith(base) for name in names):
+                await self._add(js, consumer_name(self._config.consumer, number, 0), number, None)
+
+    async def _add(self, js: JetStreamContext, name: str, partition: int, start: int | None) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        await js.add_consumer(
+            STREAM,
+            ConsumerConfig(
+                durable_name=name,
+                filter_subject=self._subject(partition),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self._config.ack_wait,
+                max_ack_pending=self._config.max_ack_pending,
+                deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+            ),
+        )
+
+    async def _follow(self, js: JetStreamContext) -> None:
+        """Read the partitions held, starting and stopping a reader as leases come and go."""
+        readers: dict[int, tuple[int, asyncio.Task[None]]] = {}
+        try:
+            while not self._stopping.is_set():
+                owned = self._partitions.owned()
+                for number, (generation, task) in list(readers.items()):
+                    held = self._partitions.generation(number)
+                    if task.done() or number not in owned or held != generation:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+                        del readers[number]
+                        self._reading.discard(number)
+                for number in sorted(owned - set(readers)):
+                    now_held = self._partitions.generation(number)
+                    if now_held is not None:
+                        self._reading.add(number)
+                        task = asyncio.create_task(self._read(js, number, now_held))
+                        readers[number] = (now_held, task)
+                await asyncio.sleep(FOLLOW_EVERY)
+        finally:
+            for _, task in readers.values():
+                task.cancel()
+            await asyncio.gather(*(task for _, task in readers.values()), return_exceptions=True)
+            self._reading.clear()
+
+    async def _take_over(self, js: JetStreamContext, partition: int, generation: int) -> str:
+        """The consumer of this generation: made after the acknowledged floor of the older ones, which go."""
+        name = consumer_name(self._config.consumer, partition, generation)
+        base = f"{self._config.consumer}-p{partition}-g"
+        infos = [info for info in await js.consumers_info(STREAM) if info.name.startswith(base)]
+        if any(info.name == name for info in infos):
+            return name
+        older = [info for info in infos if info.name != name]
+        floors = [info.ack_floor.stream_seq if info.ack_floor else 0 for info in older]
+        start = min(floors) + 1 if floors else None
+        await self._add(js, name, partition, start)
+        for info in older:
+            await js.delete_consumer(STREAM, info.name)
+        log.info("reading partition %d through %s (from stream seq %s)", partition, name, start or "first")
+        return name
+
+    async def _read(self, js: JetStreamContext, partition: int, generation: int) -> None:
+        from nats.errors import TimeoutError as FetchTimeout
+        from nats.js.errors import NotFoundError
+
+        try:
+            name = await self._take_over(js, partition, generation)
+            subscription = await js.pull_subscribe_bind(durable=name, stream=STREAM)
+        except Exception:
+            log.exception("could not start reading partition %d", partition)
+            await asyncio.sleep(1)
+            return  # ``_follow`` starts it again while the lease is held
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                batch = await subscription.fetch(self._config.fetch, timeout=FETCH_WAIT)
+            except (TimeoutError, FetchTimeout):
+                continue
+            except NotFoundError:
+                log.warning("consumer %s of partition %d is gone: another collector has it", name, partition)
+                return
+            except Exception as exc:  # noqa: BLE001 - a node leaving the cluster, a reconnect: ask again
+                log.warning("fetching partition %d failed (%s: %s)", partition, type(exc).__name__, exc)
+                await asyncio.sleep(1)
+                continue
+            self._pending[partition] = self._pending.get(partition, 0) + len(batch)
+            received_at = self._now()
+            messages = [
+                Message(
+                    topic_of(msg.subject, self._prefix),
+                    msg.data,
+                    received_at,
+                    functools.partial(self._ack_later, partition, msg),
+                )
+                for msg in batch
+            ]
+            # ``put`` waits while the writer's queue is full: off the event loop, which sends the acks.
+            await loop.run_in_executor(None, self._put_all, messages)
+
+    def _put_all(self, messages: list[Message]) -> None:
+        for message in messages:
+            self._writer.put(message)
+
+    def _ack_later(self, partition: int, msg: Msg) -> None:
+        with self._acks_lock:
+            self._acks.append((partition, msg))
+
+    def _send_acks(self, acks: list[tuple[int, Msg]]) -> None:
+        for partition, _ in acks:
+            self._pending[partition] = max(self._pending.get(partition, 0) - 1, 0)
+        asyncio.ensure_future(self._ack_all([msg for _, msg in acks]))  # noqa: RUF006 - ends on its own
+
+    @staticmethod
+    async def _ack_all(messages: list[Msg]) -> None:
+        for msg in messages:
+            try:
+                await msg.ack()
+            except Exception as exc:  # noqa: BLE001 - stored: at worst delivered again, harmlessly
+                log.debug("ack failed: %s", exc)
