@@ -290,8 +290,8 @@ class JetStreamReceiver:
         try:
             name = await self._take_over(js, partition, generation)
             subscription = await js.pull_subscribe_bind(durable=name, stream=STREAM)
-        except Exception:
-            log.exception("could not start reading partition %d", partition)
+        except Exception as exc:  # noqa: BLE001 - a node leaving, a JetStream API timeout: try again
+            log.warning("could not start reading partition %d (%s: %s)", partition, type(exc).__name__, exc)
             await asyncio.sleep(1)
             return  # ``_follow`` starts it again while the lease is held
         loop = asyncio.get_running_loop()
