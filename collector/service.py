@@ -3,6 +3,7 @@ thread) and the evaluation timer."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -16,9 +17,10 @@ from collector.cluster.leases import Leases
 from collector.cluster.ownership import Ownership
 from collector.config import CollectorConfig
 from collector.incidents.engine import IncidentEngine
-from collector.ingest.jetstream import JetStreamReceiver
+from collector.ingest.jetstream import JetStreamReceiver, open_mqtt_once
 from collector.ingest.pipeline import Ingest, RepublishWanted, RequestRepublish, transient
 from collector.ingest.receiver import Receiver
+from collector.ingest.session import SessionSettings
 from collector.ingest.subscriber import Subscriber
 from collector.ingest.writer import Job, Writer
 from collector.metrics import Metrics
@@ -102,7 +104,12 @@ class CollectorService:
         if config.cluster.backbone == "jetstream" and config.cluster.nats is not None:
             assert self.ownership is not None  # the config requires cluster.enabled with it
             self.subscriber = JetStreamReceiver(
-                config.cluster.nats, config.mqtt.prefix, self.writer, self.ownership, now=now
+                config.cluster.nats,
+                config.mqtt.prefix,
+                self.writer,
+                self.ownership,
+                now=now,
+                make_streams=functools.partial(open_mqtt_once, SessionSettings.of(config.mqtt)),
             )
         elif config.mqtt.receiver == "process":
             self.subscriber = Receiver(config.mqtt, self.writer, now=now, metrics=self.metrics)

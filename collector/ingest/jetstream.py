@@ -26,19 +26,23 @@ consumers in place for the next holder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from collector.ingest.session import SessionSettings
 from collector.ingest.writer import Inbox, Message
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
+    from nats.js.api import ConsumerInfo
 
     from collector.cluster.settings import NatsConfig
 
@@ -50,6 +54,8 @@ SUBJECT_PREFIX = "$MQTT.msgs."
 #: How often (seconds) the loop looks at the partitions held, and how long one fetch waits for messages.
 FOLLOW_EVERY = 0.2
 FETCH_WAIT = 1.0
+#: How often (seconds) a reader deletes its partition's consumers of older generations made again.
+SWEEP_EVERY = 30.0
 #: How long (seconds) ``stop`` waits for the loop to end.
 STOP_TIMEOUT = 10.0
 
@@ -83,6 +89,12 @@ def consumer_name(base: str, partition: int, generation: int) -> str:
     return f"{base}-p{partition}-g{generation}"
 
 
+def _generation_of(name: str) -> int:
+    """The generation a consumer's name ends with; -1 for a name not made by ``consumer_name``."""
+    tail = name.rsplit("-g", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
 class JetStreamReceiver:
     """Reads the partitions this collector holds; the same face as ``subscriber.Subscriber``."""
 
@@ -94,7 +106,11 @@ class JetStreamReceiver:
         partitions: Partitions,
         *,
         now: Callable[[], datetime],
+        make_streams: Callable[[], None] | None = None,
     ) -> None:
+        """``make_streams()`` connects once to a node's MQTT listener, for NATS to make its MQTT streams when
+        none exist yet (``open_mqtt_once``)."""
+        self._make_streams = make_streams
         self._config = config
         self._prefix = prefix
         self._writer = writer
@@ -218,6 +234,8 @@ class JetStreamReceiver:
                 if not waiting:
                     waiting = True
                     log.warning("NATS has no %s stream yet (made at the first MQTT connection)", STREAM)
+                    if self._make_streams is not None:
+                        await asyncio.get_running_loop().run_in_executor(None, self._make_streams)
                 await asyncio.sleep(1)
         names = {info.name for info in await js.consumers_info(STREAM)}
         for number in range(self._partitions.partitions):
@@ -268,20 +286,39 @@ class JetStreamReceiver:
             self._reading.clear()
 
     async def _take_over(self, js: JetStreamContext, partition: int, generation: int) -> str:
-        """The consumer of this generation: made after the acknowledged floor of the older ones, which go."""
+        """The consumer of this generation, made right after the acknowledged floor of the newest older one
+        (its holder acknowledged only what it had stored); the older ones go."""
         name = consumer_name(self._config.consumer, partition, generation)
-        base = f"{self._config.consumer}-p{partition}-g"
-        infos = [info for info in await js.consumers_info(STREAM) if info.name.startswith(base)]
-        if any(info.name == name for info in infos):
+        older = await self._older(js, partition, generation)
+        if name in {info.name for info in await js.consumers_info(STREAM)}:
             return name
-        older = [info for info in infos if info.name != name]
-        floors = [info.ack_floor.stream_seq if info.ack_floor else 0 for info in older]
-        start = min(floors) + 1 if floors else None
+        start = None
+        if older:
+            newest = max(older, key=lambda info: _generation_of(info.name))
+            floor = newest.ack_floor.stream_seq if newest.ack_floor else 0
+            floor = max(floor, (newest.config.opt_start_seq or 1) - 1)
+            start = floor + 1
         await self._add(js, name, partition, start)
         for info in older:
             await js.delete_consumer(STREAM, info.name)
         log.info("reading partition %d through %s (from stream seq %s)", partition, name, start or "first")
         return name
+
+    async def _older(self, js: JetStreamContext, partition: int, generation: int) -> list[ConsumerInfo]:
+        """The consumers of ``partition`` of a generation before ``generation``."""
+        base = f"{self._config.consumer}-p{partition}-g"
+        return [
+            info
+            for info in await js.consumers_info(STREAM)
+            if info.name.startswith(base) and 0 <= _generation_of(info.name) < generation
+        ]
+
+    async def _sweep(self, js: JetStreamContext, partition: int, generation: int) -> None:
+        """Delete older consumers of ``partition`` that a collector starting late made again (they would keep
+        the stream's messages for nobody)."""
+        for info in await self._older(js, partition, generation):
+            await js.delete_consumer(STREAM, info.name)
+            log.info("deleted the stale consumer %s of partition %d", info.name, partition)
 
     async def _read(self, js: JetStreamContext, partition: int, generation: int) -> None:
         from nats.errors import TimeoutError as FetchTimeout
@@ -295,7 +332,12 @@ class JetStreamReceiver:
             await asyncio.sleep(1)
             return  # ``_follow`` starts it again while the lease is held
         loop = asyncio.get_running_loop()
+        swept = time.monotonic()
         while True:
+            if time.monotonic() - swept > SWEEP_EVERY:
+                swept = time.monotonic()
+                with contextlib.suppress(Exception):  # next time, then
+                    await self._sweep(js, partition, generation)
             try:
                 batch = await subscription.fetch(self._config.fetch, timeout=FETCH_WAIT)
             except (TimeoutError, FetchTimeout):
@@ -341,3 +383,28 @@ class JetStreamReceiver:
                 await msg.ack()
             except Exception as exc:  # noqa: BLE001 - stored: at worst delivered again, harmlessly
                 log.debug("ack failed: %s", exc)
+
+
+def open_mqtt_once(settings: SessionSettings, timeout: float = 10.0) -> None:
+    """Connect to the MQTT listener ``settings`` names and leave (a clean session): NATS makes its MQTT
+    streams at the first MQTT connection. A failure is logged; the receiver goes on waiting for the stream."""
+    from common.mqttclient import Client, describe
+
+    client = Client(f"{settings.client_id}-streams", clean_session=True)
+    client.login(settings.username, settings.password)
+    client.use_tls(settings.tls)
+    try:
+        client.connect(settings.host, settings.port, keepalive=settings.keepalive)
+        client.loop_start()
+        deadline = time.monotonic() + timeout
+        while not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except OSError as exc:
+        log.warning(
+            "could not reach %s:%s to have NATS make its streams: %s",
+            settings.host,
+            settings.port,
+            describe(exc),
+        )
+    finally:
+        client.close()

@@ -79,7 +79,9 @@ class NatsCluster:
             f"http: 127.0.0.1:{node.http_port}\n"
             f'jetstream {{ store_dir: "{node.store}", max_memory_store: 64MB, max_file_store: 1GB }}\n'
             f"cluster {{ name: hezo-test, listen: 127.0.0.1:{node.route_port}, routes: [{routes}] }}\n"
-            f"mqtt {{ listen: 127.0.0.1:{node.mqtt_port} }}\n" + render_mappings(self.prefix, self.partitions)
+            # Replicas said, not left to NATS: it counts the nodes it knows when the first MQTT client comes.
+            f"mqtt {{ listen: 127.0.0.1:{node.mqtt_port}, stream_replicas: {min(self.size, 3)} }}\n"
+            + render_mappings(self.prefix, self.partitions)
         )
 
     def start(self) -> None:
@@ -89,7 +91,7 @@ class NatsCluster:
         for node in self.nodes:
             wait_port("127.0.0.1", node.client_port)
         deadline = time.monotonic() + 60
-        while not all(self._healthy(node) for node in self.nodes):
+        while not (all(self._healthy(node) for node in self.nodes) and self._formed()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the NATS cluster did not become healthy; see {self.root}/*/nats.log")
             time.sleep(0.2)
@@ -117,6 +119,19 @@ class NatsCluster:
                 except subprocess.TimeoutExpired:
                     node.process.kill()
                     node.process.wait()
+
+    def _formed(self) -> bool:
+        """Whether JetStream's meta group has a leader that every other node follows, current."""
+        for node in self.nodes:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/jsz", timeout=2) as answer:
+                    meta = json.load(answer).get("meta_cluster") or {}
+            except OSError:
+                return False
+            followers = meta.get("replicas") or []
+            if meta.get("leader") == node.name:
+                return len(followers) == self.size - 1 and all(peer.get("current") for peer in followers)
+        return False
 
     @staticmethod
     def _healthy(node: Node) -> bool:
