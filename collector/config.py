@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from collector.cluster.settings import ClusterConfig
+from collector.cluster.settings import ClusterSection
 from collector.registry.maintenance import check_maintenance
 from collector.sinks import SINKS
 from collector.sla.calendar import parse_hours
@@ -442,8 +442,8 @@ class NotifyConfig(BaseModel):
 _SINK_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class CollectorConfig(BaseModel):
-    """The whole collector configuration file."""
+class CollectorConfig(ClusterSection):
+    """The whole collector configuration file (``cluster:`` comes with ``ClusterSection``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -461,7 +461,6 @@ class CollectorConfig(BaseModel):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     client: ClientConfig = Field(default_factory=ClientConfig)
     enrolment: EnrolmentConfig = Field(default_factory=EnrolmentConfig)
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @model_validator(mode="after")
     def _broker_login(self) -> CollectorConfig:
@@ -481,8 +480,7 @@ def load_config(path: str | Path | None) -> CollectorConfig:
         config = parse_model("(defaults)", {}, CollectorConfig, tags=SINKS.keys())
     else:
         config = load_yaml_model(path, CollectorConfig, tags=SINKS.keys())
-    problem = store_url_problem(config.store.url)
-    if problem is not None:
+    if (problem := store_url_problem(config.store.url)) is not None:
         raise ConfigError(f"{path or '(defaults)'}: store.url: {problem}")
     return config
 
