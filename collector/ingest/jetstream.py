@@ -208,7 +208,8 @@ class JetStreamReceiver:
 
     async def _disconnected(self) -> None:
         self._connected = False
-        log.warning("lost the NATS connection; reconnecting")
+        if not self._stopping.is_set():
+            log.warning("lost the NATS connection; reconnecting")
 
     async def _reconnected(self) -> None:
         self._connected = True
