@@ -54,6 +54,9 @@ SUBJECT_PREFIX = "$MQTT.msgs."
 #: How often (seconds) the loop looks at the partitions held, and how long one fetch waits for messages.
 FOLLOW_EVERY = 0.2
 FETCH_WAIT = 1.0
+#: Starting the event loop again after a failure: the first delay and the longest (seconds).
+FIRST_RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 30.0
 #: How often (seconds) a reader deletes its partition's consumers of older generations made again.
 SWEEP_EVERY = 30.0
 #: How long (seconds) ``stop`` waits for the loop to end.
@@ -89,7 +92,7 @@ def consumer_name(base: str, partition: int, generation: int) -> str:
     return f"{base}-p{partition}-g{generation}"
 
 
-def _generation_of(name: str) -> int:
+def generation_of(name: str) -> int:
     """The generation a consumer's name ends with; -1 for a name not made by ``consumer_name``."""
     tail = name.rsplit("-g", 1)[-1]
     return int(tail) if tail.isdigit() else -1
@@ -163,13 +166,22 @@ class JetStreamReceiver:
     # -- the event loop ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except Exception:
-            log.exception("the JetStream receiver failed")
-        finally:
-            self._connected = False
-            self._subscribed.clear()
+        """Run the event loop until ``stop``; when it fails (no node reachable at start), again after 1 s,
+        doubling to 30 s. What was not acknowledged stays in the stream meanwhile."""
+        delay = FIRST_RETRY_DELAY
+        while not self._stopping.is_set():
+            try:
+                asyncio.run(self._main())
+            except Exception as exc:  # noqa: BLE001 - said once per try, then tried again
+                log.warning(
+                    "the JetStream receiver failed (%s: %s); again in %.0f s", type(exc).__name__, exc, delay
+                )
+            finally:
+                self._connected = False
+                self._subscribed.clear()
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, MAX_RETRY_DELAY)
 
     async def _main(self) -> None:
         import nats
@@ -295,7 +307,7 @@ class JetStreamReceiver:
             return name
         start = None
         if older:
-            newest = max(older, key=lambda info: _generation_of(info.name))
+            newest = max(older, key=lambda info: generation_of(info.name))
             floor = newest.ack_floor.stream_seq if newest.ack_floor else 0
             floor = max(floor, (newest.config.opt_start_seq or 1) - 1)
             start = floor + 1
@@ -311,7 +323,7 @@ class JetStreamReceiver:
         return [
             info
             for info in await js.consumers_info(STREAM)
-            if info.name.startswith(base) and 0 <= _generation_of(info.name) < generation
+            if info.name.startswith(base) and 0 <= generation_of(info.name) < generation
         ]
 
     async def _sweep(self, js: JetStreamContext, partition: int, generation: int) -> None:

@@ -8,6 +8,7 @@ the surviving collector takes over the dead one's partitions within a bound it p
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import subprocess
 import time
@@ -23,6 +24,11 @@ from sqlalchemy import Engine, func, select, text
 
 from collector.cluster.leases import MEMBER, PARTITION
 from collector.cluster.partitions import partition_of
+from collector.cluster.settings import NatsConfig
+from collector.ingest.jetstream import JetStreamReceiver, open_mqtt_once
+from collector.ingest.session import SessionSettings
+from collector.ingest.writer import Message
+from collector.store.database import utcnow
 from collector.store.schema import agent_boots, leases, messages, rejected, samples, tickets
 from tests.support.collector import FakeAgent, boot_id, serve
 from tests.support.mosquitto import free_port
@@ -135,6 +141,21 @@ def consumers(cluster: NatsCluster) -> list[str]:
     return asyncio.run(names())
 
 
+def waiting_for_ack(cluster: NatsCluster, name: str) -> int:
+    """Messages consumer ``name`` delivered and has no ack for."""
+
+    async def pending() -> int:
+        import nats
+
+        client = await nats.connect(servers=cluster.servers)
+        try:
+            return int((await client.jetstream().consumer_info("$MQTT_msgs", name)).num_ack_pending)
+        finally:
+            await client.close()
+
+    return asyncio.run(pending())
+
+
 def count(engine: Engine, table: object) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
@@ -227,3 +248,62 @@ def test_two_collectors_on_a_nats_cluster_survive_a_node_and_a_collector_dying(
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+class Queue:
+    """The writer's queue as the receiver sees it: what it was handed, in order."""
+
+    def __init__(self) -> None:
+        self.items: list[Message] = []
+
+    def put(self, item: Message) -> None:
+        self.items.append(item)
+
+
+class AllPartitions:
+    """A collector holding every partition, at generation 1."""
+
+    partitions = 2
+
+    def owned(self) -> frozenset[int]:
+        return frozenset({0, 1})
+
+    def generation(self, number: int) -> int | None:
+        return 1
+
+
+def test_the_receiver_waits_for_nats_has_it_make_its_streams_and_hands_on_what_agents_send(
+    tmp_path: Path,
+) -> None:
+    nats = NatsCluster(tmp_path / "nats", size=1, partitions=2)
+    node = nats.nodes[0]
+    queue = Queue()
+    mqtt_settings = SessionSettings("127.0.0.1", node.mqtt_port, "collector-test", "hezo/v1", 30)
+    receiver = JetStreamReceiver(
+        NatsConfig(servers=nats.servers),
+        "hezo/v1",
+        queue,
+        AllPartitions(),
+        now=utcnow,
+        make_streams=functools.partial(open_mqtt_once, mqtt_settings),
+    )
+    receiver.start()  # before NATS runs: it tries again until it can connect
+    try:
+        nats.start()
+        assert receiver.wait_subscribed(90), "the receiver never had its consumers in place"
+        agent = Agent("hq", node.mqtt_port)
+        try:
+            agent.send(agent.fake.birth(at=datetime.now(UTC)))
+        finally:
+            agent.close()
+        [message] = eventually("the birth handed to the writer", lambda: queue.items[:1])
+        assert message.topic == "hezo/v1/hq/hq-pc/status"
+        name = f"hezo-collector-p{partition_of('hq', 2)}-g1"
+        assert waiting_for_ack(nats, name) == 1  # not acknowledged before the writer says it is stored
+        assert message.ack is not None
+        message.ack()
+        receiver.flush_acks()
+        eventually("the ack sent to NATS", lambda: waiting_for_ack(nats, name) == 0)
+    finally:
+        receiver.stop()
+        nats.stop()

@@ -78,9 +78,13 @@ class NatsCluster:
             f"listen: 127.0.0.1:{node.client_port}\n"
             f"http: 127.0.0.1:{node.http_port}\n"
             f'jetstream {{ store_dir: "{node.store}", max_memory_store: 64MB, max_file_store: 1GB }}\n'
-            f"cluster {{ name: hezo-test, listen: 127.0.0.1:{node.route_port}, routes: [{routes}] }}\n"
+            + (
+                f"cluster {{ name: hezo-test, listen: 127.0.0.1:{node.route_port}, routes: [{routes}] }}\n"
+                if self.size > 1
+                else ""
+            )
             # Replicas said, not left to NATS: it counts the nodes it knows when the first MQTT client comes.
-            f"mqtt {{ listen: 127.0.0.1:{node.mqtt_port}, stream_replicas: {min(self.size, 3)} }}\n"
+            + f"mqtt {{ listen: 127.0.0.1:{node.mqtt_port}, stream_replicas: {min(self.size, 3)} }}\n"
             + render_mappings(self.prefix, self.partitions)
         )
 
@@ -122,6 +126,8 @@ class NatsCluster:
 
     def _formed(self) -> bool:
         """Whether JetStream's meta group has a leader that every other node follows, current."""
+        if self.size == 1:
+            return True
         for node in self.nodes:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/jsz", timeout=2) as answer:

@@ -1,6 +1,6 @@
 """What the JetStream receiver hands the writer: the topic the agent published on, and nothing dropped."""
 
-from collector.ingest.jetstream import consumer_name, topic_of
+from collector.ingest.jetstream import consumer_name, generation_of, topic_of
 
 
 def test_the_partition_and_the_stream_prefix_are_taken_out_of_the_subject() -> None:
@@ -20,3 +20,8 @@ def test_a_dot_in_a_topic_level_comes_back_as_a_dot() -> None:
 
 def test_each_generation_of_a_partition_has_a_consumer_of_its_own() -> None:
     assert consumer_name("hezo-collector", 3, 7) == "hezo-collector-p3-g7"
+
+
+def test_a_consumers_generation_is_read_back_from_its_name_and_a_foreign_name_has_none() -> None:
+    assert generation_of(consumer_name("hezo-collector", 3, 7)) == 7
+    assert generation_of("VariiPJj_tkfMsp44mjFanVFpbtLnwc") == -1
