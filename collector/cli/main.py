@@ -20,6 +20,7 @@ from collector.cli import (
     audit,
     broker,
     bundles,
+    cluster,
     contracts,
     keys,
     listing,
@@ -51,6 +52,7 @@ GROUPS: tuple[ModuleType, ...] = (
     bundles,
     broker,  # broker init, sync
     users,  # the people of the web page and the API, their tokens
+    cluster,  # cluster leases, nats-mappings
 )
 
 EXIT_FAILED = 1

@@ -50,12 +50,7 @@ class Leases:
         self._now = now
 
     def _clock(self, conn: Connection) -> datetime:
-        if self._now is not None:
-            return self._now()
-        if conn.dialect.name == "postgresql":
-            value: datetime = conn.execute(select(func.clock_timestamp())).scalar_one()
-            return value
-        return utcnow()
+        return self._now() if self._now is not None else database_now(conn)
 
     def heartbeat(self) -> int:
         """Renew this collector's member lease; the number of collectors alive (this one included)."""
@@ -164,3 +159,27 @@ class Leases:
             "acquired_at": now,
             "expires_at": now + self._ttl,
         }
+
+
+def standing(engine: Engine) -> list[dict[str, object]]:
+    """Every lease held now (by the database's clock on PostgreSQL): name, holder, generation, expiry."""
+    with engine.begin() as conn:
+        now = database_now(conn)
+        rows = conn.execute(select(leases).where(leases.c.expires_at > now).order_by(leases.c.name))
+        return [
+            {
+                "name": row.name,
+                "holder": row.holder,
+                "generation": row.generation,
+                "expires_at": row.expires_at,
+            }
+            for row in rows
+        ]
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database's clock on PostgreSQL (the same for every collector), the collector's on SQLite."""
+    if conn.dialect.name == "postgresql":
+        value: datetime = conn.execute(select(func.clock_timestamp())).scalar_one()
+        return value
+    return utcnow()
