@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from collector.cluster.partitions import MAX_PARTITIONS
+from common.configfile import TlsConfig
 
 #: A NATS server URL: scheme, host, port; no credentials in it (``user`` and ``password`` have keys).
 NatsUrl = Annotated[
@@ -39,6 +40,8 @@ class NatsConfig(BaseModel):
     servers: list[NatsUrl] = Field(min_length=1, max_length=16)
     user: str | None = Field(default=None, min_length=1, max_length=256)
     password: SecretStr | None = Field(default=None, max_length=1024)
+    #: TLS to the nodes: the CA to verify them with (default: the system's), and a client certificate.
+    tls: TlsConfig | None = None
     #: The durable consumers' names begin with this, then ``-p<partition>-g<generation>``.
     consumer: ConsumerName = "hezo-collector"
     #: Messages asked for at once, and unacknowledged at most per partition (the consumer's max_ack_pending).

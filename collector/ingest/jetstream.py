@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from nats.js.api import ConsumerInfo
 
     from collector.cluster.settings import NatsConfig
+    from common.configfile import TlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,10 @@ class JetStreamReceiver:
         options: dict[str, Any] = {}
         if self._config.user is not None and self._config.password is not None:
             options = {"user": self._config.user, "password": self._config.password.get_secret_value()}
+        if self._config.tls is not None:
+            options["tls"] = tls_context(self._config.tls)
+        elif any(server.startswith("tls:") for server in self._config.servers):
+            options["tls"] = ssl.create_default_context()
         client = await nats.connect(
             servers=list(self._config.servers),
             name="hezo-collector",
@@ -421,3 +427,11 @@ def open_mqtt_once(settings: SessionSettings, timeout: float = 10.0) -> None:
         )
     finally:
         client.close()
+
+
+def tls_context(tls: TlsConfig) -> ssl.SSLContext:
+    """A client context verifying the nodes against ``ca_file`` (or the system CAs); a client certificate."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file is not None and tls.key_file is not None:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    return context

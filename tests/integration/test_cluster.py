@@ -13,13 +13,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import SecretStr
 from sqlalchemy import Engine, func, select, text
 
 from collector.cluster.leases import MEMBER, PARTITION
@@ -30,10 +31,12 @@ from collector.ingest.session import SessionSettings
 from collector.ingest.writer import Message
 from collector.store.database import utcnow
 from collector.store.schema import agent_boots, leases, messages, rejected, samples, tickets
+from common.configfile import TlsConfig
 from tests.support.collector import FakeAgent, boot_id, serve
 from tests.support.mosquitto import free_port
 from tests.support.nats import NatsCluster
 from tests.support.postgres import URL, postgres_schema
+from tests.support.tlscert import make_cert
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -307,3 +310,39 @@ def test_the_receiver_waits_for_nats_has_it_make_its_streams_and_hands_on_what_a
     finally:
         receiver.stop()
         nats.stop()
+
+
+def test_the_receiver_reaches_nats_over_tls_with_its_own_login(tmp_path: Path) -> None:
+    cert = make_cert(tmp_path, valid_from=timedelta(days=-1), valid_until=timedelta(days=1), name="nats")
+    secret = "s3cret-for-this-test"
+    nats = NatsCluster(
+        tmp_path / "nats",
+        size=1,
+        partitions=2,
+        extra=f'tls {{ cert_file: "{cert.cert}", key_file: "{cert.key}" }}\n'
+        f"authorization {{ user: hezo-collector, password: {secret} }}\n",
+    )
+    node = nats.nodes[0]
+    login = SessionSettings(
+        "127.0.0.1", node.mqtt_port, "collector-tls", "hezo/v1", 30, "hezo-collector", secret
+    )
+    receiver = JetStreamReceiver(
+        NatsConfig(
+            servers=[f"tls://127.0.0.1:{node.client_port}"],
+            user="hezo-collector",
+            password=SecretStr(secret),
+            tls=TlsConfig(ca_file=cert.cert),
+        ),
+        "hezo/v1",
+        Queue(),
+        AllPartitions(),
+        now=utcnow,
+        make_streams=functools.partial(open_mqtt_once, login),
+    )
+    with nats:
+        receiver.start()
+        try:
+            assert receiver.wait_subscribed(60), "the receiver did not get through TLS and the login"
+            assert receiver.connected()
+        finally:
+            receiver.stop()

@@ -46,6 +46,8 @@ class NatsCluster:
     size: int = 3
     partitions: int = 4
     prefix: str = "hezo/v1"
+    #: More of each node's config (a ``tls`` block, ``authorization``).
+    extra: str = ""
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -86,6 +88,7 @@ class NatsCluster:
             # Replicas said, not left to NATS: it counts the nodes it knows when the first MQTT client comes.
             + f"mqtt {{ listen: 127.0.0.1:{node.mqtt_port}, stream_replicas: {min(self.size, 3)} }}\n"
             + render_mappings(self.prefix, self.partitions)
+            + self.extra
         )
 
     def start(self) -> None:
