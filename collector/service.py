@@ -171,6 +171,8 @@ class CollectorService:
         """None when the writer thread runs and the broker connection is up; else what is wrong."""
         if not self.writer.alive():
             return "the writer thread is not running: nothing is stored or acknowledged"
+        if self.ownership is not None and (problem := self.ownership.problem()) is not None:
+            return problem
         if not self.subscriber.connected():
             if isinstance(self.subscriber, JetStreamReceiver):
                 return "not connected to NATS"

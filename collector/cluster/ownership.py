@@ -73,6 +73,10 @@ class Ownership:
         """Whether this collector decides ``site``'s tickets now."""
         return partition_of(site, self.partitions) in self.owned()
 
+    def problem(self) -> str | None:
+        """What is wrong with the leases (for /healthz), or None."""
+        return "cannot renew the leases in the store" if self._failing else None
+
     def generation(self, number: int) -> int | None:
         """The generation of partition ``number``'s lease as this collector holds it; None if not held."""
         with self._lock:
@@ -102,6 +106,10 @@ class Ownership:
     def _run(self) -> None:
         while not self._stopping.wait(self._ttl / 3):
             self._round()
+
+    def round(self) -> None:
+        """One round (``tick``) that never raises: a failure is logged once and shown by ``problem``."""
+        self._round()
 
     def _round(self) -> None:
         try:

@@ -1,11 +1,14 @@
 """Collectors share the partitions fairly, hand back what they hold beyond their share once drained, take
 over a dead one's, and never act on the same partition at once."""
 
+from pathlib import Path
+
 from sqlalchemy import Engine
 
 from collector.cluster.leases import Leases
 from collector.cluster.ownership import Ownership
 from collector.cluster.partitions import partition_of
+from collector.store.database import make_engine
 from tests.support.collector import Clock
 
 TTL = 9.0
@@ -102,3 +105,12 @@ def test_stopping_hands_every_partition_to_the_others_at_once(store: Engine) -> 
     first.stop()
     second.tick()
     assert second.owned() == {0, 1, 2, 3}
+
+
+def test_a_store_out_of_reach_is_a_problem_to_report_not_a_crash(tmp_path: Path) -> None:
+    away = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'collector.db'}")
+    ownership = Ownership(Leases(away, "a", ttl=TTL), 4, ttl=TTL)
+    assert ownership.problem() is None
+    ownership.round()
+    assert ownership.problem() == "cannot renew the leases in the store"
+    assert ownership.owned() == set()
