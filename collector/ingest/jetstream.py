@@ -11,11 +11,11 @@ Each message goes to the writer's queue with its ack, as from the MQTT session; 
 after the batch's commit (``flush_acks`` hands the acks to the event loop in one go). A message a collector
 took and did not acknowledge stays in the stream.
 
-A partition changing hands: the new holder's lease has a new generation; it creates the consumer
-``<consumer>-p<partition>-g<generation>`` starting right after the previous consumers' acknowledged floor,
-then deletes those. What the previous holder had stored but not acknowledged is delivered again in order,
-and the message identities make that harmless. A collector that still reads a deleted consumer (it lost its
-lease) gets an error and stops reading that partition.
+A partition changing hands (``consumers.py``): the new holder's lease has a new generation; it creates the
+consumer ``<consumer>-p<partition>-g<generation>`` starting right after the newest previous consumer's
+acknowledged floor, then deletes the previous ones. What the previous holder had stored but not
+acknowledged is delivered again in order, and the message identities make that harmless. A collector
+that still reads a deleted consumer (it lost its lease) gets an error and stops reading that partition.
 
 The consumers must exist before agents publish: NATS keeps a message of the interest-retention stream only
 for the consumers that exist. At start the collector makes one for every partition that has none (reading
@@ -36,23 +36,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from collector.ingest.consumers import STREAM, SUBJECT_PREFIX, Consumers
 from collector.ingest.session import SessionSettings
 from collector.ingest.writer import Inbox, Message
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
     from nats.aio.msg import Msg
-    from nats.js import JetStreamContext
-    from nats.js.api import ConsumerInfo
 
     from collector.cluster.settings import NatsConfig
     from common.configfile import TlsConfig
 
 log = logging.getLogger(__name__)
 
-#: The stream NATS's MQTT listener keeps QoS 1 messages in, and its subjects' prefix.
-STREAM = "$MQTT_msgs"
-SUBJECT_PREFIX = "$MQTT.msgs."
 #: How often (seconds) the loop looks at the partitions held, and how long one fetch waits for messages.
 FOLLOW_EVERY = 0.2
 FETCH_WAIT = 1.0
@@ -88,16 +84,6 @@ def topic_of(subject: str, prefix: str) -> str:
         del tokens[count]
     # NATS writes an MQTT topic's "/" as "." and its "." as "//".
     return "/".join(token.replace("//", ".") for token in tokens)
-
-
-def consumer_name(base: str, partition: int, generation: int) -> str:
-    return f"{base}-p{partition}-g{generation}"
-
-
-def generation_of(name: str) -> int:
-    """The generation a consumer's name ends with; -1 for a name not made by ``consumer_name``."""
-    tail = name.rsplit("-g", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
 
 
 class JetStreamReceiver:
@@ -211,10 +197,11 @@ class JetStreamReceiver:
         self._connected = True
         log.info("connected to NATS at %s", client.connected_url.netloc if client.connected_url else "?")
         try:
-            js = client.jetstream()
-            await self._ensure_consumers(js)
+            consumers = Consumers(client.jetstream(), self._config, self._prefix)
+            await consumers.wait_for_stream(self._stopping, self._make_streams)
+            await consumers.ensure(self._partitions.partitions)
             self._subscribed.set()
-            await self._follow(js)
+            await self._follow(consumers)
         finally:
             await self._close(client)
 
@@ -236,49 +223,7 @@ class JetStreamReceiver:
     async def _error(self, exc: Exception) -> None:
         log.debug("NATS: %s", exc)
 
-    def _subject(self, partition: int) -> str:
-        return f"{SUBJECT_PREFIX}{self._prefix.replace('/', '.')}.{partition}.>"
-
-    async def _ensure_consumers(self, js: JetStreamContext) -> None:
-        """Wait for the stream (NATS makes it at the first MQTT connection), then give every partition a
-        consumer, so the stream keeps its messages from now on even before any collector holds it."""
-        from nats.js.errors import NotFoundError
-
-        waiting = False
-        while not self._stopping.is_set():
-            try:
-                await js.stream_info(STREAM)
-                break
-            except NotFoundError:
-                if not waiting:
-                    waiting = True
-                    log.warning("NATS has no %s stream yet (made at the first MQTT connection)", STREAM)
-                    if self._make_streams is not None:
-                        await asyncio.get_running_loop().run_in_executor(None, self._make_streams)
-                await asyncio.sleep(1)
-        names = {info.name for info in await js.consumers_info(STREAM)}
-        for number in range(self._partitions.partitions):
-            base = f"{self._config.consumer}-p{number}-g"
-            if not any(name.startswith(base) for name in names):
-                await self._add(js, consumer_name(self._config.consumer, number, 0), number, None)
-
-    async def _add(self, js: JetStreamContext, name: str, partition: int, start: int | None) -> None:
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-        await js.add_consumer(
-            STREAM,
-            ConsumerConfig(
-                durable_name=name,
-                filter_subject=self._subject(partition),
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=self._config.ack_wait,
-                max_ack_pending=self._config.max_ack_pending,
-                deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=start,
-            ),
-        )
-
-    async def _follow(self, js: JetStreamContext) -> None:
+    async def _follow(self, consumers: Consumers) -> None:
         """Read the partitions held, starting and stopping a reader as leases come and go."""
         readers: dict[int, tuple[int, asyncio.Task[None]]] = {}
         try:
@@ -295,7 +240,7 @@ class JetStreamReceiver:
                     now_held = self._partitions.generation(number)
                     if now_held is not None:
                         self._reading.add(number)
-                        task = asyncio.create_task(self._read(js, number, now_held))
+                        task = asyncio.create_task(self._read(consumers, number, now_held))
                         readers[number] = (now_held, task)
                 await asyncio.sleep(FOLLOW_EVERY)
         finally:
@@ -304,48 +249,13 @@ class JetStreamReceiver:
             await asyncio.gather(*(task for _, task in readers.values()), return_exceptions=True)
             self._reading.clear()
 
-    async def _take_over(self, js: JetStreamContext, partition: int, generation: int) -> str:
-        """The consumer of this generation, made right after the acknowledged floor of the newest older one
-        (its holder acknowledged only what it had stored); the older ones go."""
-        name = consumer_name(self._config.consumer, partition, generation)
-        older = await self._older(js, partition, generation)
-        if name in {info.name for info in await js.consumers_info(STREAM)}:
-            return name
-        start = None
-        if older:
-            newest = max(older, key=lambda info: generation_of(info.name))
-            floor = newest.ack_floor.stream_seq if newest.ack_floor else 0
-            floor = max(floor, (newest.config.opt_start_seq or 1) - 1)
-            start = floor + 1
-        await self._add(js, name, partition, start)
-        for info in older:
-            await js.delete_consumer(STREAM, info.name)
-        log.info("reading partition %d through %s (from stream seq %s)", partition, name, start or "first")
-        return name
-
-    async def _older(self, js: JetStreamContext, partition: int, generation: int) -> list[ConsumerInfo]:
-        """The consumers of ``partition`` of a generation before ``generation``."""
-        base = f"{self._config.consumer}-p{partition}-g"
-        return [
-            info
-            for info in await js.consumers_info(STREAM)
-            if info.name.startswith(base) and 0 <= generation_of(info.name) < generation
-        ]
-
-    async def _sweep(self, js: JetStreamContext, partition: int, generation: int) -> None:
-        """Delete older consumers of ``partition`` that a collector starting late made again (they would keep
-        the stream's messages for nobody)."""
-        for info in await self._older(js, partition, generation):
-            await js.delete_consumer(STREAM, info.name)
-            log.info("deleted the stale consumer %s of partition %d", info.name, partition)
-
-    async def _read(self, js: JetStreamContext, partition: int, generation: int) -> None:
+    async def _read(self, consumers: Consumers, partition: int, generation: int) -> None:
         from nats.errors import TimeoutError as FetchTimeout
         from nats.js.errors import NotFoundError
 
         try:
-            name = await self._take_over(js, partition, generation)
-            subscription = await js.pull_subscribe_bind(durable=name, stream=STREAM)
+            name = await consumers.take_over(partition, generation)
+            subscription = await consumers.js.pull_subscribe_bind(durable=name, stream=STREAM)
         except Exception as exc:  # noqa: BLE001 - a node leaving, a JetStream API timeout: try again
             log.warning("could not start reading partition %d (%s: %s)", partition, type(exc).__name__, exc)
             await asyncio.sleep(1)
@@ -356,7 +266,7 @@ class JetStreamReceiver:
             if time.monotonic() - swept > SWEEP_EVERY:
                 swept = time.monotonic()
                 with contextlib.suppress(Exception):  # next time, then
-                    await self._sweep(js, partition, generation)
+                    await consumers.sweep(partition, generation)
             try:
                 batch = await subscription.fetch(self._config.fetch, timeout=FETCH_WAIT)
             except (TimeoutError, FetchTimeout):

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select, text
 
 from collector.config import CollectorConfig
-from collector.ingest.jetstream import STREAM, consumer_name
+from collector.ingest.consumers import STREAM, consumer_name
 from collector.service import CollectorService
 from collector.store.schema import messages
 from protocol import Envelope, Topics, encode

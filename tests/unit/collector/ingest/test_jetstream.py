@@ -1,6 +1,7 @@
 """What the JetStream receiver hands the writer: the topic the agent published on, and nothing dropped."""
 
-from collector.ingest.jetstream import consumer_name, generation_of, topic_of
+from collector.ingest.consumers import consumer_name, generation_of
+from collector.ingest.jetstream import topic_of
 
 
 def test_the_partition_and_the_stream_prefix_are_taken_out_of_the_subject() -> None:
