@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -29,14 +31,19 @@ STREAM = "$MQTT_msgs"
 SUBJECT_PREFIX = "$MQTT.msgs."
 
 
-def consumer_name(base: str, partition: int, generation: int) -> str:
-    return f"{base}-p{partition}-g{generation}"
+_NAME = re.compile(r"-p[0-9]+-g([0-9]+)(?:-r[0-9a-f]+)?")
+
+
+def consumer_name(base: str, partition: int, generation: int, restart: str | None = None) -> str:
+    """``<base>-p<partition>-g<generation>``, and ``-r<restart>`` for a consumer made again within one."""
+    name = f"{base}-p{partition}-g{generation}"
+    return name if restart is None else f"{name}-r{restart}"
 
 
 def generation_of(name: str) -> int:
-    """The generation a consumer's name ends with; -1 for a name not made by ``consumer_name``."""
-    tail = name.rsplit("-g", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
+    """The generation in a consumer's name; -1 for a name not made by ``consumer_name``."""
+    found = _NAME.search(name)
+    return int(found.group(1)) if found is not None and found.end() == len(name) else -1
 
 
 class Consumers:
@@ -78,39 +85,41 @@ class Consumers:
             if not any(name.startswith(base) for name in names):
                 await self._add(consumer_name(self._config.consumer, number, 0), number, None)
 
-    async def take_over(self, partition: int, generation: int) -> str:
-        """The consumer of this generation, made right after the acknowledged floor of the newest older one
-        (its holder acknowledged only what it had stored); the older ones go."""
-        name = consumer_name(self._config.consumer, partition, generation)
-        older = await self._older(partition, generation)
-        if name in {info.name for info in await self.js.consumers_info(STREAM)}:
-            return name
-        start = None
-        if older:
-            newest = max(older, key=lambda info: generation_of(info.name))
-            floor = newest.ack_floor.stream_seq if newest.ack_floor else 0
-            floor = max(floor, (newest.config.opt_start_seq or 1) - 1)
-            start = floor + 1
+    async def take_over(self, partition: int, generation: int, after: int | None = None) -> str:
+        """A consumer of its own for this generation, and the partition's earlier ones deleted once it exists.
+
+        It starts right after ``after`` (the last stream seq this collector has in hand, when it reads the
+        partition again after losing deliveries) or else after the acknowledged floor of the newest consumer
+        before it (whose holder acknowledged only what it had stored). A fresh consumer numbers its deliveries
+        from 1, which lets the reader see a delivery lost on the way.
+        """
+        before = await self._before(partition, generation)
+        start = None if after is None else after + 1
+        if start is None and before:
+            newest = max(before, key=lambda info: (generation_of(info.name), _floor(info)))
+            start = _floor(newest) + 1
+        name = consumer_name(self._config.consumer, partition, generation, secrets.token_hex(3))
         await self._add(name, partition, start)
-        for info in older:
+        for info in before:
             await self.js.delete_consumer(STREAM, info.name)
         log.info("reading partition %d through %s (from stream seq %s)", partition, name, start or "first")
         return name
 
-    async def sweep(self, partition: int, generation: int) -> None:
-        """Delete older consumers of ``partition`` that a collector starting late made again (they would keep
-        the stream's messages for nobody)."""
-        for info in await self._older(partition, generation):
-            await self.js.delete_consumer(STREAM, info.name)
-            log.info("deleted the stale consumer %s of partition %d", info.name, partition)
+    async def sweep(self, partition: int, generation: int, current: str) -> None:
+        """Delete the partition's consumers before ``current`` that a collector starting late made again (they
+        would keep the stream's messages for nobody)."""
+        for info in await self._before(partition, generation):
+            if info.name != current:
+                await self.js.delete_consumer(STREAM, info.name)
+                log.info("deleted the stale consumer %s of partition %d", info.name, partition)
 
-    async def _older(self, partition: int, generation: int) -> list[ConsumerInfo]:
-        """The consumers of ``partition`` of a generation before ``generation``."""
+    async def _before(self, partition: int, generation: int) -> list[ConsumerInfo]:
+        """The consumers of ``partition`` of this generation or an earlier one."""
         base = f"{self._config.consumer}-p{partition}-g"
         return [
             info
             for info in await self.js.consumers_info(STREAM)
-            if info.name.startswith(base) and 0 <= generation_of(info.name) < generation
+            if info.name.startswith(base) and 0 <= generation_of(info.name) <= generation
         ]
 
     async def _add(self, name: str, partition: int, start: int | None) -> None:
@@ -128,3 +137,9 @@ class Consumers:
                 opt_start_seq=start,
             ),
         )
+
+
+def _floor(info: ConsumerInfo) -> int:
+    """The last stream seq a consumer has acknowledged all messages up to (its start, before any ack)."""
+    floor = info.ack_floor.stream_seq if info.ack_floor else 0
+    return max(floor, (info.config.opt_start_seq or 1) - 1)

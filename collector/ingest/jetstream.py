@@ -57,6 +57,8 @@ FIRST_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 30.0
 #: How often (seconds) a reader deletes its partition's consumers of older generations made again.
 SWEEP_EVERY = 30.0
+#: What ``_read_through`` says when its consumer was deleted (another collector has the partition).
+_GONE = -1
 #: How long (seconds) ``stop`` waits for the loop to end.
 STOP_TIMEOUT = 10.0
 
@@ -250,47 +252,95 @@ class JetStreamReceiver:
             self._reading.clear()
 
     async def _read(self, consumers: Consumers, partition: int, generation: int) -> None:
+        """Read ``partition`` through a consumer of this collector's own, made again past what is in hand
+        whenever a delivery is lost on the way, so the writer gets an agent's messages in order."""
+        after: int | None = None  # the last stream seq handed to the writer
+        while True:
+            try:
+                name = await consumers.take_over(partition, generation, after)
+                subscription = await consumers.js.pull_subscribe_bind(durable=name, stream=STREAM)
+            except Exception as exc:  # noqa: BLE001 - a node leaving, a JetStream API timeout: try again
+                log.warning(
+                    "could not start reading partition %d (%s: %s)", partition, type(exc).__name__, exc
+                )
+                await asyncio.sleep(1)
+                return  # ``_follow`` starts it again while the lease is held
+            after = await self._read_through(
+                consumers, subscription, name, partition=partition, generation=generation, after=after
+            )
+            if after == _GONE:
+                return
+            with contextlib.suppress(Exception):  # the consumer goes anyway, made again past what is in hand
+                await subscription.unsubscribe()
+
+    async def _read_through(
+        self,
+        consumers: Consumers,
+        subscription: Any,
+        name: str,
+        *,
+        partition: int,
+        generation: int,
+        after: int | None,
+    ) -> int | None:
+        """Hand the writer what consumer ``name`` delivers, in order, until a delivery is lost on the way
+        (its numbers skip one: a node died with it, or the connection did): then the stream seq of the last
+        message handed on, to read again from right after it. ``_GONE`` when the consumer was deleted."""
         from nats.errors import TimeoutError as FetchTimeout
         from nats.js.errors import NotFoundError
 
-        try:
-            name = await consumers.take_over(partition, generation)
-            subscription = await consumers.js.pull_subscribe_bind(durable=name, stream=STREAM)
-        except Exception as exc:  # noqa: BLE001 - a node leaving, a JetStream API timeout: try again
-            log.warning("could not start reading partition %d (%s: %s)", partition, type(exc).__name__, exc)
-            await asyncio.sleep(1)
-            return  # ``_follow`` starts it again while the lease is held
         loop = asyncio.get_running_loop()
         swept = time.monotonic()
+        delivered = 0
         while True:
             if time.monotonic() - swept > SWEEP_EVERY:
                 swept = time.monotonic()
                 with contextlib.suppress(Exception):  # next time, then
-                    await consumers.sweep(partition, generation)
+                    await consumers.sweep(partition, generation, name)
             try:
                 batch = await subscription.fetch(self._config.fetch, timeout=FETCH_WAIT)
             except (TimeoutError, FetchTimeout):
                 continue
             except NotFoundError:
                 log.warning("consumer %s of partition %d is gone: another collector has it", name, partition)
-                return
+                return _GONE
             except Exception as exc:  # noqa: BLE001 - a node leaving the cluster, a reconnect: ask again
                 log.warning("fetching partition %d failed (%s: %s)", partition, type(exc).__name__, exc)
                 await asyncio.sleep(1)
                 continue
-            self._pending[partition] = self._pending.get(partition, 0) + len(batch)
-            received_at = self._now()
-            messages = [
-                Message(
-                    topic_of(msg.subject, self._prefix),
-                    msg.data,
-                    received_at,
-                    functools.partial(self._ack_later, partition, msg),
+            in_order: list[Msg] = []
+            lost = False
+            for msg in batch:
+                sequence = msg.metadata.sequence
+                if sequence.consumer != delivered + 1:
+                    lost = True
+                    break
+                delivered, after = sequence.consumer, sequence.stream
+                in_order.append(msg)
+            self._hand_on(partition, in_order)
+            await loop.run_in_executor(None, self._put_all, self._messages(partition, in_order))
+            if lost:
+                log.warning(
+                    "partition %d: a delivery was lost on the way; reading again after stream seq %s",
+                    partition,
+                    after,
                 )
-                for msg in batch
-            ]
-            # ``put`` waits while the writer's queue is full: off the event loop, which sends the acks.
-            await loop.run_in_executor(None, self._put_all, messages)
+                return after
+
+    def _hand_on(self, partition: int, batch: list[Msg]) -> None:
+        self._pending[partition] = self._pending.get(partition, 0) + len(batch)
+
+    def _messages(self, partition: int, batch: list[Msg]) -> list[Message]:
+        received_at = self._now()
+        return [
+            Message(
+                topic_of(msg.subject, self._prefix),
+                msg.data,
+                received_at,
+                functools.partial(self._ack_later, partition, msg),
+            )
+            for msg in batch
+        ]
 
     def _put_all(self, messages: list[Message]) -> None:
         for message in messages:

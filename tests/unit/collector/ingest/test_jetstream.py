@@ -25,4 +25,6 @@ def test_each_generation_of_a_partition_has_a_consumer_of_its_own() -> None:
 
 def test_a_consumers_generation_is_read_back_from_its_name_and_a_foreign_name_has_none() -> None:
     assert generation_of(consumer_name("hezo-collector", 3, 7)) == 7
+    assert generation_of(consumer_name("hezo-collector", 3, 7, "a1b2c3")) == 7
+    assert consumer_name("hezo-collector", 3, 7, "a1b2c3") == "hezo-collector-p3-g7-ra1b2c3"
     assert generation_of("VariiPJj_tkfMsp44mjFanVFpbtLnwc") == -1
