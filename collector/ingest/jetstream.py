@@ -11,11 +11,13 @@ Each message goes to the writer's queue with its ack, as from the MQTT session; 
 after the batch's commit (``flush_acks`` hands the acks to the event loop in one go). A message a collector
 took and did not acknowledge stays in the stream.
 
-A partition changing hands (``consumers.py``): the new holder's lease has a new generation; it creates the
-consumer ``<consumer>-p<partition>-g<generation>`` starting right after the newest previous consumer's
-acknowledged floor, then deletes the previous ones. What the previous holder had stored but not
-acknowledged is delivered again in order, and the message identities make that harmless. A collector
-that still reads a deleted consumer (it lost its lease) gets an error and stops reading that partition.
+A partition changing hands (``consumers.py``): the new holder's lease has a new generation; it creates a
+consumer of its own, ``<consumer>-p<partition>-g<generation>-r<token>``, starting right after the newest
+previous consumer's acknowledged floor, then deletes the previous ones. A delivery lost on the way (its
+number skips one) makes the reader do the same from right after the last message it handed on. What the
+previous holder had stored but not acknowledged is delivered again in order, and the message identities
+make that harmless. A collector that still reads a deleted consumer (it lost its lease) gets an error and
+stops reading that partition.
 
 The consumers must exist before agents publish: NATS keeps a message of the interest-retention stream only
 for the consumers that exist. At start the collector makes one for every partition that has none (reading
