@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/python -m simulator.demo
 
 test: $(STAMP)
-	sh scripts/system-deps.sh --broker --postgres --rt
+	sh scripts/system-deps.sh --broker --postgres --rt --browser --promtool
 	sh scripts/snmpsim.sh
 	$(BIN)/python -m pytest -n auto
 

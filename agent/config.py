@@ -36,6 +36,7 @@ from common.configfile import (
     TopicPrefix,
     load_yaml_model,
 )
+from common.logs import LogFormat
 from diagnostics.config import LogsConfig
 from protocol import DEFAULT_PREFIX
 
@@ -126,6 +127,32 @@ class CommandsConfig(Strict):
         return value
 
 
+class MetricsConfig(Strict):
+    """The agent's own metrics endpoint (``agent/metrics.py``); off unless this section is given."""
+
+    listen: str = Field(
+        max_length=300, description="HOST:PORT of /metrics, e.g. 127.0.0.1:9311 or [::1]:9311 (keep it local)"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(
+                f"expected HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9311 (got {value!r})"
+            )
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class DeviceConfig(Strict):
     id: DeviceId
     model: str
@@ -186,6 +213,8 @@ class AgentConfig(Strict):
     snmp: SnmpAgentConfig | None = Field(None, description="what snmp checks share: the trap receiver")
     devices: list[DeviceConfig] = Field(min_length=1)
     commands: CommandsConfig | None = None
+    metrics: MetricsConfig | None = Field(None, description="the agent's own /metrics; off when absent")
+    log_format: LogFormat = Field("text", description="text or json lines; --log-format overrides it")
 
     @model_validator(mode="after")
     def _unique_devices(self) -> "AgentConfig":

@@ -10,11 +10,18 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.enrolment import EnrolmentError
 from agent.errors import AgentConfigError, AgentError
 from agent.spool import SpoolError
+from common.logs import LOG_FORMATS, configure_logging
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from agent.link import Link
+    from agent.metrics import Endpoint, PollFigures
 
 log = logging.getLogger("agent")
 
@@ -31,7 +38,7 @@ def _parse_enroll_args(argv: list[str]) -> argparse.Namespace:
         "--keep", action="store_true", help="keep FILE (by default it is deleted once stored)"
     )
     args = parser.parse_args(argv)
-    args.enroll, args.log_level = True, "INFO"
+    args.enroll, args.log_level, args.log_format = True, "INFO", None
     return args
 
 
@@ -47,23 +54,30 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--check-config", action="store_true", help="validate the config, print a summary, exit"
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text or json lines (default: the config's log_format, text)",
+    )
     parser.add_argument("--version", action="version", version=f"hezo-agent {__version__}")
     args = parser.parse_args(argv)
     args.enroll = False
     return args
 
 
-async def run(config_path: str) -> None:
+async def run(config_path: str, args: argparse.Namespace | None = None) -> None:
     """Run until SIGINT or SIGTERM, then publish a clean goodbye."""
     from agent.config import load_config
     from agent.drivers import SharedResources
     from agent.link import Link
+    from agent.metrics import PollFigures
     from agent.poller import Poller, build_devices
     from agent.sdnotify import feed_watchdog, notify
 
-    config = load_config(config_path)
+    config = _log_as_configured(load_config(config_path), args)
     shared = SharedResources()
     devices = build_devices(config, shared)
+    polls = PollFigures()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -79,6 +93,7 @@ async def run(config_path: str) -> None:
         return sent
 
     def after_connect() -> None:
+        polls.connections += 1
         republish()
 
     link = Link(config, loop, on_connected=after_connect)
@@ -89,14 +104,17 @@ async def run(config_path: str) -> None:
         commands = CommandHandler(config, link.publish_reply, republish, shared=shared)
         link.on_command = commands.handle
     link.start()
+    endpoint = serve_metrics(config, link, loop, polls) if config.metrics is not None else None
     summary = f"{len(devices)} device(s), boot {link.sequencer.boot}"
     log.info("agent %s/%s started: %s", config.site, config.agent, summary)
     notify(f"READY=1\nSTATUS=polling {summary}")
     watchdog = asyncio.create_task(feed_watchdog(stop))
     try:
-        await Poller(devices, config.poll, link).run(stop)
+        await Poller(devices, config.poll, link, observe=polls.observe).run(stop)
     finally:
         notify("STOPPING=1")
+        if endpoint is not None:
+            endpoint.close()
         stop.set()
         await watchdog
         if commands is not None:
@@ -106,6 +124,50 @@ async def run(config_path: str) -> None:
         if commands is not None:
             commands.close()
         log.info("agent stopped")
+
+
+def _log_as_configured(config: "AgentConfig", args: argparse.Namespace | None) -> "AgentConfig":
+    """Log in the config's ``log_format``, unless ``--log-format`` chose one; returns ``config``."""
+    if args is not None and args.log_format is None and config.log_format != "text":
+        configure_logging(args.log_level, config.log_format)
+    return config
+
+
+def serve_metrics(
+    config: "AgentConfig", link: "Link", loop: asyncio.AbstractEventLoop, polls: "PollFigures"
+) -> "Endpoint":
+    """The agent's /metrics on ``config.metrics.listen``; a port that cannot be bound is a config error."""
+    from datetime import UTC, datetime
+
+    from agent.metrics import AgentCollector, Endpoint, Snapshot, oldest_age, snapshot_on
+
+    assert config.metrics is not None
+
+    def take() -> Snapshot:
+        oldest = link.spool.next_after(None, 1)
+        return Snapshot(
+            spool_messages=link.spool.count,
+            spool_bytes=link.spool.size,
+            spool_evicted=link.dropped,
+            oldest_unacknowledged_seconds=oldest_age(
+                oldest[0].payload if oldest else None, datetime.now(UTC)
+            ),
+            connections=polls.connections,
+            connected=link.client.is_connected(),
+            polls=polls,
+        )
+
+    collector = AgentCollector(snapshot_on(loop, take), site=config.site, agent=config.agent)
+    try:
+        return Endpoint(config.metrics.host, config.metrics.port, collector)
+    except OSError as exc:
+        raise AgentConfigError(
+            f"metrics.listen {config.metrics.listen}: cannot listen: {exc.strerror or exc}"
+        ) from None
+    except ImportError:
+        raise AgentConfigError(
+            "metrics.listen needs prometheus-client, a dependency of hezo: pip install prometheus-client"
+        ) from None
 
 
 def check_config(config_path: str) -> None:
@@ -181,14 +243,14 @@ def exit_code(exc: AgentError) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_format or "text")
     try:
         if args.enroll:
             enroll(args.config, args.document, keep=args.keep)
         elif args.check_config:
             check_config(args.config)
         else:
-            asyncio.run(run(args.config))
+            asyncio.run(run(args.config, args))
     except AgentError as exc:
         return exit_code(exc)
     return 0

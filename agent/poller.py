@@ -7,6 +7,7 @@ task, which then checks the device at once instead of at the end of its interval
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,23 +111,33 @@ class Poller:
         poll: PollConfig,
         reporter: Reporter,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        observe: Callable[[str, float, bool], None] | None = None,
     ) -> None:
+        """``observe(driver, seconds, ok)`` hears of every check run (agent/metrics.py counts them)."""
         self.devices = devices
         self.poll = poll
         self.reporter = reporter
         self._sleep = sleep
+        self._observe = observe
+
+    async def _check(self, probe: Probe) -> CheckResult:
+        started = time.monotonic()
+        result = await check(probe)
+        if self._observe is not None:
+            self._observe(probe.driver, time.monotonic() - started, result.ok)
+        return result
 
     async def _confirmed(self, probe: Probe) -> tuple[CheckResult, datetime]:
         """Check once; if it fails, re-check ``recheck_count`` times and keep the first success. A failure the
         target itself confirmed (``CheckResult.confirmed``) is not re-checked. Also returns when the first
         check ended: a failure that the re-checks confirm has been one since then."""
-        result = await check(probe)
+        result = await self._check(probe)
         first = result.ts
         for _ in range(self.poll.recheck_count):
             if result.ok or result.confirmed:
                 break
             await self._sleep(self.poll.recheck_delay)
-            result = await check(probe)
+            result = await self._check(probe)
         return result, first
 
     async def poll_device(self, device: Device) -> Transition | None:

@@ -2,6 +2,6 @@
 
 import sys
 
-from collector.cli.main import main
+from collector.cli.console import main
 
 sys.exit(main())

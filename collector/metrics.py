@@ -1,8 +1,17 @@
-"""Prometheus metrics of one collector, in a registry of its own (so tests can build several)."""
+"""Prometheus metrics of one collector, in a registry of its own (so tests can build several): the counters
+ingest, the incident engine and the outbox update, and gauges read from the store at scrape time
+(``StoreCollector``; docs/metrics.md lists them all)."""
 
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 
 class Metrics:
@@ -103,6 +112,12 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_store(self, engine: Any, *, now: Callable[[], datetime]) -> StoreCollector:
+        """Expose the store's devices, agents and tickets (``StoreCollector``) with the counters."""
+        store = StoreCollector(engine, now=now)
+        self.registry.register(store)
+        return store
+
     def publish_sla(self, conn: Any) -> None:
         """Set the SLA gauges from the store (breaches recorded by any process count)."""
         from sqlalchemy import func, select
@@ -122,3 +137,214 @@ class Metrics:
             counts[state or "none"] = int(count)
         for state, count in counts.items():
             self.tickets_sla.labels(state=state).set(count)
+
+
+#: How long one reading of the store serves scrapes (seconds): several Prometheus servers scraping every few
+#: seconds cost one set of queries per period, not one each.
+STORE_CACHE_SECONDS = 5.0
+#: The device states a ``hezo_device_state`` series exists for, one per device and state.
+DEVICE_STATES = ("up", "degraded", "down", "unknown")
+#: At most this many checks per device are exported (one per driver): bounds the series a device can add.
+MAX_CHECKS_PER_DEVICE = 8
+DEVICE_LABELS = ("site", "agent", "device", "model")
+
+
+class StoreCollector:
+    """Gauges read from the store at scrape time: each device's state and last check figures, each agent's
+    last word, the tickets not closed and the seconds left on their running SLA deadlines.
+
+    Cardinality is bounded by what the store holds: per device 4 state series, 3 of its own and 3 per
+    driver (at most ``MAX_CHECKS_PER_DEVICE`` drivers); per agent 2; per ticket not closed at most 4
+    deadlines; and the ticket counts by priority and status (a fixed set). One reading serves
+    ``cache_seconds``.
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        now: Callable[[], datetime],
+        cache_seconds: float = STORE_CACHE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._now = now
+        self._cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._read_at: float | None = None
+        self._families: list[Metric] = []
+        #: Readings of the store made (each cached for ``cache_seconds``); what a test counts.
+        self.readings = 0
+
+    def describe(self) -> list[Metric]:
+        """Nothing: the families are only known after a reading (no query when the collector registers)."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            clock = self._monotonic()
+            if self._read_at is None or clock - self._read_at >= self._cache_seconds:
+                with self._engine.connect() as conn:
+                    self._families = read_store(conn, self._now())
+                self._read_at = clock
+                self.readings += 1
+            families = list(self._families)
+        yield from families
+
+
+def read_store(conn: Any, now: datetime) -> list[Metric]:
+    """Every store-derived family, as of ``now``."""
+    return [*_device_families(conn, now), *_agent_families(conn, now), *_ticket_families(conn, now)]
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else max(0.0, (now - then).total_seconds())
+
+
+def _device_families(conn: Any, now: datetime) -> list[Metric]:
+    from sqlalchemy import select
+
+    from collector.store.schema import devices
+
+    up = GaugeMetricFamily(
+        "hezo_device_up",
+        "1 when the device is up or degraded, 0 when down or not yet known.",
+        labels=DEVICE_LABELS,
+    )
+    state = GaugeMetricFamily(
+        "hezo_device_state",
+        "1 for the device's current state (up, degraded, down, unknown), 0 for the others.",
+        labels=(*DEVICE_LABELS, "state"),
+    )
+    state_age = GaugeMetricFamily(
+        "hezo_device_state_age_seconds",
+        "Seconds since the device entered its current state.",
+        labels=DEVICE_LABELS,
+    )
+    report_age = GaugeMetricFamily(
+        "hezo_device_report_age_seconds",
+        "Seconds since the agent's last state report of the device was taken.",
+        labels=DEVICE_LABELS,
+    )
+    check_ok = GaugeMetricFamily(
+        "hezo_device_check_ok",
+        "1 when the device's last check by this driver passed, 0 when it failed.",
+        labels=(*DEVICE_LABELS, "driver"),
+    )
+    check_duration = GaugeMetricFamily(
+        "hezo_device_check_duration_seconds",
+        "How long the device's last check by this driver took.",
+        labels=(*DEVICE_LABELS, "driver"),
+    )
+    check_age = GaugeMetricFamily(
+        "hezo_device_check_age_seconds",
+        "Seconds since the device's last check by this driver ran.",
+        labels=(*DEVICE_LABELS, "driver"),
+    )
+    query = select(
+        devices.c.site,
+        devices.c.agent,
+        devices.c.device,
+        devices.c.model,
+        devices.c.state,
+        devices.c.state_since,
+        devices.c.state_ts,
+        devices.c.checks,
+    ).where(devices.c.retired_at.is_(None))
+    for row in conn.execute(query):
+        labels = [row.site, row.agent, row.device, row.model or ""]
+        current = row.state if row.state in DEVICE_STATES else "unknown"
+        up.add_metric(labels, 1.0 if current in {"up", "degraded"} else 0.0)
+        for name in DEVICE_STATES:
+            state.add_metric([*labels, name], 1.0 if name == current else 0.0)
+        for family, then in ((state_age, row.state_since), (report_age, row.state_ts)):
+            age = _age(now, then)
+            if age is not None:
+                family.add_metric(labels, age)
+        for driver, check in _checks_by_driver(row.checks).items():
+            with_driver = [*labels, driver]
+            check_ok.add_metric(with_driver, 1.0 if check.get("ok") is True else 0.0)
+            duration = check.get("duration_ms")
+            if isinstance(duration, int | float) and not isinstance(duration, bool):
+                check_duration.add_metric(with_driver, float(duration) / 1000.0)
+            ran = _parse_ts(check.get("ts"))
+            age = _age(now, ran)
+            if age is not None:
+                check_age.add_metric(with_driver, age)
+    return [up, state, state_age, report_age, check_ok, check_duration, check_age]
+
+
+def _checks_by_driver(checks: object) -> dict[str, dict[str, Any]]:
+    """The first check of each driver in a stored ``checks`` list, at most ``MAX_CHECKS_PER_DEVICE``."""
+    found: dict[str, dict[str, Any]] = {}
+    if not isinstance(checks, list):
+        return found
+    for check in checks:
+        if not isinstance(check, dict) or not isinstance(check.get("driver"), str):
+            continue
+        if check["driver"] not in found and len(found) < MAX_CHECKS_PER_DEVICE:
+            found[check["driver"]] = check
+    return found
+
+
+def _parse_ts(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _agent_families(conn: Any, now: datetime) -> list[Metric]:
+    from sqlalchemy import select
+
+    from collector.store.schema import agents
+
+    online = GaugeMetricFamily(
+        "hezo_agent_online",
+        "1 while the agent's birth stands, 0 after its death or will.",
+        labels=("site", "agent"),
+    )
+    seen = GaugeMetricFamily(
+        "hezo_agent_last_seen_age_seconds",
+        "Seconds since the collector last heard from the agent.",
+        labels=("site", "agent"),
+    )
+    for row in conn.execute(select(agents.c.site, agents.c.agent, agents.c.online, agents.c.last_seen)):
+        online.add_metric([row.site, row.agent], 1.0 if row.online else 0.0)
+        age = _age(now, row.last_seen)
+        if age is not None:
+            seen.add_metric([row.site, row.agent], age)
+    return [online, seen]
+
+
+def _ticket_families(conn: Any, now: datetime) -> list[Metric]:
+    from sqlalchemy import func, select
+
+    from collector.sla.terms import Deadlines, TicketTimes, running
+    from collector.store.schema import ACTIVE_STATUSES, tickets
+
+    counts = GaugeMetricFamily(
+        "hezo_tickets_open", "Tickets not closed, by priority and status.", labels=("priority", "status")
+    )
+    query = (
+        select(tickets.c.priority, tickets.c.status, func.count())
+        .where(tickets.c.status.in_(ACTIVE_STATUSES))
+        .group_by(tickets.c.priority, tickets.c.status)
+    )
+    for priority, status, count in conn.execute(query):
+        counts.add_metric([priority, status], float(count))
+    left = GaugeMetricFamily(
+        "hezo_ticket_sla_seconds_left",
+        "Seconds left before each running SLA deadline of a ticket not closed (negative once missed).",
+        labels=("ticket", "site", "device", "priority", "deadline"),
+    )
+    for row in conn.execute(select(tickets).where(tickets.c.status.in_(ACTIVE_STATUSES))):
+        due = Deadlines(row.response_due, row.update_due, row.delivery_due, row.return_due)
+        for deadline, when in running(TicketTimes.of_row(row), due).items():
+            labels = [row.number or str(row.id), row.site, row.device, row.priority, deadline]
+            left.add_metric(labels, (when - now).total_seconds())
+    return [counts, left]

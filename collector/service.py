@@ -32,6 +32,7 @@ from collector.remote.replies import Replies
 from collector.remote.retention import Retention
 from collector.sla.terms import SlaContext
 from collector.store.database import make_engine, migrate, utcnow
+from collector.store.retention import Expiry
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,11 @@ class CollectorService:
         self.config = config
         self.engine = engine if engine is not None else make_engine(config.store.url)
         self.metrics = Metrics()
+        self.metrics.watch_store(self.engine, now=now)
         self.commander = Commander(self.engine, config, now=now)
         self.retention = Retention(self.engine, config.diagnostics, now=now)
+        #: Store retention (docs/retention.md): partitions at start, a run every ``retention.every_minutes``.
+        self.expiry = Expiry(self.engine, config.retention, now=now)
         self.ingest = Ingest(
             self.engine,
             self.metrics,
@@ -150,6 +154,7 @@ class CollectorService:
         self.subscriber.start()
         self.commander.start()
         self.retention.start()
+        self.expiry.start()
         self.notify.start()
         self._timer.start()
 
@@ -164,6 +169,7 @@ class CollectorService:
             self.ownership.stop()  # after the writer: what it stored is acknowledged first
         self.commander.stop()
         self.retention.stop()
+        self.expiry.stop()
         self.notify.stop()
         self.engine.dispose()
 

@@ -3,7 +3,9 @@
 # broker and clients, net-snmp's snmpd, and iproute2 and ping, which the integration tests start or use on
 # their own ports and namespaces; with --postgres, a PostgreSQL server on 127.0.0.1:5432 (the store tests run
 # against it too), started if it is installed but stopped; with --rt, Request Tracker 5 (its SQLite driver and
-# standalone server), which the rt sink's tests set up and start on their own ports with their own databases.
+# standalone server), which the rt sink's tests set up and start on their own ports with their own databases;
+# with --browser, Chromium, in which the console's pages are tested; with --promtool, Prometheus's promtool
+# (Debian package prometheus), which checks /metrics, the alert rules and their tests (config/prometheus/).
 # Installs what is missing when run as root (CI, a fresh machine); otherwise says exactly what to install.
 set -eu
 
@@ -23,7 +25,10 @@ for arg in "$@"; do
       command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need="$need snmpd"
       # net-snmp's tools: snmptrap sends the traps the agent's receiver is tested with.
       command -v snmptrap >/dev/null 2>&1 || need="$need snmp"
-      # The diagnostics page's buttons are tested in a real headless browser.
+      ;;
+    --browser)
+      # The console's pages are driven in Debian's Chromium (tests/browser/, Playwright without its own
+      # browser download).
       command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need="$need chromium"
       ;;
     --rt)
@@ -33,6 +38,10 @@ for arg in "$@"; do
         rt=yes
         need="$need request-tracker5 rt5-db-sqlite rt5-standalone dma dbconfig-no-thanks"
       fi
+      ;;
+    --promtool)
+      # Only its promtool is used; the tests neither start nor need the package's own server.
+      command -v promtool >/dev/null 2>&1 || need="$need prometheus"
       ;;
     --postgres)
       postgres=yes

@@ -1,6 +1,7 @@
 """``hezo-sim``: run a simulated room, and power or break its devices from another shell."""
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -29,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "fleet":
+            return _fleet(args)
         return _client(args)
     except SimulatorError as exc:
         print(f"hezo-sim: {exc}", file=sys.stderr)
@@ -84,6 +87,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_target(fault)
 
+    fleet = commands.add_parser(
+        "fleet",
+        help="many agents speaking the real protocol to one broker (docs/simulator.md); JSON lines out",
+    )
+    fleet.add_argument("--host", default="127.0.0.1", help="the broker (default 127.0.0.1)")
+    fleet.add_argument("--port", type=int, default=1883, help="the broker's port (default 1883)")
+    fleet.add_argument("--agents", type=int, required=True, help="how many agents, each its own connection")
+    fleet.add_argument("--devices", type=int, default=10, help="devices per agent (default 10)")
+    fleet.add_argument(
+        "--sites", type=int, default=0, help="sites the agents spread over (default agents/10)"
+    )
+    fleet.add_argument(
+        "--telemetry-interval", type=float, default=30.0, help="s between a device's telemetry (default 30)"
+    )
+    fleet.add_argument(
+        "--flapping", type=float, default=0.01, help="share of devices that flap (default 0.01)"
+    )
+    fleet.add_argument("--dying", type=float, default=0.01, help="share of devices that die (default 0.01)")
+    fleet.add_argument("--die-after", type=float, help="s after start when they die (default: never)")
+    fleet.add_argument("--duration", type=float, help="s to run (default: until SIGINT or SIGTERM)")
+    fleet.add_argument("--contract", default="FLEET-0001", help="the contract every device names")
+    fleet.add_argument("--processes", type=int, default=1, help="processes the agents are split over (1-64)")
+    fleet.add_argument("--seed", type=int, default=1, help="which devices flap and die (default 1)")
+
     status = commands.add_parser("status", help="show the devices, their power and faults")
     status.add_argument("--json", action="store_true", help="print the JSON the control endpoint answers")
     _add_target(status)
@@ -127,6 +154,26 @@ def _run(args: argparse.Namespace) -> int:
         site.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return 0
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from simulator.fleet import FleetPlan, run
+
+    plan = FleetPlan(
+        agents=args.agents,
+        devices=args.devices,
+        sites=args.sites,
+        telemetry_interval=args.telemetry_interval,
+        flapping=args.flapping,
+        dying=args.dying,
+        die_after=args.die_after,
+        duration=args.duration,
+        contract=args.contract,
+        seed=args.seed,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        run(plan, args.host, args.port, processes=args.processes)
     return 0
 
 

@@ -10,10 +10,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from collector.api import errors, login, pages
+from collector.api import errors, live, login, pages
 from collector.api.deps import Wiring
 from collector.api.hosts import AllowedHosts
 from collector.api.routes import REMOTE, ROUTERS
@@ -50,6 +53,8 @@ def create_app(
         version="0.1.0",
         description="Tickets, devices and remote diagnostics of hezo. Send an API token as "
         "`Authorization: Bearer hezo_...` (docs/security.md).",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.wiring = Wiring(
         engine=engine,
@@ -66,9 +71,36 @@ def create_app(
     app.add_middleware(AllowedHosts, names=web.allowed_hosts)
     app.include_router(login.router)
     app.include_router(pages.router)
+    app.include_router(live.router)
+    _serve_assets(app)
     for router in ROUTERS:
         app.include_router(router)
     if diagnostics is not None:
         for router in REMOTE:
             app.include_router(router)
     return app
+
+
+def _serve_assets(app: FastAPI) -> None:
+    """``/static`` (the pages' script and style) and ``/docs`` (Swagger UI from the ``swagger-ui-bundle``
+    package): every file a page loads comes from the collector, so the console and the API's docs work
+    without the internet."""
+    import swagger_ui_bundle
+
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="hezo collector: API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def docs_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

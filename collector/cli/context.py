@@ -16,6 +16,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from collector.config import CollectorConfig
 from collector.sla.terms import SlaContext
+from common.configfile import ConfigError
+
+#: The environment variable naming the configuration file when ``--config`` is not given.
+CONFIG_ENV = "HEZO_COLLECTOR_CONFIG"
 
 #: What opening a store can raise: the database refuses or is unreachable, a file cannot be created,
 #: the driver (psycopg) is not installed.
@@ -44,9 +48,25 @@ def reason(exc: BaseException) -> str:
 class Context:
     """One command's configuration and store; ``close()`` releases the store."""
 
-    def __init__(self, config: CollectorConfig) -> None:
+    def __init__(
+        self, config: CollectorConfig, source: str | None = None, command: str = "this command"
+    ) -> None:
+        """``source``: the file ``config`` was read from; None when built-in defaults stand in for one."""
         self.config = config
+        self.source = source
+        self.command = command
         self._engine: Engine | None = None
+
+    def require_source(self) -> str:
+        """The configuration file; ``ConfigError`` (exit 2) when there is none. A command that uses the
+        store never falls back to the default ``store.url``: that would make ``./hezo-collector.db`` wherever
+        it was run, and show an empty store as if it were the real one."""
+        if self.source is None:
+            raise ConfigError(
+                f"{self.command} needs the collector's configuration: give --config FILE or set {CONFIG_ENV} "
+                "(a sample is config/collector.example.yaml; store.url names the database)"
+            )
+        return self.source
 
     @cached_property
     def actor(self) -> str:
@@ -68,6 +88,7 @@ class Context:
         if self._engine is None:
             from collector.store.database import make_engine, migrate
 
+            self.require_source()
             try:
                 engine = make_engine(self.config.store.url)
                 migrate(engine)

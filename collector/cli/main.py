@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -20,6 +21,7 @@ from collector.cli import (
     audit,
     broker,
     bundles,
+    checkconfig,
     cluster,
     contracts,
     keys,
@@ -27,14 +29,16 @@ from collector.cli import (
     maintenance,
     outbox,
     remote,
+    retention,
     serve,
     tickets,
     users,
 )
-from collector.cli.context import CommandFailed, Context
+from collector.cli.context import CONFIG_ENV, CommandFailed, Context
 from collector.config import load_config
 from collector.errors import CollectorError
 from common.configfile import ConfigError
+from common.logs import LOG_FORMATS, configure_logging
 
 log = logging.getLogger("collector")
 
@@ -52,6 +56,8 @@ GROUPS: tuple[ModuleType, ...] = (
     bundles,
     broker,  # broker init, sync
     users,  # the people of the web page and the API, their tokens
+    checkconfig,  # check-config
+    retention,  # retention run, status
     cluster,  # cluster leases, nats-mappings
 )
 
@@ -62,8 +68,17 @@ EXIT_REFUSED = 3
 
 def parser() -> argparse.ArgumentParser:
     found = argparse.ArgumentParser(prog="hezo-collector", description="The hezo central service.")
-    found.add_argument("--config", metavar="FILE", help="YAML configuration (default: built-in defaults)")
+    found.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"YAML configuration (default: ${CONFIG_ENV}); every command that uses the store needs one",
+    )
     found.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    found.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text or json lines (default: the config's log_format, text)",
+    )
     commands = found.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_parsers(commands)
@@ -84,14 +99,18 @@ def exit_code(exc: BaseException) -> int | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hezo-collector`` console script; returns the exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_format or "text")
     if args.command != "serve" and args.log_level != "DEBUG":
         # A listing's output is the listing; Alembic's "Context impl SQLiteImpl" lines are noise there.
         logging.getLogger("alembic").setLevel(logging.WARNING)
     group = next(group for group in GROUPS if args.command in group.COMMANDS)
     context: Context | None = None
     try:
-        context = Context(load_config(args.config))
+        source = args.config or os.environ.get(CONFIG_ENV) or None
+        config = load_config(source)
+        if args.log_format is None and config.log_format != "text":
+            configure_logging(args.log_level, config.log_format)
+        context = Context(config, source, args.command)
         status: int = group.run(args, context)
     except (ConfigError, CommandFailed, CollectorError) as exc:
         print(f"hezo-collector: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from collector.cli.context import STORE_ERRORS, Context, StoreUnavailable, reason, shown_url
+from collector.cli.watchdog import Watchdog
 from collector.config import CollectorConfig
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         context.engine()
         print(f"hezo-collector: database {shown_url(context.config.store.url)} is up to date")
         return 0
+    context.require_source()
     return _serve(context.config)
 
 
@@ -105,12 +107,30 @@ def _serve(config: CollectorConfig) -> int:
             )
         )
         print(f"hezo-collector: web page at http://{config.web.host}:{config.web.port}/", flush=True)
-        # SIGINT and SIGTERM make run() return once the web server has shut down.
-        server.run()
+        watchdog = Watchdog(
+            lambda: bool(server.started),
+            lambda: working(service),
+            status=f"serving on {config.web.host}:{config.web.port}",
+        )
+        watchdog.start()
+        try:
+            # SIGINT and SIGTERM make run() return once the web server has shut down.
+            server.run()
+        finally:
+            watchdog.stop()
     finally:
         service.stop()
     log.info("hezo-collector stopped")
     return 0
+
+
+def working(service: CollectorService) -> str | None:
+    """None while the writer runs and keeps up; else what is wrong (what systemd's watchdog is fed on)."""
+    from collector.service import STALLED_AFTER
+
+    if not service.writer.alive():
+        return "the writer thread is not running: nothing is stored or acknowledged"
+    return service.writer.stalled(STALLED_AFTER)
 
 
 def _web_server(config: Any) -> Any:

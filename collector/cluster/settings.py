@@ -76,9 +76,3 @@ class ClusterConfig(BaseModel):
         if self.nats is not None and (self.nats.user is None) != (self.nats.password is None):
             raise ValueError("nats: user and password go together")
         return self
-
-
-class ClusterSection(BaseModel):
-    """The ``cluster:`` key, for ``CollectorConfig`` to take on (its module is at its length limit)."""
-
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig)

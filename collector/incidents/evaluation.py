@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ class Evaluation:
     #: Deadlines newly missed: ``(ticket number, deadline)``.
     breached: list[tuple[str, str]] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
+    #: How many devices the evaluation looked at: those due in the incident queue, never the whole fleet.
+    looked_at: int = 0
 
 
 class Context:
@@ -65,6 +67,18 @@ class Context:
         self._on_ticket_opened = on_ticket_opened
         self._holds: Holds | None = None
         self._after_commit: list[Callable[[], None]] = []
+        #: The devices due at this evaluation (``devices`` rows, with ``agent_online``): all a device rule
+        #: looks at. The engine picks them (``IncidentEngine.due``).
+        self.devices: list[Any] = []
+        #: When each device needs looking at again (the earliest any rule asked for); none: not until it
+        #: changes.
+        self.wakes: dict[DeviceKey, datetime] = {}
+
+    def wake(self, key: DeviceKey, at: datetime) -> None:
+        """Look at device ``key`` again at ``at`` (at the next evaluation, if ``at`` is now or past)."""
+        known = self.wakes.get(key)
+        if known is None or at < known:
+            self.wakes[key] = at
 
     def holds(self, conn: Connection) -> Holds:
         """What holds tickets back now (silent agents, maintenance windows, contracts), read once."""
@@ -74,12 +88,11 @@ class Context:
 
     def held(self, conn: Connection, device: Any) -> str | None:
         """Why ``device`` (a ``devices`` row) gets no automatic ticket now, or None; kept in ``done.held``."""
-        if not self.owns(device.site):
-            return "another collector decides its site"
         key = (device.site, device.agent, device.device)
-        reason = self.holds(conn).why(device, self.now, self.sla.calendars, self.rules)
+        reason = self.holds(conn).why(conn, device, self.now, self.sla.calendars, self.rules)
         if reason is not None:
             self.done.held[key] = reason
+            self.wake(key, self.now)  # a hold ends without the device changing: look again next time
         return reason
 
     def open(
@@ -111,6 +124,26 @@ class Context:
         if self._metrics is not None:
             self._metrics.tickets_opened.labels(priority=priority).inc()
         return number
+
+    def open_many(self, conn: Connection, openings: list[tickets.Opening]) -> list[str | None]:
+        """Open many tickets at once (``tickets.open_tickets``), each due on its site's calendar; their
+        numbers (None: its device already had one, opened by another writer), counted and noted in ``done``.
+        ``response_due`` of each opening is set here."""
+        dated = []
+        for opening in openings:
+            times = TicketTimes(opening.priority, "open", self.now)
+            calendar = self.sla.calendars[opening.subject.site]
+            dated.append(
+                replace(opening, response_due=deadlines(self.sla.policy, calendar, times).response_due)
+            )
+        numbers = tickets.open_tickets(conn, dated, opened_at=self.now)
+        for opening, number in zip(dated, numbers, strict=True):
+            if number is None:
+                continue
+            self.done.opened.append(number)
+            if self._metrics is not None:
+                self._metrics.tickets_opened.labels(priority=opening.priority).inc()
+        return numbers
 
     def ask_for_evidence(self, number: str) -> None:
         """Once the transaction that opened ticket ``number`` is committed, hand it to ``on_ticket_opened``

@@ -3,11 +3,13 @@ already dealt with."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
+from collector.store.database import among
 from collector.store.schema import device_transitions, devices
 from collector.store.schema import tickets as ticket_table
 
@@ -27,8 +29,16 @@ def tickets_with_devices(*conditions: Any) -> Any:
     return select(*columns).join(devices, same_device()).where(*conditions)
 
 
-def last_closed(conn: Connection, cause: str) -> dict[tuple[str, str, str], datetime]:
-    """When each device's last ticket of ``cause`` was closed: signs from before it do not count again."""
+def of_devices(conn: Connection, keys: Sequence[tuple[str, str, str]], table: Any = ticket_table) -> Any:
+    """``table``'s rows of these devices (``(site, agent, device)`` keys)."""
+    return among(conn, (table.c.site, table.c.agent, table.c.device), keys)
+
+
+def last_closed(
+    conn: Connection, cause: str, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], datetime]:
+    """When each of these devices' last ticket of ``cause`` was closed: signs from before it do not count
+    again."""
     columns = (ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device)
     query = (
         select(*columns, func.max(ticket_table.c.closed_at))
@@ -36,6 +46,7 @@ def last_closed(conn: Connection, cause: str) -> dict[tuple[str, str, str], date
             ticket_table.c.cause == cause,
             ticket_table.c.status == "closed",
             ticket_table.c.closed_at.is_not(None),
+            of_devices(conn, keys),
         )
         .group_by(*columns)
     )

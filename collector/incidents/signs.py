@@ -1,22 +1,23 @@
 """Signs that a device which still works is unstable: degraded for a while, packet loss, flapping, reboots.
 
-``Signs.load`` reads every device's recent drops and reboots and its running conditions in three queries;
-each sign below then says, for one device, why it is unstable (a reason), or None. Signs older than the
+``Signs.load`` reads the recent drops and reboots and the running conditions of the devices being evaluated,
+a few queries for all of them; each sign below then says, for one device, why it is unstable (a reason), or
+None, and a condition not held long enough yet says when it will have been (``due``). Signs older than the
 closing of the device's last High ticket were dealt with: a condition that started before it (a Tap left
 without audio on purpose) opens nothing until it ends and recurs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
 from collector.config import UnstableConfig
-from collector.incidents.queries import count_after, last_closed
+from collector.incidents.queries import count_after, last_closed, of_devices
 from collector.store.schema import CAUSE_DEVICE_UNSTABLE, device_conditions, device_transitions, events
 
 Key = tuple[str, str, str]
@@ -31,9 +32,12 @@ class Signs:
     conditions: dict[tuple[str, str, str, str], datetime]
     #: When the device's latest High ticket was closed: older signs have been dealt with.
     closed: dict[Key, datetime]
+    #: When a running condition of a device will have held long enough to be a sign.
+    due: dict[Key, datetime] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, conn: Connection, now: datetime, rules: UnstableConfig) -> Signs:
+    def load(cls, conn: Connection, now: datetime, rules: UnstableConfig, keys: Sequence[Key]) -> Signs:
+        """The signs of the devices ``keys``."""
         drops_query = (
             select(
                 device_transitions.c.site,
@@ -44,6 +48,7 @@ class Signs:
             .where(
                 device_transitions.c.to_state == "down",
                 device_transitions.c.at >= now - timedelta(seconds=rules.flap_window),
+                of_devices(conn, keys, device_transitions),
             )
             .group_by(device_transitions.c.site, device_transitions.c.agent, device_transitions.c.device)
         )
@@ -55,6 +60,7 @@ class Signs:
                 events.c.received_at >= now - timedelta(seconds=rules.reboot_window),
                 # and by the agent's clock: reboots spooled through an outage arrive together but are old
                 events.c.ts >= now - timedelta(seconds=rules.reboot_window),
+                of_devices(conn, keys, events),
             )
             .group_by(events.c.site, events.c.agent, events.c.device)
         )
@@ -63,9 +69,11 @@ class Signs:
             reboots={(row[0], row[1], row[2]): int(row[3]) for row in conn.execute(reboots_query)},
             conditions={
                 (row.site, row.agent, row.device, row.condition): row.since
-                for row in conn.execute(select(device_conditions))
+                for row in conn.execute(
+                    select(device_conditions).where(of_devices(conn, keys, device_conditions))
+                )
             },
-            closed=last_closed(conn, CAUSE_DEVICE_UNSTABLE),
+            closed=last_closed(conn, CAUSE_DEVICE_UNSTABLE, keys),
         )
 
     def condition(
@@ -95,6 +103,12 @@ class Signs:
         closed = self.closed.get(key)
         return None if closed is not None and since <= closed else since
 
+    def wait(self, key: Key, until: datetime) -> None:
+        """A condition of the device becomes a sign at ``until``: look at it again then."""
+        known = self.due.get(key)
+        if known is None or until < known:
+            self.due[key] = until
+
 
 #: One sign: ``(conn, device row, now, signs, rules) -> reason or None``.
 Sign = Callable[[Connection, Any, datetime, Signs, UnstableConfig], str | None]
@@ -106,8 +120,11 @@ def _key(device: Any) -> Key:
 
 def degraded(conn: Connection, device: Any, now: datetime, signs: Signs, rules: UnstableConfig) -> str | None:
     since = signs.condition(conn, _key(device), "degraded", present=device.state == "degraded", now=now)
-    if since is not None and since <= now - timedelta(seconds=rules.degraded_after):
+    if since is None:
+        return None
+    if since <= now - timedelta(seconds=rules.degraded_after):
         return f"degraded since {since.isoformat()}: {device.state_reason or 'no reason given'}"
+    signs.wait(_key(device), since + timedelta(seconds=rules.degraded_after))
     return None
 
 
@@ -117,8 +134,11 @@ def packet_loss(
     loss = loss_pct(device.checks)
     present = loss is not None and loss >= rules.loss_pct
     since = signs.condition(conn, _key(device), "loss", present=present, now=now)
-    if since is not None and loss is not None and since <= now - timedelta(seconds=rules.loss_after):
+    if since is None or loss is None:
+        return None
+    if since <= now - timedelta(seconds=rules.loss_after):
         return f"packet loss {loss:g} % since {since.isoformat()}"
+    signs.wait(_key(device), since + timedelta(seconds=rules.loss_after))
     return None
 
 

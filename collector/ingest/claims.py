@@ -1,5 +1,9 @@
 """Claiming messages by their identity ``(site, agent, boot, seq)``: the database decides which are new, so a
-message delivered twice (QoS 1, a retained copy, two collectors on one PostgreSQL) is applied once."""
+message delivered twice (QoS 1, a retained copy, two collectors on one PostgreSQL) is applied once.
+
+A message older than the store's messages mark (``collector/store/horizons.py``) is not claimed: its
+identity, if it was ever stored, was dropped by retention, so it counts as a duplicate (docs/retention.md).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,17 @@ from sqlalchemy.exc import IntegrityError
 
 from collector.ingest.batch import Batch
 from collector.store.database import driver_value
+from collector.store.horizons import messages_kept_from
 from collector.store.schema import messages
 from protocol import Envelope
 
-#: Identities per INSERT statement (6 parameters each).
+#: Identities per INSERT statement (7 parameters each).
 _IDENTITY_ROWS = 500
-_CLAIM_VALUES = "INSERT INTO messages (site, agent, boot, seq, kind, received_at) VALUES "
+_CLAIM_VALUES = "INSERT INTO messages (site, agent, boot, seq, kind, received_at, ts) VALUES "
 _CLAIM_POSTGRES = (
-    "INSERT INTO messages (site, agent, boot, seq, kind, received_at) SELECT * FROM unnest("
-    "%s::varchar[], %s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[], %s::timestamptz[])"
+    "INSERT INTO messages (site, agent, boot, seq, kind, received_at, ts) SELECT * FROM unnest("
+    "%s::varchar[], %s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[], %s::timestamptz[], "
+    "%s::timestamptz[])"
 )
 _CLAIM_AGAIN = " ON CONFLICT DO NOTHING RETURNING site, agent, boot, seq"
 
@@ -31,10 +37,11 @@ def claim(conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch:
     bound: dict[datetime, Any] = {}  # the messages of one frame share their time: convert it once
     seen: set[tuple[str, str, str, int]] = set()
     rows: list[tuple[Any, ...]] = []
+    kept_from = messages_kept_from(conn)
     for item in valid:
         envelope, received_at, _retained = item
         identity = (envelope.site, envelope.agent, envelope.boot, envelope.seq)
-        if identity in seen:
+        if identity in seen or (kept_from is not None and envelope.moment < kept_from):
             batch.duplicates += 1
             continue
         seen.add(identity)
@@ -42,7 +49,7 @@ def claim(conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch:
         when = bound.get(received_at)
         if when is None:
             when = bound[received_at] = bind(received_at)
-        rows.append((*identity, envelope.kind, when))
+        rows.append((*identity, envelope.kind, when, bind(envelope.moment)))
     lost = _insert_identities(conn, rows)
     if not lost:  # the common case: every one is new
         batch.fresh.extend(batch.received)
@@ -58,7 +65,7 @@ def claim(conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch:
 def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> set[tuple[str, str, str, int]]:
     """Insert the identities not stored yet; return those this transaction did not insert.
 
-    ``rows`` are ``(site, agent, boot, seq, kind, received_at)`` as the driver takes them. Each chunk is
+    ``rows`` are ``(site, agent, boot, seq, kind, received_at, ts)`` as the driver takes them. Each chunk is
     one plain ``INSERT`` of many rows, inside a savepoint: when it succeeds (the common case) every row is
     ours. When it breaks the key (some were stored already, or another collector got there first) the
     savepoint is rolled back and the chunk inserted again with ``ON CONFLICT DO NOTHING RETURNING``, which
@@ -67,7 +74,7 @@ def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> set[tup
     once per row, and PostgreSQL's speculative insertion for ``ON CONFLICT``, a third of the claim's cost.
     """
     postgres = conn.dialect.name == "postgresql"
-    row_marks = "(" + ", ".join(["?"] * 6) + ")"
+    row_marks = "(" + ", ".join(["?"] * 7) + ")"
     lost: set[tuple[str, str, str, int]] = set()
     for start in range(0, len(rows), _IDENTITY_ROWS):
         chunk = rows[start : start + _IDENTITY_ROWS]
@@ -97,16 +104,16 @@ def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> set[tup
 
 
 def _claim_arrays(rows: list[tuple[Any, ...]]) -> tuple[str, ...]:
-    """The claim's six columns as PostgreSQL array literals, for ``_CLAIM_POSTGRES``.
+    """The claim's seven columns as PostgreSQL array literals, for ``_CLAIM_POSTGRES``.
 
     Written here in one join per column: psycopg adapts a list element by element in Python, which cost more
     than the rest of the claim. Every element is double-quoted (so an agent named ``null`` stays a name), and
     none can hold a quote or a backslash: site, agent and boot are ids, kind one of the protocol's words, seq
     an integer and the time an ISO 8601 text.
     """
-    sites, agents_, boots, seqs, kinds, times = zip(*rows, strict=True)
+    sites, agents_, boots, seqs, kinds, times, moments = zip(*rows, strict=True)
     stamps: dict[datetime, str] = {}
-    for moment in times:
+    for moment in (*times, *moments):
         if moment not in stamps:
             stamps[moment] = moment.isoformat()
     return (
@@ -116,6 +123,7 @@ def _claim_arrays(rows: list[tuple[Any, ...]]) -> tuple[str, ...]:
         "{" + ",".join(map(str, seqs)) + "}",
         _text_array(kinds),
         _text_array([stamps[moment] for moment in times]),
+        _text_array([stamps[moment] for moment in moments]),
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, select, tuple_, update
 
 from collector.errors import ConflictError, NotFoundError
 from collector.store.database import upsert_ignore
-from collector.store.schema import enrolments
+from collector.store.schema import agents, enrolments
 
 
 def enrolled(conn: Connection, agents: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -52,7 +52,11 @@ def enrol(conn: Connection, site: str, agent: str, *, by: str, at: datetime) -> 
 
 
 def revoke(conn: Connection, site: str, agent: str, *, by: str, at: datetime) -> None:
-    """Stop taking ``site/agent``'s messages; ``NotFoundError`` if it is not enrolled."""
+    """Stop taking ``site/agent``'s messages; ``NotFoundError`` if it is not enrolled.
+
+    The agent is offline from now on (its devices get no tickets: nothing more will be known of them), and
+    it is gone on purpose, so it holds no "agents silent" ticket of its site either (incidents/holds.py).
+    """
     done = conn.execute(
         update(enrolments)
         .where(enrolments.c.site == site, enrolments.c.agent == agent, enrolments.c.revoked_at.is_(None))
@@ -60,6 +64,11 @@ def revoke(conn: Connection, site: str, agent: str, *, by: str, at: datetime) ->
     ).rowcount
     if not done:
         raise NotFoundError(f"agent {site}/{agent} is not enrolled")
+    conn.execute(
+        update(agents)
+        .where(agents.c.site == site, agents.c.agent == agent, agents.c.online.is_(True))
+        .values(online=False, status_changed_at=at)
+    )
 
 
 def set_credential(

@@ -7,10 +7,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from collector.ingest.batch import Batch
-from collector.store.database import upsert_ignore
+from collector.store.database import among, upsert_ignore
 from collector.store.schema import agent_boots, agents
 from protocol import Envelope
 
@@ -73,7 +73,7 @@ def track_seq(conn: Connection, batch: Batch) -> None:
     columns = (agent_boots.c.site, agent_boots.c.agent, agent_boots.c.boot)
     query = (
         select(*columns, agent_boots.c.max_seq, agent_boots.c.missing)
-        .where(tuple_(*columns).in_(keys))
+        .where(among(conn, columns, keys))
         .order_by(*columns)
         .with_for_update()
     )
@@ -161,10 +161,11 @@ def _starting_marks(
     new = sorted({(site, agent) for site, agent, boot in keys if max_seqs[(site, agent, boot)] is None})
     if not new:
         return marks
-    followed = tuple_(agent_boots.c.site, agent_boots.c.agent)
     query = (
         select(agent_boots.c.site, agent_boots.c.agent)
-        .where(followed.in_(new), agent_boots.c.max_seq.is_not(None))
+        .where(
+            among(conn, (agent_boots.c.site, agent_boots.c.agent), new), agent_boots.c.max_seq.is_not(None)
+        )
         .distinct()
     )
     known = {(row.site, row.agent) for row in conn.execute(query)}

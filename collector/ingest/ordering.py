@@ -7,9 +7,8 @@ in Python, not in SQL, so a database collation cannot change the order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-
-from sqlalchemy import Row
 
 from protocol import Envelope
 
@@ -19,7 +18,8 @@ def order_key(envelope: Envelope) -> tuple[str, int]:
     return (envelope.boot, envelope.seq)
 
 
-def status_key(row: Row[Any, Any, Any] | Row[Any, Any, Any, Any] | None) -> tuple[str, int] | None:
-    if row is None or row.boot is None or row.status_seq is None:
+def status_key(row: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    """The order key of the last status message applied to an agent's row, if any."""
+    if row is None or row["boot"] is None or row["status_seq"] is None:
         return None
-    return (row.boot, row.status_seq)
+    return (row["boot"], row["status_seq"])

@@ -28,9 +28,11 @@ from collector.ingest.claims import claim
 from collector.ingest.enrolment import enrolled
 from collector.ingest.gaps import track_seq
 from collector.ingest.plausibility import implausible, seq_jumps
+from collector.ingest.roster import Roster
 from collector.ingest.samples import insert_samples
 from collector.metrics import Metrics
 from collector.store.database import utcnow, write_transaction
+from collector.store.incident_queue import touch
 from collector.store.schema import agents as agent_table
 from collector.store.schema import events
 from protocol import Envelope
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 #: What ingest calls, after the commit, once per gap in an agent's seq: ask that agent to publish its state
 #: again. The signed command channel plugs in here (``republish-state``).
 RequestRepublish = Callable[[str, str], None]
+
+
+#: The kinds of message that change agents' and devices' rows (through the batch's ``Roster``).
+_ROSTER_KINDS = frozenset({"birth", "death", "state"})
 
 
 class RepublishWanted:
@@ -189,6 +195,8 @@ class Ingest:
         event_rows: list[dict[str, Any]] = []
         telemetry: list[Envelope] = []
         last_seen: dict[tuple[str, str], datetime] = {}
+        named = {(e.site, e.agent) for e, _, _ in batch.fresh if e.kind in _ROSTER_KINDS}
+        roster = Roster.load(conn, named) if named else None
         for envelope, received_at, _retained in batch.fresh:
             kind = envelope.kind
             if kind == "telemetry":
@@ -196,14 +204,22 @@ class Ingest:
             elif kind == "event":
                 event_rows.append(_event_row(envelope, received_at))
             elif kind == "birth":
-                agents.birth(conn, envelope, received_at)
+                assert roster is not None
+                agents.birth(roster, envelope, received_at)
                 continue
             elif kind == "death":
-                agents.death(conn, envelope, received_at)
+                assert roster is not None
+                agents.death(roster, envelope, received_at)
                 continue
             elif kind == "state":
-                devices.state(conn, envelope, received_at)
+                assert roster is not None
+                devices.state(roster, envelope, received_at)
             last_seen[(envelope.site, envelope.agent)] = received_at
+        changed = {(r["site"], r["agent"], r["device"]) for r in event_rows if isinstance(r["device"], str)}
+        if roster is not None:
+            roster.flush(conn)
+            changed |= roster.changed()
+        touch(conn, changed)  # the incident engine looks at these devices next
         if telemetry:
             insert_samples(conn, telemetry)
         if event_rows:

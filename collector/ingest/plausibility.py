@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, select
 
 from collector.config import IngestConfig
+from collector.store.database import among
 from collector.store.schema import agent_boots
 from protocol import Envelope, parse_ts
 
@@ -57,7 +58,7 @@ def seq_jumps(
     columns = (agent_boots.c.site, agent_boots.c.agent, agent_boots.c.boot)
     marks = {
         (row.site, row.agent, row.boot): row.max_seq
-        for row in conn.execute(select(*columns, agent_boots.c.max_seq).where(tuple_(*columns).in_(keys)))
+        for row in conn.execute(select(*columns, agent_boots.c.max_seq).where(among(conn, columns, keys)))
         if row.max_seq is not None
     }
     far: dict[int, str] = {}

@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from collector.ingest.session import Session, SessionSettings
+from common.logs import configure_logging, current_format
 
 if TYPE_CHECKING:
     import paho.mqtt.client as paho
@@ -224,10 +225,7 @@ def child_main(fd: int) -> int:
         settings = read_frame(stream)
     except EOFError:
         return 1
-    logging.basicConfig(
-        level=settings["log_level"],
-        format="%(asctime)s %(levelname)s hezo-collector-receiver %(name)s: %(message)s",
-    )
+    configure_logging(settings["log_level"], settings.get("log_format", "text"))
     config = settings["session"]
     lock = threading.Lock()
     outbox = Outbox(sock, lock)
@@ -376,6 +374,7 @@ class Receiver:
         link = _Link(process, ours)
         settings = {
             "log_level": logging.getLogger().getEffectiveLevel(),
+            "log_format": current_format(),
             "session": SessionSettings.of(self._config),
         }
         try:

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from collector import audit
-from collector.config import RetryConfig, RouteConfig
 from collector.errors import NotFoundError
 from collector.sinks.base import Delivered, Failed, Link, Outcome, Retry
+from collector.sinks.settings import RetryConfig, RouteConfig
 from collector.sla.terms import Calendars
 from collector.store.database import upsert_ignore
 from collector.store.schema import contracts, deliveries, outbox, ticket_entries, ticket_links, tickets

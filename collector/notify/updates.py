@@ -18,8 +18,8 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import Engine, or_, select
 
 from collector import tickets
-from collector.config import CustomerUpdatesConfig
 from collector.errors import CollectorError
+from collector.sinks.settings import CustomerUpdatesConfig
 from collector.sla.terms import SlaContext
 from collector.store.database import utcnow
 from collector.store.schema import ACTIVE_STATUSES, contracts

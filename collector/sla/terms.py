@@ -26,6 +26,7 @@ from typing import Any, Literal
 from collector.sla.calendar import SiteCalendar, Window
 
 PRIORITIES = ("critical", "high", "low")
+PriorityName = Literal["critical", "high", "low"]
 Delivery = Literal["hours", "next-business-day"]
 
 #: SLA states, from best to worst.

@@ -6,7 +6,8 @@ Alembic scripts in ``collector/store/migrations``, run in code (no alembic.ini).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,21 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Insert, Table, create_engine, event
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Engine,
+    Insert,
+    String,
+    Table,
+    bindparam,
+    column,
+    create_engine,
+    event,
+    false,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 
@@ -115,3 +130,34 @@ def driver_value(conn: Connection, column: Any) -> Callable[[Any], Any]:
         return value
 
     return convert
+
+
+def as_written(conn: Connection, column: Any, value: Any) -> BindParameter[Any]:
+    """``value`` bound as ``driver_value`` writes it, to compare with the rows written that way (samples,
+    message identities). On SQLite those datetimes are text of sqlite3's form (``...21:00:00+00:00``), which
+    sorts before SQLAlchemy's (``...21:00:00.000000``) at the same second: bound as SQLAlchemy binds, a row
+    at exactly the bound would fall on the wrong side of it."""
+    if conn.dialect.name == "sqlite":
+        return bindparam(None, driver_value(conn, column)(value), type_=String())
+    return bindparam(None, value, type_=column.type)
+
+
+def among(conn: Connection, columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:
+    """``(columns) IN keys``, for text keys. On PostgreSQL a semi-join on ``unnest`` of one array per column,
+    which it hashes, and which compiles the same whatever the number of keys: a literal list of row values is
+    compared row by row against every row read, and compiling thousands of them costs more than the query.
+    SQLite takes the list."""
+    if not keys:
+        return false()
+    if conn.dialect.name != "postgresql":
+        return tuple_(*columns).in_(list(keys))
+    names = [f"among_{next(_AMONG)}" for _ in columns]
+    arrays = ", ".join(f"CAST(:{name} AS varchar[])" for name in names)
+    listed = text(f"SELECT * FROM unnest({arrays})").bindparams(  # noqa: S608 - names are ours, values bound
+        **{name: [key[index] for key in keys] for index, name in enumerate(names)}
+    )
+    return tuple_(*columns).in_(listed.columns(*(column(name) for name in names)))
+
+
+#: Names for ``among``'s bound arrays, unique within any statement.
+_AMONG = itertools.count()

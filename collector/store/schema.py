@@ -317,6 +317,21 @@ device_transitions = Table(
     Index("ix_device_transitions_device_at", "site", "agent", "device", "at"),
 )
 
+#: Devices the incident engine has to look at, and from when (migration 0010): ingest makes a device whose
+#: row changed due at once (``changes`` counts those touches), the engine keeps it while one of its timers
+#: runs (the confirm window, degraded-for) and forgets it when nothing about it is pending
+#: (collector/store/incident_queue.py).
+incident_queue = Table(
+    "incident_queue",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("device", String(64), primary_key=True),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("changes", BigInteger, nullable=False, server_default="0"),
+    Index("ix_incident_queue_due_at", "due_at"),
+)
+
 device_conditions = Table(
     "device_conditions",
     metadata,
@@ -359,6 +374,8 @@ maintenance = Table(
 
 #: Every message stored, by its identity: the conditional insert into this table is what decides, in the
 #: database, that a message is new. A message delivered twice (QoS 1, or to two collectors) is stored once.
+#: ``ts`` is the envelope's, the same in every copy: on PostgreSQL the table is partitioned by it and its key
+#: is (site, agent, boot, seq, ts); what retention does to it is in docs/retention.md (migration 0011).
 messages = Table(
     "messages",
     metadata,
@@ -368,7 +385,11 @@ messages = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("kind", String(16), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
 )
+# BRIN on PostgreSQL (rows come in time order; autosummarize: a block range is summarised once filled, so the
+# roll-up of an hour reads that hour), a B-tree on SQLite for batched deletes.
+Index("ix_messages_ts", messages.c.ts, postgresql_using="brin", postgresql_with={"autosummarize": "on"})
 
 #: Telemetry samples: the identity of their message and their place in it. No key of their own: they are
 #: inserted only by the transaction that claimed their message in ``messages``, which keeps them unique, and a
@@ -386,6 +407,7 @@ samples = Table(
     Column("value", Float, nullable=False),
     Column("ts", UTCDateTime, nullable=False),
 )
+Index("ix_samples_ts", samples.c.ts, postgresql_using="brin", postgresql_with={"autosummarize": "on"})
 
 #: Per agent start: the highest seq received live, how many messages, and the gaps seen in seq.
 agent_boots = Table(

@@ -13,6 +13,7 @@ from collector.tickets.lifecycle import (
     reprioritise,
     step,
 )
+from collector.tickets.opening import Opening, open_tickets
 from collector.tickets.records import (
     PRIORITIES,
     PRIORITY_CRITICAL,
@@ -39,6 +40,7 @@ __all__ = [
     "STEPS",
     "IllegalTransitionError",
     "NoSuchTicketError",
+    "Opening",
     "Step",
     "Subject",
     "TicketError",
@@ -52,6 +54,7 @@ __all__ = [
     "note",
     "open_by_hand",
     "open_ticket",
+    "open_tickets",
     "record_breach",
     "recover",
     "refresh",

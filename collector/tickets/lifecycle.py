@@ -17,7 +17,7 @@ from collector.errors import ConflictError, InvalidError, NotFoundError
 from collector.sla import terms as sla
 from collector.store.schema import CAUSE_MANUAL, devices, tickets
 from collector.tickets.deadlines import refresh
-from collector.tickets.records import PRIORITIES, PRIORITY_LOW, Subject, add_entry, open_ticket
+from collector.tickets.records import PRIORITIES, PRIORITY_LOW, Subject, add_entry, open_ticket, touch_device
 
 
 class TicketError(InvalidError):
@@ -114,6 +114,8 @@ def step(  # noqa: PLR0912 (one check per rule of the lifecycle, each with its o
             values["responded_at"] = now
         values["delivery_accepted"] = deliver_by
     conn.execute(update(tickets).where(tickets.c.id == row.id).values(**values))
+    if "status" in values:
+        touch_device(conn, row.id)
     add_entry(
         conn, row.id, now, action, text or f"{move.done.capitalize()} by {by}.", by=by, sla_state=before
     )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from collector.sla import terms as sla
+from collector.store import incident_queue
 from collector.store.schema import ACTIVE_STATUSES, outbox, sla_breaches, ticket_entries, tickets
 
 PRIORITY_CRITICAL = "critical"
@@ -171,6 +172,17 @@ def close(conn: Connection, ticket_id: int, at: datetime | None = None) -> None:
     if at is not None:
         values["closed_at"] = at
     conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
+    touch_device(conn, ticket_id)
+
+
+def touch_device(conn: Connection, ticket_id: int) -> None:
+    """A device ticket's status changed: the incident engine looks at its device again (a device whose
+    ticket is closed may need a new one)."""
+    row = conn.execute(
+        select(tickets.c.site, tickets.c.agent, tickets.c.device).where(tickets.c.id == ticket_id)
+    ).first()
+    if row is not None and row.device:
+        incident_queue.touch(conn, [(row.site, row.agent, row.device)])
 
 
 def _with_entries(conn: Connection, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:

@@ -1,15 +1,19 @@
 """How fast the collector drains a queued stream, against ``mosquitto_sub`` and a bare paho subscriber.
 
-    python -m tests.bench.bench_ingest [--messages 200000] [--agents 20] [--samples 5] [--rounds 5]
+    python -m tests.bench.bench_ingest [--messages 200000] [--agents 1000] [--devices 10] [--rounds 5]
                                        [--no-postgres] [--receiver process|thread]
 
-A Mosquitto of its own (config/mosquitto.conf: persistence, max_queued_messages 1,000,000) on a free loopback
-port; one persistent session per consumer is created first, then the stream (valid telemetry envelopes) is
-published once and queued for every session while its subscriber is away. Each consumer then drains its
+Each round has a fresh Mosquitto of its own (config/mosquitto.conf: persistence, max_queued_messages
+1,000,000) on a free loopback port, so no round's sessions queue another's stream; one persistent session per
+consumer is created first, then the stream is published once and queued for every session while its
+subscriber is away. The stream is what a fleet sends after connecting (``tests.support.stream.fleet_stream``):
+every agent's birth with its devices, every device's state, then telemetry with advancing times, one device's
+samples a message, the agents taking turns (``--agents`` 1,000 of ``--devices`` 10 by default). Each consumer
+then drains its
 queue, in turn, in each of ``--rounds`` rounds: ``mosquitto_sub -c -q 1 -C N``, a bare paho subscriber (QoS
 1, persistent session, auto-ack), and the collector (store, batches, manual acks after commit) into SQLite
 and into PostgreSQL (127.0.0.1:5432), a fresh SQLite file and PostgreSQL schema every time. Printed: the
-median msg/s and samples/s, the ratio to the bare paho drain (of the medians, then of each round), and the
+median msg/s, the ratio to the bare paho drain (of the medians, then of each round), and the
 CPU seconds per 100,000 messages (for the collector, its receiver process too).
 """
 
@@ -37,7 +41,7 @@ from collector.service import CollectorService
 from collector.store.database import make_engine, migrate
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.mqtt import close_client
-from tests.support.stream import PREFIX, persist_session, publish_all, telemetry_stream
+from tests.support.stream import PREFIX, fleet_stream, persist_session, publish_in_order
 
 POSTGRES = os.environ.get("HEZO_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TIMEOUT = 600.0
@@ -88,14 +92,18 @@ def drain_collector(
         store=StoreConfig(url=url),
     )
     service = CollectorService(config, engine=store)
-    ingested = service.metrics.ingested.labels(kind="telemetry")
+    kinds = [service.metrics.ingested.labels(kind=kind) for kind in ("birth", "state", "telemetry")]
+
+    def stored() -> float:
+        return float(sum(kind._value.get() for kind in kinds))
+
     start = time.monotonic()
     service.start()
     try:
         deadline = start + TIMEOUT
-        while ingested._value.get() < count:
+        while stored() < count:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the collector stored {ingested._value.get()} of {count}")
+                raise TimeoutError(f"the collector stored {stored()} of {count}")
             time.sleep(0.02)
         return time.monotonic() - start
     finally:
@@ -114,26 +122,35 @@ def cpu_seconds() -> float:
 def one_round(
     broker: Mosquitto, runs: list[tuple[str, Run]], number: int, args: argparse.Namespace
 ) -> dict[str, tuple[float, float]]:
-    """Queue the stream once for every consumer, then drain it with each: {name: (seconds, CPU seconds)}."""
-    ids = {name: f"bench-{number}-{index}" for index, (name, _) in enumerate(runs)}
-    for client_id in ids.values():
-        persist_session(broker.host, broker.port, client_id)
-    began = time.monotonic()
-    publish_all(broker.host, broker.port, telemetry_stream(args.messages, args.agents, args.samples))
-    print(f"round {number}: queued {args.messages} messages in {time.monotonic() - began:.1f} s", flush=True)
-    results: dict[str, tuple[float, float]] = {}
-    for name, run in runs:
-        cpu = cpu_seconds()
-        seconds = run(ids[name], number)
-        results[name] = (seconds, cpu_seconds() - cpu)
-    return results
+    """On a fresh broker, queue the stream once for every consumer, then drain it with each:
+    {name: (seconds, CPU seconds)}."""
+    broker.workdir = broker.workdir.parent / f"broker-{number}"
+    broker.workdir.mkdir()
+    broker.start()
+    try:
+        ids = {name: f"bench-{number}-{index}" for index, (name, _) in enumerate(runs)}
+        for client_id in ids.values():
+            persist_session(broker.host, broker.port, client_id)
+        began = time.monotonic()
+        publish_in_order(broker.host, broker.port, fleet_stream(args.messages, args.agents, args.devices))
+        print(
+            f"round {number}: queued {args.messages} messages in {time.monotonic() - began:.1f} s", flush=True
+        )
+        results: dict[str, tuple[float, float]] = {}
+        for name, run in runs:
+            cpu = cpu_seconds()
+            seconds = run(ids[name], number)
+            results[name] = (seconds, cpu_seconds() - cpu)
+        return results
+    finally:
+        broker.stop(kill=True)  # thrown away with its directory: no need to wait for it to save
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--agents", type=int, default=20)
-    parser.add_argument("--samples", type=int, default=5, help="samples per telemetry message")
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--devices", type=int, default=10, help="devices per agent")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every consumer; medians are printed")
     parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL run")
     parser.add_argument(
@@ -145,8 +162,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hezo-bench-") as tmp:
         workdir = Path(tmp)
         broker = Mosquitto("127.0.0.1", free_port(), workdir / "broker")
-        broker.workdir.mkdir()
-        broker.start()
         schemas: list[str] = []
         admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
 
@@ -177,25 +192,19 @@ def main() -> None:
                 for schema in schemas:
                     conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             admin.dispose()
-            broker.stop(kill=True)  # thrown away with its directory: no need to wait for it to save
 
     reference = statistics.median(result[PAHO][0] for result in rounds)
     print(
-        f"\n{count} messages of {args.samples} samples, median of {args.rounds} rounds"
+        f"\n{count} messages ({args.agents} agents of {args.devices} devices), median of {args.rounds} rounds"
         f", receiver: {args.receiver} (CPU: this process and its children, a receiver process included)"
     )
-    print(
-        f"{'consumer':<26}{'msg/s':>9}{'samples/s':>11}{'vs paho':>9}  {'each round':<22}{'CPU s/100k':>10}"
-    )
+    print(f"{'consumer':<26}{'msg/s':>9}{'vs paho':>9}  {'each round':<22}{'CPU s/100k':>10}")
     for name, _ in runs:
         seconds = statistics.median(result[name][0] for result in rounds)
         cpu = statistics.median(result[name][1] for result in rounds)
         each = " ".join(f"{result[PAHO][0] / result[name][0]:.2f}" for result in rounds)
         rate = count / seconds
-        print(
-            f"{name:<26}{rate:>9.0f}{rate * args.samples:>11.0f}{reference / seconds:>8.2f}x  {each:<22}"
-            f"{cpu / count * 100_000:>10.2f}"
-        )
+        print(f"{name:<26}{rate:>9.0f}{reference / seconds:>8.2f}x  {each:<22}{cpu / count * 100_000:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The incident rules, in the order each evaluation applies them. A new rule is a module here with a class
-that has ``apply(conn, context)`` (``base.Rule``), and one line in ``RULES``.
+that has ``apply(conn, context)`` (``base.Rule``: a device rule looks at ``context.devices`` and says when it
+wants a device again with ``context.wake``), and one line in ``RULES``.
 
 The order matters: tickets are closed and recovered before new faults are looked at (a device up again frees
 its ticket first), site incidents before device tickets (a silent agent holds its devices back), and the

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, select
-from sqlalchemy.exc import IntegrityError
 
 from collector import tickets
 from collector.incidents.evaluation import Context
-from collector.incidents.queries import last_closed
+from collector.incidents.queries import last_closed, of_devices
+from collector.store.database import among
 from collector.store.schema import ACTIVE_STATUSES, CAUSE_DEVICE_DOWN, agents, devices
 from collector.store.schema import tickets as ticket_table
 
@@ -24,9 +24,19 @@ log = logging.getLogger(__name__)
 
 class DeviceDown:
     def apply(self, conn: Connection, context: Context) -> None:
-        candidates = conn.execute(_candidates(context)).all()
+        confirm = timedelta(seconds=context.rules.confirm_window)
+        candidates = []
+        for device in context.devices:
+            if not _watched(device):
+                continue  # up, retired or behind an offline agent: nothing to wait for until it changes
+            confirmed_at = device.down_since + confirm
+            if confirmed_at > context.now:
+                context.wake((device.site, device.agent, device.device), confirmed_at)
+            else:
+                candidates.append(device)
         if not candidates:
             return
+        keys = [(device.site, device.agent, device.device) for device in candidates]
         ticketed = {
             (row.site, row.agent, row.device)
             for row in conn.execute(
@@ -34,21 +44,36 @@ class DeviceDown:
                     ticket_table.c.cause == CAUSE_DEVICE_DOWN,
                     ticket_table.c.status.in_(ACTIVE_STATUSES),
                     ticket_table.c.status != "recovered",
+                    of_devices(conn, keys),
                 )
             )
         }
-        closed = last_closed(conn, CAUSE_DEVICE_DOWN)
-        for device in candidates:
+        closed = last_closed(conn, CAUSE_DEVICE_DOWN, keys)
+        confirmed = []
+        for device in sorted(candidates, key=lambda row: row.down_since):
             key = (device.site, device.agent, device.device)
             if key in ticketed:
                 continue  # its ticket is open already: nothing to decide
             if key in closed and device.down_since <= closed[key]:
                 continue  # an engineer closed the ticket of this very outage: it must end and recur first
             if context.held(conn, device) is None:
-                _confirmed(conn, context, device)
+                confirmed.append(device)
+        if confirmed:
+            _confirmed(conn, context, confirmed)
+
+
+def _watched(device: Any) -> bool:
+    """Down, in its agent's inventory, behind an online agent: a Critical ticket may be due."""
+    return bool(
+        device.state == "down"
+        and device.down_since is not None
+        and device.retired_at is None
+        and device.agent_online
+    )
 
 
 def _candidates(context: Context) -> Any:
+    """Devices down past the confirm window, in the inventory, behind an online agent (read again)."""
     confirm = timedelta(seconds=context.rules.confirm_window)
     return (
         select(devices)
@@ -60,59 +85,66 @@ def _candidates(context: Context) -> Any:
             devices.c.retired_at.is_(None),
             agents.c.online.is_(True),
         )
-        .order_by(devices.c.down_since)
     )
 
 
-def _confirmed(conn: Connection, context: Context, device: Row[Any]) -> None:
-    """Reopen the device's recovered ticket, or open a Critical one, in a savepoint: another collector that
-    opened it first wins (the unique index keeps one), and this evaluation goes on. (On SQLite, where nothing
-    was written before it, the savepoint is a transaction of its own, committed when released.)"""
-    site, agent, name = device.site, device.agent, device.device
-    down_since: datetime = device.down_since
-    try:
-        with conn.begin_nested():
-            # Read again: the device must still be down since the same moment, not retired, behind an online
-            # agent (another writer may have changed it since the candidates were read).
-            still = conn.execute(
-                _candidates(context).where(
-                    devices.c.site == site,
-                    devices.c.agent == agent,
-                    devices.c.device == name,
-                    devices.c.down_since == down_since,
-                )
-            ).first()
-            if still is None:
-                return
-            ticket = tickets.find_open(conn, site, agent, name, CAUSE_DEVICE_DOWN)
-            if ticket is not None:
-                if ticket.status == "recovered":
-                    text = f"Device {name} is down again: {still.state_reason}"
-                    tickets.reopen(conn, ticket, context.now, "down-again", text)
-                    context.done.reopened.append(ticket.number)
-                    log.info(
-                        "ticket %s reopened: device %s/%s/%s is down again", ticket.number, site, agent, name
-                    )
-                return
-            number = context.open(
-                conn,
-                tickets.Subject.of_device(still),
+def _confirmed(conn: Connection, context: Context, confirmed: list[Row[Any]]) -> None:
+    """Reopen each device's recovered ticket, or open a Critical one, all opened in one batch. Each device is
+    read again first, in this transaction: it must still be down since the same moment, not retired, behind
+    an online agent (another writer may have changed it since the due devices were read). A ticket another
+    collector opened first is skipped: the unique index keeps one."""
+    keys = [(device.site, device.agent, device.device) for device in confirmed]
+    columns = (devices.c.site, devices.c.agent, devices.c.device)
+    down_since = {key: device.down_since for key, device in zip(keys, confirmed, strict=True)}
+    still = {
+        (row.site, row.agent, row.device): row
+        for row in conn.execute(_candidates(context).where(among(conn, columns, keys)))
+        if row.down_since == down_since[(row.site, row.agent, row.device)]
+    }
+    recovered = {
+        (row.site, row.agent, row.device): row
+        for row in conn.execute(
+            select(ticket_table).where(
+                of_devices(conn, list(still)),
+                ticket_table.c.cause == CAUSE_DEVICE_DOWN,
+                ticket_table.c.status.in_(ACTIVE_STATUSES),
+            )
+        )
+    }
+    openings: list[tuple[Row[Any], tickets.Opening]] = []
+    for key in keys:
+        device = still.get(key)
+        if device is None:
+            continue
+        ticket = recovered.get(key)
+        if ticket is None:
+            opening = tickets.Opening(
+                tickets.Subject.of_device(device),
                 priority=tickets.PRIORITY_CRITICAL,
                 cause=CAUSE_DEVICE_DOWN,
-                evidence=still.checks,
-                text=_opened_text(still, down_since),
+                response_due=context.now,  # set by ``open_many`` on the site's calendar
+                evidence=device.checks,
+                text=_opened_text(device, device.down_since),
             )
-    except IntegrityError:
-        return  # another writer opened it first; the unique index kept it to one
-    log.info(
-        "ticket %s opened: critical, device %s/%s/%s down since %s",
-        number,
-        site,
-        agent,
-        name,
-        down_since.isoformat(),
-    )
-    context.ask_for_evidence(number)
+            openings.append((device, opening))
+        elif ticket.status == "recovered":
+            text = f"Device {device.device} is down again: {device.state_reason}"
+            tickets.reopen(conn, ticket, context.now, "down-again", text)
+            context.done.reopened.append(ticket.number)
+            log.info("ticket %s reopened: device %s/%s/%s is down again", ticket.number, *key)
+    numbers = context.open_many(conn, [opening for _, opening in openings])
+    for (device, _opening), number in zip(openings, numbers, strict=True):
+        if number is None:
+            continue  # another writer opened it first; the unique index kept it to one
+        log.info(
+            "ticket %s opened: critical, device %s/%s/%s down since %s",
+            number,
+            device.site,
+            device.agent,
+            device.device,
+            device.down_since.isoformat(),
+        )
+        context.ask_for_evidence(number)
 
 
 def _opened_text(device: Row[Any], down_since: datetime) -> str:

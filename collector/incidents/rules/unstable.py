@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, select
 
 from collector import tickets
 from collector.incidents.evaluation import Context
+from collector.incidents.queries import of_devices
 from collector.incidents.signs import SIGNS, Signs
-from collector.store.schema import ACTIVE_STATUSES, CAUSE_DEVICE_DOWN, CAUSE_DEVICE_UNSTABLE, agents, devices
+from collector.store.schema import ACTIVE_STATUSES, CAUSE_DEVICE_DOWN, CAUSE_DEVICE_UNSTABLE
 from collector.store.schema import tickets as ticket_table
 
 log = logging.getLogger(__name__)
@@ -20,20 +21,19 @@ log = logging.getLogger(__name__)
 
 class Unstable:
     def apply(self, conn: Connection, context: Context) -> None:
-        query = (
-            select(devices)
-            .join(agents, and_(agents.c.site == devices.c.site, agents.c.agent == devices.c.agent))
-            .where(devices.c.retired_at.is_(None), agents.c.online.is_(True))
-        )
-        rows = conn.execute(query).all()
+        rows = [row for row in context.devices if row.retired_at is None and row.agent_online]
+        if not rows:
+            return
+        keys = [(row.site, row.agent, row.device) for row in rows]
         rules = context.rules.unstable
-        signs = Signs.load(conn, context.now, rules)
+        signs = Signs.load(conn, context.now, rules, keys)
         active = {
             (row.site, row.agent, row.device)
             for row in conn.execute(
                 select(ticket_table.c.site, ticket_table.c.agent, ticket_table.c.device).where(
                     ticket_table.c.status.in_(ACTIVE_STATUSES),
                     ticket_table.c.cause.in_((CAUSE_DEVICE_DOWN, CAUSE_DEVICE_UNSTABLE)),
+                    of_devices(conn, keys),
                 )
             )
         }
@@ -41,7 +41,10 @@ class Unstable:
             key = (device.site, device.agent, device.device)
             found = [sign(conn, device, context.now, signs, rules) for sign in SIGNS]
             reasons = [reason for reason in found if reason is not None]
-            # One incident per device: an active Critical or High ticket already covers it.
+            if key in signs.due:
+                context.wake(key, signs.due[key])
+            # One incident per device: an active Critical or High ticket already covers it (closing that
+            # ticket makes the device due again).
             if not reasons or key in active or context.held(conn, device) is not None:
                 continue
             _open(conn, context, device, reasons)

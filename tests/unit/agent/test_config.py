@@ -173,3 +173,26 @@ def test_broker_tls_files_are_loaded_at_start(tmp_path: Path) -> None:
     junk.write_text("junk\n")
     path = write(tmp_path, GOOD.replace("devices:", f"mqtt:\n  tls:\n    ca_file: {junk}\ndevices:"))
     assert error_of(path).startswith(f"{path}: mqtt.tls: cannot load the TLS files:")
+
+
+def test_log_format_and_the_metrics_endpoint_are_read(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD + "log_format: json\nmetrics:\n  listen: 127.0.0.1:9311\n"))
+    assert config.log_format == "json"
+    assert config.metrics is not None
+    assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9311)
+
+
+def test_without_the_metrics_section_the_endpoint_is_off(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).metrics is None
+
+
+def test_an_unknown_log_format_names_the_key_and_the_choices(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, GOOD + "log_format: xml\n"))
+    assert "agent.yaml: log_format:" in message
+    assert "'text' or 'json'" in message
+
+
+def test_a_bad_metrics_listen_names_the_key(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, GOOD + "metrics:\n  listen: localhost\n"))
+    assert "agent.yaml: metrics.listen:" in message
+    assert "expected HOST:PORT" in message

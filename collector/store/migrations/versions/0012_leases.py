@@ -1,7 +1,7 @@
 """Leases: which collector holds which partition of the sites (and which collectors are alive), until when.
 
 Revision ID: 0012_leases
-Revises: 0009_people
+Revises: 0011_retention
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_leases"
-down_revision: str | None = "0009_people"
+down_revision: str | None = "0011_retention"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,17 +8,23 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, select
 
-from collector.store import accounts  # noqa: F401 (its tables belong to the metadata compared)
+from collector.store import accounts, history, horizons  # noqa: F401 (their tables belong to the metadata)
 from collector.store.database import engine_url, migrate
+from collector.store.partitions import is_partition
 from collector.store.schema import agents, metadata
 from tests.support import postgres
 from tests.support.collector import T0, migrated_engine
 from tests.support.mosquitto import free_port
 
 
+def _not_a_partition(name: str | None, kind: str, _parent: object) -> bool:
+    return not (kind == "table" and name is not None and is_partition(name))
+
+
 def test_migrations_match_the_table_definitions(engine: Engine) -> None:
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        context = MigrationContext.configure(conn, opts={"include_name": _not_a_partition})
+        assert compare_metadata(context, metadata) == []
 
 
 def test_migrating_twice_is_harmless(tmp_path: Path) -> None:

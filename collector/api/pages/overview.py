@@ -1,43 +1,33 @@
-"""The HTML pages: ``/`` (agents, devices, tickets, coverage warnings) and ``/diagnostics`` (service tests and
-log pulls, with their commands). Server-rendered from ``templates/``; times shown in UTC."""
+"""``/`` (agents, devices, tickets, coverage warnings) and ``/diagnostics`` (service tests and log pulls, with
+their commands); times shown in UTC."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import Connection
 
 from collector import tickets
 from collector.api.auth import PageReader, PageStaff, scope
 from collector.api.deps import Wired
+from collector.api.pages.board import visitor
 from collector.notify import outbox
-from collector.people import Person
 from collector.registry import contracts
 from collector.remote import history
 from collector.store import queries
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATE_COLOURS = {"up": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e", "unknown": "#6e7781"}
 
 router = APIRouter(include_in_schema=False)
 
 
-def _utc(value: Any) -> str:
+def utc(value: Any) -> str:
     """A datetime for the page: UTC, to the second; empty for None."""
     if value is None:
         return ""
     return str(value.strftime("%Y-%m-%d %H:%M:%S UTC"))
-
-
-def templates() -> Jinja2Templates:
-    """The page templates, with the ``when`` filter they use for times."""
-    found = Jinja2Templates(directory=str(TEMPLATES))
-    found.env.filters["when"] = _utc
-    return found
 
 
 def _delivery_counts(conn: Connection) -> dict[str, int]:
@@ -45,11 +35,6 @@ def _delivery_counts(conn: Connection) -> dict[str, int]:
     for (_sink, status), count in outbox.counts(conn).items():
         totals[status] = totals.get(status, 0) + count
     return totals
-
-
-def _visitor(request: Request, who: Person) -> dict[str, Any]:
-    """What every page shows of who is logged in, and the CSRF token its forms and fetch() calls send."""
-    return {"who": who, "csrf": getattr(request.state, "csrf", ""), "staff": who.customer is None}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -65,7 +50,7 @@ def index(request: Request, wired: Wired, who: PageReader) -> Response:
             "tickets": tickets.list_tickets(conn),
             "coverage": [row for row in coverage if row["warning"] is not None],
             "colours": STATE_COLOURS,
-            **_visitor(request, who),
+            **visitor(request, who),
         }
         if seen is None:
             context["rejected_count"] = queries.count_rejected(conn)
@@ -94,7 +79,7 @@ def diagnostics(request: Request, wired: Wired, who: PageStaff) -> Response:
             "devices": queries.list_devices(conn),
             "commands": history.list_commands(wired.engine, limit=30),
             "enabled": commander.enabled,
-            **_visitor(request, who),
+            **visitor(request, who),
         }
     return wired.templates.TemplateResponse(
         request, "diagnostics.html", context, headers={"Cache-Control": "no-store"}

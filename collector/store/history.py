@@ -1,0 +1,134 @@
+"""Hourly history of the samples: count, minimum, maximum and sum per device, metric and hour, kept long after
+the samples themselves are dropped, for the device charts (docs/retention.md).
+
+An hour is rolled up once, when it has been over for ``history.lag`` (samples that come later than that are
+in the raw samples only), in one transaction with the mark that says how far the roll-up has come, so a run
+cut short does that hour again and never twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    String,
+    Table,
+    func,
+    insert,
+    literal,
+    select,
+)
+
+from collector.store import partitions
+from collector.store.database import as_written, write_transaction
+from collector.store.horizons import HISTORY, mark, set_mark
+from collector.store.schema import UTCDateTime, metadata, samples
+
+HOUR = timedelta(hours=1)
+
+sample_hours = Table(
+    "sample_hours",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("device", String(64), primary_key=True),
+    Column("metric", String(128), primary_key=True),
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("samples", BigInteger, nullable=False),
+    Column("minimum", Float, nullable=False),
+    Column("maximum", Float, nullable=False),
+    Column("total", Float, nullable=False),
+)
+Index("ix_sample_hours_hour", sample_hours.c.hour)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetime) -> int:
+    """Roll up every hour over for ``lag`` and not rolled up yet, from ``kept_from`` (the history's first
+    kept moment) at the earliest; return how many hours were rolled up. Each hour is one transaction that
+    reads the mark again, so two runs at once (a command beside the collector) never do an hour twice. The
+    first run starts from the earliest sample stored."""
+    end = hour_of(now - lag)
+    hours = 0
+    while True:
+        with write_transaction(engine) as conn:
+            start = mark(conn, HISTORY)
+            if start is None:
+                earliest = _earliest_sample(conn)
+                start = hour_of(earliest) if earliest is not None else end
+            start = max(start, hour_of(kept_from))
+            if start >= end:
+                return hours
+            _roll_up_hour(conn, start)
+            set_mark(conn, HISTORY, start + HOUR)
+        hours += 1
+
+
+def _earliest_sample(conn: Connection) -> datetime | None:
+    """When the oldest sample stored was taken, roughly on PostgreSQL (the start of its oldest day partition,
+    or the oldest in the default partition): no scan of every partition for it."""
+    if conn.dialect.name != "postgresql":
+        found: datetime | None = conn.execute(select(func.min(samples.c.ts))).scalar_one_or_none()
+        return found
+    candidates = [partitions.day_start(day) for day in sorted(partitions.days(conn, "samples"))[:1]]
+    oldest = conn.exec_driver_sql("SELECT min(ts) FROM samples_default").scalar_one_or_none()
+    if oldest is not None:
+        candidates.append(oldest)
+    return min(candidates) if candidates else None
+
+
+def _roll_up_hour(conn: Connection, hour: datetime) -> None:
+    keys = (samples.c.site, samples.c.agent, samples.c.device, samples.c.metric)
+    grouped = (
+        select(
+            *keys,
+            literal(hour, UTCDateTime()).label("hour"),
+            func.count().label("samples"),
+            func.min(samples.c.value).label("minimum"),
+            func.max(samples.c.value).label("maximum"),
+            func.sum(samples.c.value).label("total"),
+        )
+        .where(samples.c.ts >= as_written(conn, samples.c.ts, hour))
+        .where(samples.c.ts < as_written(conn, samples.c.ts, hour + HOUR))
+        .group_by(*keys)
+    )
+    columns = ["site", "agent", "device", "metric", "hour", "samples", "minimum", "maximum", "total"]
+    conn.execute(insert(sample_hours).from_select(columns, grouped))
+
+
+def device_history(
+    conn: Connection, site: str, agent: str, device: str, metric: str, *, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """The hours of one device's metric from ``since`` to ``until``: hour, samples, minimum, maximum, mean."""
+    rows = conn.execute(
+        select(sample_hours)
+        .where(
+            sample_hours.c.site == site,
+            sample_hours.c.agent == agent,
+            sample_hours.c.device == device,
+            sample_hours.c.metric == metric,
+            sample_hours.c.hour >= hour_of(since),
+            sample_hours.c.hour < until,
+        )
+        .order_by(sample_hours.c.hour)
+    )
+    return [
+        {
+            "hour": row.hour,
+            "samples": row.samples,
+            "minimum": row.minimum,
+            "maximum": row.maximum,
+            "mean": row.total / row.samples,
+        }
+        for row in rows
+    ]

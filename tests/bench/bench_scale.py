@@ -1,0 +1,307 @@
+"""One collector on PostgreSQL under a fleet speaking the real protocol, by fleet size.
+
+Run: python -m tests.bench.bench_scale [--steps 10000 50000 100000 200000] [--steady 60] [--processes 2]
+
+Per step (devices, 10 per agent, each agent its own MQTT connection through ``hezo-sim fleet``), a fresh
+Mosquitto on a free loopback port, a fresh PostgreSQL database and a collector process (``serve``):
+
+1. the first connect storm: from the fleet's start until every agent's birth and every device is stored;
+2. steady load (telemetry every 30 s per device, 1% flapping) for ``--steady`` seconds: ingest lag p50/p99
+   (a telemetry sample's ``ts`` to its message's ``received_at``), CPU (share of one core) and RSS of the
+   collector (with its receiver process), PostgreSQL and Mosquitto, and database bytes per day at that pace
+   (no retention);
+3. 1% of devices die at once: the time from then until every one of their Critical tickets is open, beside
+   the confirm window (the least it can be);
+4. a reconnect storm: the fleet killed (every will fires) and started again with new boots, until every
+   agent is online again on its new boot.
+
+The reference in the same run is the pace the fleet publishes at (one telemetry message per device every
+30 s, plus the flapping devices' states and events), beside the pace the collector stored messages at in the
+same window. The machine's other work shares its cores: the figures are what this machine gave, not a ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from sqlalchemy import create_engine, text
+
+from tests.support.collector import get, serve
+from tests.support.mosquitto import ROOT, Mosquitto, free_port, wait_port
+from tests.support.postgres import URL
+
+CONFIRM_WINDOW = 15
+STORED_SINCE = "SELECT count(*) FROM messages WHERE received_at >= to_timestamp(:t)"
+CONTRACT = "FLEET-0001"
+
+
+@dataclass
+class Fleet:
+    """``hezo-sim fleet`` as a process, its JSON lines read as they come."""
+
+    agents: int
+    port: int
+    processes: int
+    die_after: float | None
+    process: subprocess.Popen[bytes] | None = None
+    lines: list[dict[str, object]] = field(default_factory=list)
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "simulator", "fleet", "--port", str(self.port)]
+        command += ["--agents", str(self.agents), "--processes", str(self.processes)]
+        if self.die_after is not None:
+            command += ["--die-after", str(self.die_after)]
+        self.lines = []
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(json.loads(line))
+
+    def said(self, event: str) -> list[dict[str, object]]:
+        return [line for line in self.lines if line["event"] == event]
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                child.kill()
+            self.process.kill()
+            self.process.wait()
+
+
+class Figures(dict[str, object]):
+    """A step's figures, each printed as soon as it is measured (a step cut short keeps what it had)."""
+
+    def __setitem__(self, name: str, value: object) -> None:
+        super().__setitem__(name, value)
+        print(f"  {name}: {value:.2f}" if isinstance(value, float) else f"  {name}: {value}", flush=True)
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    """A fresh PostgreSQL database's URL, dropped afterwards."""
+    name = f"hezo_scale_{secrets.token_hex(4)}"
+    admin = create_engine(URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def wait_for(what: str, check: object, timeout: float) -> float:
+    """Seconds until ``check()`` is true; TimeoutError naming ``what`` past ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():  # type: ignore[operator]
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+
+
+def scalar(engine: object, sql: str, **params: object) -> int:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return int(conn.execute(text(sql), params).scalar_one() or 0)
+
+
+def processes_named(*names: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] in names:
+            found.append(process)
+    return found
+
+
+def usage(groups: dict[str, list[psutil.Process]], seconds: float) -> dict[str, tuple[float, float]]:
+    """CPU (share of one core) and RSS (MiB) of each group of processes over ``seconds``."""
+
+    def cpu(group: list[psutil.Process]) -> float:
+        total = 0.0
+        for process in group:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
+    before = {name: cpu(group) for name, group in groups.items()}
+    time.sleep(seconds)
+    result = {}
+    for name, group in groups.items():
+        rss = 0
+        for process in group:
+            try:
+                rss += process.memory_info().rss
+            except psutil.Error:
+                continue
+        result[name] = ((cpu(group) - before[name]) / seconds, rss / 2**20)
+    return result
+
+
+def step(devices: int, steady: float, processes: int, workdir: Path) -> Figures:
+    agents = devices // 10
+    figures = Figures(devices=devices, agents=agents)
+    print(f"{devices} devices, {agents} agents:", flush=True)
+    broker = Mosquitto("127.0.0.1", free_port(), workdir / "broker", extra="max_connections -1\n")
+    broker.workdir.mkdir(parents=True)
+    broker.start()
+    fleet = Fleet(agents, broker.port, processes, die_after=None)
+    collector = None
+    try:
+        with database() as url:
+            port = free_port()
+            config = workdir / "collector.yaml"
+            config.write_text(
+                f"mqtt: {{host: 127.0.0.1, port: {broker.port}, client_id: collector-scale}}\n"
+                f"store: {{url: '{url}'}}\n"
+                f"web: {{host: 127.0.0.1, port: {port}}}\n"
+                f"incidents: {{confirm_window: {CONFIRM_WINDOW}}}\n"
+                f"contracts: [{{number: {CONTRACT}, start: 2026-01-01, years: 3, customer: Fleet}}]\n"
+            )
+            collector = serve(config, workdir)
+            wait_port("127.0.0.1", port, timeout=60)
+            wait_for("subscribed", lambda: json.loads(get(port, "/healthz")).get("status") == "ok", 60)
+            engine = create_engine(url)
+            fleet.die_after = 30.0 + steady + 10.0  # after the storm and the steady window
+            fleet.start()
+            figures["first storm s"] = wait_for(
+                "every device stored",
+                lambda: (
+                    scalar(engine, "SELECT count(*) FROM devices") >= devices
+                    and scalar(engine, "SELECT count(*) FROM agents WHERE online") >= agents
+                ),
+                timeout=600,
+            )
+            time.sleep(5)  # the storm's tail (retained states) settles
+            size_before = scalar(engine, "SELECT pg_database_size(current_database())")
+            window_start = time.time()
+            collector_group = [psutil.Process(collector.pid), *psutil.Process(collector.pid).children(True)]
+            assert broker.process is not None
+            groups = {
+                "collector": collector_group,
+                "postgres": processes_named("postgres"),
+                "mosquitto": [psutil.Process(broker.process.pid)],
+            }
+            for name, (cpu, rss) in usage(groups, steady).items():
+                figures[f"{name} cpu"] = cpu
+                figures[f"{name} MiB"] = rss
+            size_after = scalar(engine, "SELECT pg_database_size(current_database())")
+            elapsed = time.time() - window_start
+            figures["published/s"] = devices / 30 + devices * 0.01 * 4 / 60  # a flap: 2 states, 2 events
+            figures["stored/s"] = (
+                scalar(
+                    engine,
+                    "SELECT count(*) FROM messages WHERE received_at >= to_timestamp(:t)",
+                    t=window_start,
+                )
+                / elapsed
+            )
+            figures["GB/day"] = (size_after - size_before) / elapsed * 86400 / 1e9
+            with engine.connect() as conn:
+                lags = conn.execute(
+                    text(
+                        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),"
+                        " percentile_cont(0.99) WITHIN GROUP (ORDER BY lag) FROM ("
+                        "  SELECT extract(epoch FROM m.received_at - s.ts) AS lag FROM messages m"
+                        "  JOIN samples s ON s.site = m.site AND s.agent = m.agent AND s.boot = m.boot"
+                        "   AND s.seq = m.seq AND s.idx = 0"
+                        "  WHERE m.kind = 'telemetry' AND m.received_at >= to_timestamp(:since)) AS l"
+                    ),
+                    {"since": window_start},
+                ).one()
+            figures["lag p50 s"], figures["lag p99 s"] = float(lags[0] or 0), float(lags[1] or 0)
+            wait_for("the fleet says its devices died", lambda: len(fleet.said("died")) >= processes, 120)
+            died = sum(int(line["devices"]) for line in fleet.said("died"))  # type: ignore[call-overload]
+            figures["died"] = died
+            figures["tickets s"] = wait_for(
+                "every dead device's ticket",
+                lambda: scalar(engine, "SELECT count(*) FROM tickets WHERE cause = 'device-down'") >= died,
+                timeout=300,
+            )
+            fleet.kill()
+            wait_for(
+                "every will stored",
+                lambda: scalar(engine, "SELECT count(*) FROM agents WHERE online") == 0,
+                timeout=600,
+            )
+            restarted = time.time()
+            fleet.die_after = None
+            fleet.start()
+            figures["reconnect storm s"] = wait_for(
+                "every agent online on a new boot",
+                lambda: (
+                    scalar(
+                        engine,
+                        "SELECT count(*) FROM agents WHERE online AND status_changed_at >= to_timestamp(:t)",
+                        t=restarted,
+                    )
+                    >= agents
+                ),
+                timeout=600,
+            )
+            engine.dispose()
+    finally:
+        fleet.kill()
+        if collector is not None and collector.poll() is None:
+            collector.terminate()
+            try:
+                collector.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                print("  the collector did not stop within 60 s of SIGTERM: killed", flush=True)
+                collector.kill()
+                collector.wait()
+        broker.stop()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10_000, 50_000, 100_000, 200_000])
+    parser.add_argument("--steady", type=float, default=60.0, help="seconds of steady load per step")
+    parser.add_argument("--processes", type=int, default=2, help="fleet processes")
+    args = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # Mosquitto inherits it: one fd per agent
+    if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
+        raise SystemExit("bench_scale needs Mosquitto (scripts/system-deps.sh --broker)")
+    print(
+        f"cores {os.cpu_count()}, open files {hard}, confirm window {CONFIRM_WINDOW} s, "
+        f"steady {args.steady:.0f} s"
+    )
+    for devices in args.steps:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                figures = step(devices, args.steady, args.processes, Path(tmp))
+            except TimeoutError as exc:
+                print(f"{devices:>7} devices: {exc}")
+                continue
+        shown = ", ".join(
+            f"{name} {value:.2f}" if isinstance(value, float) else f"{name} {value}"
+            for name, value in figures.items()
+        )
+        print(shown, flush=True)
+
+
+if __name__ == "__main__":
+    main()
