@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from collector.cluster.settings import ClusterConfig
 from collector.registry.maintenance import check_maintenance
 from collector.sinks import SINKS
 from collector.sinks.settings import NotifyConfig
@@ -349,6 +350,7 @@ class CollectorConfig(BaseModel):
     enrolment: EnrolmentConfig = Field(default_factory=EnrolmentConfig)
     log_format: LogFormat = "text"  # --log-format overrides it; docs/operations.md
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @model_validator(mode="after")
     def _broker_login(self) -> CollectorConfig:
@@ -368,8 +370,7 @@ def load_config(path: str | Path | None) -> CollectorConfig:
         config = parse_model("(defaults)", {}, CollectorConfig, tags=SINKS.keys())
     else:
         config = load_yaml_model(path, CollectorConfig, tags=SINKS.keys())
-    problem = store_url_problem(config.store.url)
-    if problem is not None:
+    if (problem := store_url_problem(config.store.url)) is not None:
         raise ConfigError(f"{path or '(defaults)'}: store.url: {problem}")
     return config
 

@@ -3,7 +3,9 @@ thread) and the evaluation timer."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -11,10 +13,14 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from collector.cluster.leases import Leases
+from collector.cluster.ownership import Ownership
 from collector.config import CollectorConfig
 from collector.incidents.engine import IncidentEngine
+from collector.ingest.jetstream import JetStreamReceiver, open_mqtt_once
 from collector.ingest.pipeline import Ingest, RepublishWanted, RequestRepublish, transient
 from collector.ingest.receiver import Receiver
+from collector.ingest.session import SessionSettings
 from collector.ingest.subscriber import Subscriber
 from collector.ingest.writer import Job, Writer
 from collector.metrics import Metrics
@@ -76,6 +82,7 @@ class CollectorService:
         self._republished_at: dict[tuple[str, str], datetime] = {}
         self._now = now
         self.sla = SlaContext.from_config(config)
+        self.ownership = _ownership(self.engine, config, self._drained)
         self.incidents = IncidentEngine(
             self.engine,
             confirm_window=config.incidents.confirm_window,
@@ -85,6 +92,7 @@ class CollectorService:
             on_ticket_opened=Evidence(self.commander).on_ticket_opened,
             rules=config.incidents,
             context=self.sla,
+            owns=self.ownership.owns if self.ownership is not None else None,
         )
         self.writer = Writer(
             self.ingest.handle,
@@ -96,8 +104,18 @@ class CollectorService:
             transient=transient,
         )
         self.notify = Dispatcher(self.engine, config, self.sla, metrics=self.metrics, now=now)
-        self.subscriber: Subscriber | Receiver
-        if config.mqtt.receiver == "process":
+        self.subscriber: Subscriber | Receiver | JetStreamReceiver
+        if config.cluster.backbone == "jetstream" and config.cluster.nats is not None:
+            assert self.ownership is not None  # the config requires cluster.enabled with it
+            self.subscriber = JetStreamReceiver(
+                config.cluster.nats,
+                config.mqtt.prefix,
+                self.writer,
+                self.ownership,
+                now=now,
+                make_streams=functools.partial(open_mqtt_once, SessionSettings.of(config.mqtt)),
+            )
+        elif config.mqtt.receiver == "process":
             self.subscriber = Receiver(config.mqtt, self.writer, now=now, metrics=self.metrics)
         else:
             self.subscriber = Subscriber(config.mqtt, self.writer, now=now)
@@ -106,8 +124,14 @@ class CollectorService:
         self._timer = threading.Thread(target=self._timer_loop, name="hezo-collector-timer", daemon=True)
 
     def _flush_acks(self) -> None:
-        if isinstance(self.subscriber, Receiver):
+        if isinstance(self.subscriber, Receiver | JetStreamReceiver):
             self.subscriber.flush_acks()
+
+    def _drained(self, partition: int) -> bool:
+        """Whether a partition's messages in flight are all stored and acknowledged (to hand it back)."""
+        if isinstance(self.subscriber, JetStreamReceiver):
+            return self.subscriber.drained(partition)
+        return True
 
     def _republish_after_gap(self, site: str, agent: str) -> None:
         """Count the gap, then ask the agent for its states again (writer thread, after the commit)."""
@@ -125,6 +149,8 @@ class CollectorService:
             apply_registry(conn, self.config)
         log.info("store %s", self.engine.url.render_as_string(hide_password=True))
         self.writer.start()
+        if self.ownership is not None:
+            self.ownership.start()
         self.subscriber.start()
         self.commander.start()
         self.retention.start()
@@ -139,6 +165,8 @@ class CollectorService:
         # Store and acknowledge what is queued while still connected, then leave (the session stays).
         self.writer.stop()
         self.subscriber.stop()
+        if self.ownership is not None:
+            self.ownership.stop()  # after the writer: what it stored is acknowledged first
         self.commander.stop()
         self.retention.stop()
         self.expiry.stop()
@@ -149,7 +177,11 @@ class CollectorService:
         """None when the writer thread runs and the broker connection is up; else what is wrong."""
         if not self.writer.alive():
             return "the writer thread is not running: nothing is stored or acknowledged"
+        if self.ownership is not None and (problem := self.ownership.problem()) is not None:
+            return problem
         if not self.subscriber.connected():
+            if isinstance(self.subscriber, JetStreamReceiver):
+                return "not connected to NATS"
             return f"not connected to the broker {self.config.mqtt.host}:{self.config.mqtt.port}"
         return self.writer.stalled(STALLED_AFTER)
 
@@ -167,6 +199,16 @@ class CollectorService:
             if time.monotonic() - pruned >= PRUNE_EVERY:
                 pruned = time.monotonic()
                 self.writer.put(Job(self.ingest.prune_rejected, "rejected messages pruned"))
+
+
+def _ownership(engine: Engine, config: CollectorConfig, drained: Callable[[int], bool]) -> Ownership | None:
+    """The leases of this collector's partitions, with ``cluster.enabled``; a new holder name per start."""
+    cluster = config.cluster
+    if not cluster.enabled:
+        return None
+    holder = f"{cluster.node}-{secrets.token_hex(4)}"
+    leases = Leases(engine, holder, ttl=cluster.lease_seconds)
+    return Ownership(leases, cluster.partitions, ttl=cluster.lease_seconds, drained=drained)
 
 
 def apply_registry(conn: Connection, config: CollectorConfig) -> None:

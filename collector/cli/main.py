@@ -22,6 +22,7 @@ from collector.cli import (
     broker,
     bundles,
     checkconfig,
+    cluster,
     contracts,
     keys,
     listing,
@@ -57,6 +58,7 @@ GROUPS: tuple[ModuleType, ...] = (
     users,  # the people of the web page and the API, their tokens
     checkconfig,  # check-config
     retention,  # retention run, status
+    cluster,  # cluster leases, nats-mappings
 )
 
 EXIT_FAILED = 1

@@ -52,8 +52,12 @@ class IncidentEngine:
         on_ticket_opened: Callable[[str], None] | None = None,
         rules: IncidentsConfig | None = None,
         context: SlaContext | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """``owns(site)``: whether this collector decides ``site`` now (``collector/cluster``); by default
+        every site is its own."""
         self._engine = engine
+        self._owns = owns
         self._on_ticket_opened = on_ticket_opened
         self._metrics = metrics
         self._now = now
@@ -87,6 +91,7 @@ class IncidentEngine:
             sla=self.context,
             metrics=self._metrics,
             on_ticket_opened=self._on_ticket_opened,
+            owns=self._owns,
         )
         with self._engine.begin() as conn:
             queued = self.due(conn, context.now)
@@ -107,8 +112,11 @@ class IncidentEngine:
         return context.done.opened
 
     def due(self, conn: Connection, now: datetime) -> list[incident_queue.Queued]:
-        """The devices this evaluation looks at: the one place that chooses them."""
-        return incident_queue.due(conn, now, DEVICES_PER_EVALUATION)
+        """The devices this evaluation looks at: the one place that chooses them. With several collectors,
+        only those of the sites this one owns (``owns``); the others stay queued for their owner."""
+        queued = incident_queue.due(conn, now, DEVICES_PER_EVALUATION)
+        owns = self._owns
+        return queued if owns is None else [item for item in queued if owns(item.key[0])]
 
 
 def _device_rows(conn: Connection, keys: list[incident_queue.DeviceKey]) -> list[Any]:

@@ -55,8 +55,11 @@ class Context:
         sla: SlaContext,
         metrics: Metrics | None,
         on_ticket_opened: Callable[[str], None] | None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.now = now
+        #: Whether this collector decides a site's tickets now; another collector decides the rest.
+        self.owns: Callable[[str], bool] = owns if owns is not None else _every_site
         self.rules = rules
         self.sla = sla
         self.done = Evaluation()
@@ -167,3 +170,7 @@ class Context:
         """Set the SLA gauges, when there are metrics."""
         if self._metrics is not None:
             self._metrics.publish_sla(conn)
+
+
+def _every_site(_site: str) -> bool:
+    return True

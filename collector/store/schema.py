@@ -484,3 +484,16 @@ contracts.append_column(Column("contact", String(255)))
 
 #: What an audit line is about besides a command: a ticket number, a contract, a window, a user.
 audit.append_column(Column("subject", String(128), index=True))
+
+#: Who holds what among several collectors on one store (``collector/cluster/leases.py``): ``partition/<n>``
+#: (the sites whose tickets that collector decides, and whose messages it consumes) and ``member/<holder>``
+#: (a collector alive). A lease is held until ``expires_at``; a new holder bumps ``generation``.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(160), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -23,7 +23,7 @@ class SilentSites:
         by_site: dict[str, list[str]] = {}
         latest: dict[str, datetime] = {}  # per site, when its latest silence started
         for (site, agent), why in sorted(holds.silent.items()):
-            if holds.window(context.sla.calendars, now, site, agent, None) is None:
+            if context.owns(site) and holds.window(context.sla.calendars, now, site, agent, None) is None:
                 by_site.setdefault(site, []).append(f"{agent} ({why})")
                 started = holds.silent_since[(site, agent)]
                 latest[site] = max(latest.get(site, started), started)
@@ -52,7 +52,7 @@ class SilentSites:
             ticket_table.c.cause == CAUSE_AGENT_SILENT, ticket_table.c.status.in_(("open", "responded"))
         )
         for ticket in conn.execute(query).all():
-            if ticket.site not in by_site:
+            if ticket.site not in by_site and context.owns(ticket.site):
                 tickets.recover(conn, ticket.id, now, f"Every agent of site {ticket.site} is back.")
                 context.done.recovered.append(ticket.number)
                 log.info("ticket %s recovered: every agent of site %s is back", ticket.number, ticket.site)

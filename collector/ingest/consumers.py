@@ -1,0 +1,145 @@
+"""hezo's durable consumers on NATS's ``$MQTT_msgs`` stream: one per partition of the sites and lease
+generation, named ``<consumer>-p<partition>-g<generation>`` (docs/cluster.md).
+
+- ``ensure``: every partition has a consumer, so the stream (interest retention) keeps its messages even
+  before any collector holds the partition;
+- ``take_over``: the new holder's consumer starts right after the acknowledged floor of the newest one before
+  it (whose holder acknowledged only what it had stored), and the older ones go;
+- ``sweep``: older consumers a collector starting late made again go too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+    from nats.js.api import ConsumerInfo
+
+    from collector.cluster.settings import NatsConfig
+
+log = logging.getLogger(__name__)
+
+#: The stream NATS's MQTT listener keeps QoS 1 messages in, and its subjects' prefix.
+STREAM = "$MQTT_msgs"
+SUBJECT_PREFIX = "$MQTT.msgs."
+
+
+_NAME = re.compile(r"-p[0-9]+-g([0-9]+)(?:-r[0-9a-f]+)?")
+
+
+def consumer_name(base: str, partition: int, generation: int, restart: str | None = None) -> str:
+    """``<base>-p<partition>-g<generation>``, and ``-r<restart>`` for a consumer made again within one."""
+    name = f"{base}-p{partition}-g{generation}"
+    return name if restart is None else f"{name}-r{restart}"
+
+
+def generation_of(name: str) -> int:
+    """The generation in a consumer's name; -1 for a name not made by ``consumer_name``."""
+    found = _NAME.search(name)
+    return int(found.group(1)) if found is not None and found.end() == len(name) else -1
+
+
+class Consumers:
+    """The consumers of one collector's prefix on one JetStream connection."""
+
+    def __init__(self, js: JetStreamContext, config: NatsConfig, prefix: str) -> None:
+        self.js = js
+        self._config = config
+        self._prefix = prefix
+
+    def subject(self, partition: int) -> str:
+        return f"{SUBJECT_PREFIX}{self._prefix.replace('/', '.')}.{partition}.>"
+
+    async def wait_for_stream(
+        self, stopping: threading.Event, make_streams: Callable[[], None] | None
+    ) -> None:
+        """Until the stream exists (NATS makes it at the first MQTT connection: ``make_streams``)."""
+        from nats.js.errors import NotFoundError
+
+        waiting = False
+        while not stopping.is_set():
+            try:
+                await self.js.stream_info(STREAM)
+            except NotFoundError:
+                if not waiting:
+                    waiting = True
+                    log.warning("NATS has no %s stream yet (made at the first MQTT connection)", STREAM)
+                    if make_streams is not None:
+                        await asyncio.get_running_loop().run_in_executor(None, make_streams)
+                await asyncio.sleep(1)
+            else:
+                return
+
+    async def ensure(self, partitions: int) -> None:
+        """A consumer (``-g0``, from the stream's first message) for every partition that has none."""
+        names = {info.name for info in await self.js.consumers_info(STREAM)}
+        for number in range(partitions):
+            base = f"{self._config.consumer}-p{number}-g"
+            if not any(name.startswith(base) for name in names):
+                await self._add(consumer_name(self._config.consumer, number, 0), number, None)
+
+    async def take_over(self, partition: int, generation: int, after: int | None = None) -> str:
+        """A consumer of its own for this generation, and the partition's earlier ones deleted once it exists.
+
+        It starts right after ``after`` (the last stream seq this collector has in hand, when it reads the
+        partition again after losing deliveries) or else after the acknowledged floor of the newest consumer
+        before it (whose holder acknowledged only what it had stored). A fresh consumer numbers its deliveries
+        from 1, which lets the reader see a delivery lost on the way.
+        """
+        before = await self._before(partition, generation)
+        start = None if after is None else after + 1
+        if start is None and before:
+            newest = max(before, key=lambda info: (generation_of(info.name), _floor(info)))
+            start = _floor(newest) + 1
+        name = consumer_name(self._config.consumer, partition, generation, secrets.token_hex(3))
+        await self._add(name, partition, start)
+        for info in before:
+            await self.js.delete_consumer(STREAM, info.name)
+        log.info("reading partition %d through %s (from stream seq %s)", partition, name, start or "first")
+        return name
+
+    async def sweep(self, partition: int, generation: int, current: str) -> None:
+        """Delete the partition's consumers before ``current`` that a collector starting late made again (they
+        would keep the stream's messages for nobody)."""
+        for info in await self._before(partition, generation):
+            if info.name != current:
+                await self.js.delete_consumer(STREAM, info.name)
+                log.info("deleted the stale consumer %s of partition %d", info.name, partition)
+
+    async def _before(self, partition: int, generation: int) -> list[ConsumerInfo]:
+        """The consumers of ``partition`` of this generation or an earlier one."""
+        base = f"{self._config.consumer}-p{partition}-g"
+        return [
+            info
+            for info in await self.js.consumers_info(STREAM)
+            if info.name.startswith(base) and 0 <= generation_of(info.name) <= generation
+        ]
+
+    async def _add(self, name: str, partition: int, start: int | None) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        await self.js.add_consumer(
+            STREAM,
+            ConsumerConfig(
+                durable_name=name,
+                filter_subject=self.subject(partition),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self._config.ack_wait,
+                max_ack_pending=self._config.max_ack_pending,
+                deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+            ),
+        )
+
+
+def _floor(info: ConsumerInfo) -> int:
+    """The last stream seq a consumer has acknowledged all messages up to (its start, before any ack)."""
+    floor = info.ack_floor.stream_seq if info.ack_floor else 0
+    return max(floor, (info.config.opt_start_seq or 1) - 1)
