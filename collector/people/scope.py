@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, false, or_, select
 
 from collector.registry.contracts import Registry
 from collector.store.schema import devices
@@ -53,16 +53,20 @@ class Scope:
 
 
 def scope_of(conn: Connection, customer: str) -> Scope:
-    """The scope of ``customer`` as the store holds it now (retired devices too: their tickets stay)."""
+    """The scope of ``customer`` as the store holds it now (retired devices too: their tickets stay).
+
+    The store picks the devices (by contract number, else by a serial a contract lists), so a customer with a
+    few rooms in a fleet of 100,000 devices costs a scan in the database, not 100,000 rows read here."""
     registry = Registry.load(conn)
     numbers = frozenset(n for n, c in registry.by_number.items() if c.customer == customer)
-    found = set()
-    for row in conn.execute(
-        select(devices.c.site, devices.c.agent, devices.c.device, devices.c.contract, devices.c.serial)
-    ):
-        contract = registry.by_number.get(row.contract) if row.contract else None
-        if contract is None and row.serial:
-            contract = registry.by_serial.get(row.serial)
-        if contract is not None and contract.number in numbers:
-            found.add((row.site, row.agent, row.device))
+    serials = [serial for serial, c in registry.by_serial.items() if c.number in numbers]
+    by_contract = devices.c.contract.in_(sorted(numbers))
+    unregistered = or_(devices.c.contract.is_(None), devices.c.contract.not_in(sorted(registry.by_number)))
+    by_serial = and_(unregistered, devices.c.serial.in_(serials)) if serials else false()
+    found = {
+        (row.site, row.agent, row.device)
+        for row in conn.execute(
+            select(devices.c.site, devices.c.agent, devices.c.device).where(or_(by_contract, by_serial))
+        )
+    }
     return Scope(customer, numbers, frozenset(found), frozenset(site for site, _, _ in found))
