@@ -15,23 +15,10 @@ import pytest
 from collector.incidents.engine import IncidentEngine
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
-from tests.support.collector import T0, Clock, FakeAgent, migrated_engine
+from tests.support.collector import T0, Clock, FakeAgent, migrated_engine, run_cli
 from tests.support.mosquitto import ROOT, Mosquitto, free_port, wait_port
 
 pytestmark = pytest.mark.integration
-
-
-def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -1,31 +1,16 @@
 """``hezo-collector check-config``, and no command that uses the store without a configuration file."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.collector import run_cli
 from tests.support.mosquitto import ROOT
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = ROOT / "config" / "collector.example.yaml"
-
-
-def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {key: value for key, value in os.environ.items() if key != "HEZO_COLLECTOR_CONFIG"}
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        timeout=60,
-        check=False,
-    )
 
 
 def test_the_shipped_example_checks_ok_and_says_what_it_sets_up(tmp_path: Path) -> None:

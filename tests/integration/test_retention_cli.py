@@ -1,33 +1,16 @@
 """``hezo-collector retention run|status`` as a user runs them, on a store holding rows past their days."""
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
-from tests.support.collector import T0, FakeAgent, migrated_engine
-from tests.support.mosquitto import ROOT
+from tests.support.collector import T0, FakeAgent, migrated_engine, run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -59,6 +59,21 @@ def serve(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m collector ARGS`` in ``cwd``, its output captured; ``HEZO_COLLECTOR_CONFIG`` of the calling
+    environment left out (a test says which config it means), ``env`` added."""
+    environ = {key: value for key, value in os.environ.items() if key != "HEZO_COLLECTOR_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "collector", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
 def get(port: int, path: str, token: str | None = None) -> str:
     """The body of a GET on the collector's web port (with an API token, for the API)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
