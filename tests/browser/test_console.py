@@ -37,7 +37,9 @@ def test_a_device_switched_off_turns_red_and_its_ticket_reaches_the_open_board(
     assert "Rally Bar: not responding" in row.inner_text()
     down = overview.locator("tr:has(td:text-is('rally-bar')) td.state")
     eventually("the device red on the overview", lambda: down.inner_text() == "down", timeout=30)
-    assert down.evaluate("cell => getComputedStyle(cell).color") == "rgb(207, 34, 46)"
+    # A live swap may replace the cell between two reads (a detached cell has no computed colour): read again.
+    red = "rgb(207, 34, 46)"
+    eventually("the cell drawn red", lambda: down.evaluate("cell => getComputedStyle(cell).color") == red)
     for opened in (page, overview):
         assert opened.evaluate("window.sameDocument") is True
     assert overview.locator(f"details#timeline-{console.questions['test-site']}").get_attribute("open") == ""
