@@ -44,18 +44,27 @@ class RunningSimulator:
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[RunningSimulator]:
     state_dir = tmp_path / "state"
-    https_port = free_port()
-    command = [sys.executable, "-m", "simulator", "run", "--state-dir", str(state_dir)]
-    command += ["--https-port", str(https_port), "--control-port", str(free_port())]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    running = RunningSimulator(process, state_dir, https_port)
-    try:
+    for _ in range(3):  # another test may take a free port before the simulator binds it: take others
+        https_port = free_port()
+        command = [sys.executable, "-m", "simulator", "run", "--state-dir", str(state_dir)]
+        command += ["--https-port", str(https_port), "--control-port", str(free_port())]
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        running = RunningSimulator(process, state_dir, https_port)
         deadline = time.monotonic() + 30
         while not (state_dir / "site.json").exists():
             if process.poll() is not None or time.monotonic() > deadline:
                 running.stop()
-                pytest.fail(f"the simulator did not start: {running.stderr}")
+                break
             time.sleep(0.05)
+        else:
+            break
+        if "Address already in use" not in running.stderr:
+            pytest.fail(f"the simulator did not start: {running.stderr}")
+    else:
+        pytest.fail(f"the simulator found no free ports in 3 tries: {running.stderr}")
+    try:
         yield running
     finally:
         running.stop()
