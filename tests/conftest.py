@@ -1,5 +1,8 @@
-"""Fixtures shared by every test: a private broker on a free port, the production broker config on one."""
+"""Fixtures shared by every test: a private broker on a free port, the production broker config on one, and a
+socket standing in for systemd's notify socket."""
 
+import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +51,14 @@ def _close_sinks() -> Iterator[None]:
     yield
     while OPEN_SINKS:
         OPEN_SINKS.pop().close()
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[tuple[socket.socket, str]]:
+    """A datagram socket standing in for systemd's, in the abstract namespace (no path length limit)."""
+    name = f"hezo-test-{secrets.token_hex(6)}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(30)
+    yield sock, "@" + name
+    sock.close()

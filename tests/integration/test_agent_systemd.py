@@ -1,12 +1,10 @@
 """Under systemd (Type=notify, WatchdogSec) the agent says when it is ready and keeps the watchdog fed."""
 
 import os
-import secrets
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,17 +13,6 @@ import yaml
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    """A datagram socket standing in for systemd's, in the abstract namespace (no path length limit)."""
-    name = f"hezo-test-{secrets.token_hex(6)}"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind("\0" + name)
-    sock.settimeout(20)
-    yield sock, "@" + name
-    sock.close()
 
 
 def test_the_agent_reports_ready_feeds_the_watchdog_and_says_it_is_stopping(

@@ -2,12 +2,10 @@
 watchdog fed while it works, stopping said on SIGTERM."""
 
 import os
-import secrets
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,17 +14,6 @@ import pytest
 from tests.support.mosquitto import ROOT, Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    """A datagram socket standing in for systemd's, in the abstract namespace (no path length limit)."""
-    name = f"hezo-test-{secrets.token_hex(6)}"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind("\0" + name)
-    sock.settimeout(30)
-    yield sock, "@" + name
-    sock.close()
 
 
 def test_serve_reports_ready_when_the_page_answers_feeds_the_watchdog_and_says_it_stops(
