@@ -42,6 +42,8 @@ for arg in "$@"; do
     --promtool)
       # Only its promtool is used; the tests neither start nor need the package's own server.
       command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+      # The units' exposure is checked with systemd-analyze security --offline.
+      command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
       ;;
     --postgres)
       postgres=yes

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ Route = tuple[str, "re.Pattern[str]", Callable[[Call, "re.Match[str]"], Reply]]
 Api = TypeVar("Api", bound="FakeApi")
 
 
-class FakeApi:
+class FakeApi(ABC):
     """Subclasses give ``routes()``, ``authorised(call)``, ``unauthorised()`` and ``error(status, text)``."""
 
     def __init__(self) -> None:
@@ -51,17 +52,21 @@ class FakeApi:
 
     # -- what a subclass says ---------------------------------------------------------------------------
 
+    @abstractmethod
     def routes(self) -> list[Route]:
-        raise NotImplementedError
+        """Said by each fake."""
 
+    @abstractmethod
     def authorised(self, call: Call) -> bool:
-        raise NotImplementedError
+        """Said by each fake."""
 
+    @abstractmethod
     def unauthorised(self) -> Reply:
-        raise NotImplementedError
+        """Said by each fake."""
 
+    @abstractmethod
     def error(self, status: int, text: str) -> Reply:
-        raise NotImplementedError
+        """Said by each fake."""
 
     # -- what a test does -------------------------------------------------------------------------------
 

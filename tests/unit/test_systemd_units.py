@@ -18,7 +18,10 @@ def exposure(unit: Path, tmp_path: Path, *drop_ins: Path) -> float:
     """``systemd-analyze security --offline`` of ``unit`` and ``drop_ins``, copied alone to ``tmp_path``."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+        pytest.fail(
+            "systemd-analyze is not installed (Debian package systemd: scripts/system-deps.sh --promtool)",
+            pytrace=False,
+        )
     shutil.copy(unit, tmp_path / unit.name)
     if drop_ins:
         folder = tmp_path / f"{unit.name}.d"
