@@ -19,10 +19,9 @@ from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from collector.incidents.engine import IncidentEngine
-from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics, StoreCollector
 from collector.store.schema import devices, tickets
-from tests.support.collector import RALLY_BAR, Clock, FakeAgent, migrated_engine
+from tests.support.collector import Clock, fill_rooms, migrated_engine
 
 DEVICES_PER_AGENT = 20
 
@@ -41,14 +40,7 @@ def measure(agents: int, rounds: int) -> tuple[int, int, int, float, float, floa
     with tempfile.TemporaryDirectory() as tmp:
         engine = migrated_engine(Path(tmp))
         clock = Clock()
-        ingest = Ingest(engine, Metrics(), "hezo/v1")
-        for n in range(agents):
-            items = [{**RALLY_BAR, "id": f"d{i}", "serial": f"S{n}-{i}"} for i in range(DEVICES_PER_AGENT)]
-            agent = FakeAgent(agent=f"pc-{n}", devices=items)
-            ingest.handle(*agent.birth(), received_at=clock())
-            for i in range(DEVICES_PER_AGENT):
-                state = "down" if i % 5 == 0 else "up"
-                ingest.handle(*agent.state(state, at=clock(), device=f"d{i}"), received_at=clock())
+        fill_rooms(engine, clock, agents, DEVICES_PER_AGENT)
         clock.advance(120)
         IncidentEngine(engine, confirm_window=60, now=clock).evaluate()
         metrics, ticks = Metrics(), Ticks()

@@ -20,6 +20,8 @@ from sqlalchemy import Engine
 
 from collector.config import CollectorConfig
 from collector.errors import NotFoundError
+from collector.ingest.pipeline import Ingest
+from collector.metrics import Metrics
 from collector.service import CollectorService
 from collector.store.database import make_engine, migrate
 from protocol import Envelope, Topics, encode, format_ts
@@ -300,3 +302,16 @@ class AppClient:
                 return await client.request(method, path, json=json, headers=sent, **options)
 
         return asyncio.run(fetch())
+
+
+def fill_rooms(engine: Engine, clock: Clock, agents: int, per_agent: int) -> None:
+    """``agents`` agents of ``per_agent`` Rally Bars each, born and reported through ingest, one device in
+    five ``down`` (each a Critical ticket once the confirm window passes); ``clock`` moves as they report."""
+    ingest = Ingest(engine, Metrics(), "hezo/v1")
+    for n in range(agents):
+        items = [{**RALLY_BAR, "id": f"d{i}", "serial": f"S{n}-{i}"} for i in range(per_agent)]
+        agent = FakeAgent(agent=f"pc-{n}", devices=items)
+        ingest.handle(*agent.birth(), received_at=clock())
+        for i in range(per_agent):
+            state = "down" if i % 5 == 0 else "up"
+            ingest.handle(*agent.state(state, at=clock(), device=f"d{i}"), received_at=clock())
