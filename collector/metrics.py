@@ -63,6 +63,19 @@ class Metrics:
             "Evaluations of the incident rules completed.",
             registry=self.registry,
         )
+        self.writer_busy = Counter(
+            "hezo_writer_busy_seconds",
+            "Seconds the writer thread spent working (not waiting for work), by what: ingest (storing batches"
+            " of messages) or the job's name (an incident evaluation, a prune); its rate is the share of one"
+            " core the writer is busy.",
+            ["work"],
+            registry=self.registry,
+        )
+        self.devices_evaluated = Counter(
+            "hezo_incident_devices_evaluated",
+            "Devices the incident engine looked at (a change or a timer due), summed over evaluations.",
+            registry=self.registry,
+        )
         self.store_errors = Counter(
             "hezo_store_errors",
             "Failed attempts to store a message (each is retried; after 5 the message is kept as rejected).",

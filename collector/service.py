@@ -188,6 +188,7 @@ class CollectorService:
     def _evaluate(self) -> None:
         self._evaluation_queued.clear()
         self.incidents.evaluate()
+        self.metrics.devices_evaluated.inc(self.incidents.last.looked_at)
 
     def _timer_loop(self) -> None:
         pruned = time.monotonic()

@@ -239,10 +239,14 @@ class Writer:
             if item is _STOP:
                 return
             assert isinstance(item, Message | Job)
+            started = 0.0
             try:
                 if isinstance(item, Message) and self._handle_batch is not None:
-                    done = self.process_batch(self._fill(item))
+                    batch = self._fill(item)  # waiting for the batch to fill is not work
+                    started = time.perf_counter()
+                    done = self.process_batch(batch)
                 else:
+                    started = time.perf_counter()
                     done = self.process(item)
             except Exception:
                 log.exception("the writer failed on %s; going on", item)
@@ -250,9 +254,16 @@ class Writer:
             finally:
                 self._progress = time.monotonic()
                 self._flushed()
+                self._busy(item, started)
             if not done and self._stopping.is_set():
                 self._forget_queued()
                 return
+
+    def _busy(self, item: Message | Job, started: float) -> None:
+        """Count the seconds since ``started`` as work on ``item`` (``hezo_writer_busy_seconds_total``)."""
+        if self._metrics is not None and started:
+            work = item.name if isinstance(item, Job) else "ingest"
+            self._metrics.writer_busy.labels(work=work).inc(time.perf_counter() - started)
 
     def _flushed(self) -> None:
         """Send the acks the last item made (``flush_acks``: the receiver process takes them in one frame)."""

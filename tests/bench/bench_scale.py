@@ -3,16 +3,20 @@
 Run: python -m tests.bench.bench_scale [--steps 10000 50000 100000 200000] [--steady 60] [--processes 2]
 
 Per step (devices, 10 per agent, each agent its own MQTT connection through ``hezo-sim fleet``), a fresh
-Mosquitto on a free loopback port, a fresh PostgreSQL database and a collector process (``serve``):
+Mosquitto on a free loopback port, a fresh PostgreSQL database and a collector process (``serve``). Mosquitto
+holds one file descriptor per agent: where the open-file limit cannot hold an agent per 10 devices, the step
+runs with more devices per agent and says so (the same devices and messages, fewer connections).
 
 1. the first connect storm: from the fleet's start until every agent's birth and every device is stored, then
    until ingest has caught up with the telemetry made meanwhile;
 2. steady load (telemetry every 30 s per device, 1% flapping) for ``--steady`` seconds: ingest lag p50/p99
    (a telemetry sample's ``ts`` to its message's ``received_at``), CPU (share of one core) and RSS of the
-   collector (with its receiver process), PostgreSQL and Mosquitto, and database bytes per day at that pace
-   (no retention);
+   collector, its receiver process, PostgreSQL and Mosquitto, the writer thread's busy share and the engine's
+   time per device looked at (from the collector's /metrics), database bytes per day at that pace and what
+   the store holds at that pace with the default retention (7 days of samples and message identities);
 3. 1% of devices die at once: the time from then (as the fleet says) until the last of their Critical tickets
-   opened, beside the confirm window (the least it can be);
+   opened, beside the confirm window (the least it can be), and the writer's busy share and the engine's time
+   per device over that window;
 4. a reconnect storm: the fleet killed (every will fires) and started again with new boots, until every
    agent is online again on its new boot.
 
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from tests.support.collector import get, serve
@@ -47,6 +52,10 @@ from tests.support.mosquitto import ROOT, Mosquitto, free_port, wait_port
 from tests.support.postgres import URL
 
 CONFIRM_WINDOW = 15
+#: Days of samples and message identities the default retention keeps (docs/retention.md).
+RETENTION_DAYS = 7
+#: Open files Mosquitto needs beside one per agent (its listeners, its log, the collector's session).
+BROKER_SPARE_FILES = 100
 #: Telemetry stored in the last 5 s more than 2 s after it was made (0 once ingest keeps up), and any at all.
 CAUGHT_UP = (
     "SELECT count(*) FROM messages m JOIN samples s ON s.site = m.site AND s.agent = m.agent"
@@ -65,6 +74,7 @@ class Fleet:
     """``hezo-sim fleet`` as a process, its JSON lines read as they come."""
 
     agents: int
+    devices: int
     port: int
     processes: int
     die_after: float | None
@@ -73,7 +83,8 @@ class Fleet:
 
     def start(self) -> None:
         command = [sys.executable, "-m", "simulator", "fleet", "--port", str(self.port)]
-        command += ["--agents", str(self.agents), "--processes", str(self.processes)]
+        command += ["--agents", str(self.agents), "--devices", str(self.devices)]
+        command += ["--processes", str(self.processes)]
         if self.die_after is not None:
             command += ["--die-after", str(self.die_after)]
         self.lines = []
@@ -169,14 +180,54 @@ def usage(groups: dict[str, list[psutil.Process]], seconds: float) -> dict[str, 
     return result
 
 
-def step(devices: int, steady: float, processes: int, workdir: Path) -> Figures:
-    agents = devices // 10
-    figures = Figures(devices=devices, agents=agents)
-    print(f"{devices} devices, {agents} agents:", flush=True)
+class Scrape:
+    """The collector's writer and engine counters, read from its /metrics at two moments."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.at, self.busy, self.evaluating, self.looked_at = self._read()
+
+    def _read(self) -> tuple[float, float, float, float]:
+        busy = evaluating = looked_at = 0.0
+        for family in text_string_to_metric_families(get(self.port, "/metrics")):
+            for sample in family.samples:
+                if sample.name == "hezo_writer_busy_seconds_total":
+                    busy += sample.value
+                    if sample.labels.get("work") == "incident evaluation":
+                        evaluating += sample.value
+                elif sample.name == "hezo_incident_devices_evaluated_total":
+                    looked_at += sample.value
+        return time.monotonic(), busy, evaluating, looked_at
+
+    def since(self, figures: Figures, window: str) -> None:
+        """Set the writer's busy share and the engine's ms per device looked at since this scrape."""
+        at, busy, evaluating, looked_at = self._read()
+        figures[f"writer busy {window}"] = (busy - self.busy) / (at - self.at)
+        devices = looked_at - self.looked_at
+        spent = evaluating - self.evaluating
+        figures[f"engine ms/device {window}"] = spent / devices * 1000 if devices else 0.0
+        figures[f"devices looked at {window}"] = int(devices)
+
+
+def per_agent(devices: int, open_files: int) -> int:
+    """Devices per agent: 10, or more where the open-file limit cannot hold one connection per 10 devices."""
+    per = 10
+    while devices // per + BROKER_SPARE_FILES > open_files:
+        per *= 2
+    return per
+
+
+def step(devices: int, steady: float, processes: int, workdir: Path, open_files: int) -> Figures:
+    each = per_agent(devices, open_files)
+    agents = devices // each
+    figures = Figures(devices=devices, agents=agents, **{"devices per agent": each})
+    print(f"{devices} devices, {agents} agents of {each} devices:", flush=True)
+    if each != 10:
+        print(f"  (open-file limit {open_files}: {devices // 10} agents do not fit the broker)", flush=True)
     broker = Mosquitto("127.0.0.1", free_port(), workdir / "broker", extra="max_connections -1\n")
     broker.workdir.mkdir(parents=True)
     broker.start()
-    fleet = Fleet(agents, broker.port, processes, die_after=None)
+    fleet = Fleet(agents, each, broker.port, processes, die_after=None)
     collector = None
     try:
         with database() as url:
@@ -211,10 +262,11 @@ def step(devices: int, steady: float, processes: int, workdir: Path) -> Figures:
             )
             size_before = scalar(engine, "SELECT pg_database_size(current_database())")
             window_start = time.time()
-            collector_group = [psutil.Process(collector.pid), *psutil.Process(collector.pid).children(True)]
+            counters = Scrape(port)
             assert broker.process is not None
             groups = {
-                "collector": collector_group,
+                "collector": [psutil.Process(collector.pid)],
+                "receiver": psutil.Process(collector.pid).children(recursive=True),
                 "postgres": processes_named("postgres"),
                 "mosquitto": [psutil.Process(broker.process.pid)],
             }
@@ -223,6 +275,7 @@ def step(devices: int, steady: float, processes: int, workdir: Path) -> Figures:
                 figures[f"{name} MiB"] = rss
             size_after = scalar(engine, "SELECT pg_database_size(current_database())")
             elapsed = time.time() - window_start
+            counters.since(figures, "steady")
             figures["published/s"] = devices / 30 + devices * 0.01 * 4 / 60  # a flap: 2 states, 2 events
             figures["stored/s"] = (
                 scalar(
@@ -233,6 +286,7 @@ def step(devices: int, steady: float, processes: int, workdir: Path) -> Figures:
                 / elapsed
             )
             figures["GB/day"] = (size_after - size_before) / elapsed * 86400 / 1e9
+            figures["GB held, default retention"] = float(figures["GB/day"]) * RETENTION_DAYS  # type: ignore[arg-type]
             with engine.connect() as conn:
                 lags = conn.execute(
                     text(
@@ -246,6 +300,7 @@ def step(devices: int, steady: float, processes: int, workdir: Path) -> Figures:
                     {"since": window_start},
                 ).one()
             figures["lag p50 s"], figures["lag p99 s"] = float(lags[0] or 0), float(lags[1] or 0)
+            counters = Scrape(port)
             wait_for("the fleet says its devices died", lambda: len(fleet.said("died")) >= processes, 120)
             died = sum(int(line["devices"]) for line in fleet.said("died"))  # type: ignore[call-overload]
             figures["died"] = died
@@ -265,6 +320,7 @@ def step(devices: int, steady: float, processes: int, workdir: Path) -> Figures:
                         {"at": died_at},
                     ).scalar_one()
                 )
+            counters.since(figures, "dying")
             fleet.kill()
             wait_for(
                 "every will stored",
@@ -318,7 +374,7 @@ def main() -> None:
     for devices in args.steps:
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                figures = step(devices, args.steady, args.processes, Path(tmp))
+                figures = step(devices, args.steady, args.processes, Path(tmp), hard)
             except TimeoutError as exc:
                 print(f"{devices:>7} devices: {exc}")
                 continue

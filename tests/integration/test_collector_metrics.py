@@ -1,5 +1,6 @@
-"""The running collector's /metrics: a device an agent reports down over the broker shows as down, and
-promtool finds nothing wrong in what the endpoint serves."""
+"""The running collector's /metrics: a device an agent reports down over the broker shows as down, the
+writer's busy seconds and the devices the engine looked at are counted, and promtool finds nothing wrong in
+what the endpoint serves."""
 
 import os
 import signal
@@ -50,6 +51,14 @@ def test_a_device_reported_down_shows_on_the_served_metrics(tmp_path: Path, mosq
 
         text = eventually("the device down on /metrics", served, timeout=30)
         assert 'hezo_agent_online{agent="room-101-pc",site="hq"} 1.0' in text
+        assert 'hezo_writer_busy_seconds_total{work="ingest"}' in text
+
+        def looked_at() -> str | None:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            return None if "hezo_incident_devices_evaluated_total 0.0" in text else text
+
+        # The down device's change is due at once: the engine looks at it.
+        text = eventually("the engine looking at the changed device", looked_at, timeout=30)
         result = check_metrics(text)
         assert (result.returncode, result.stdout + result.stderr) == (0, "")
     finally:

@@ -1,9 +1,11 @@
 """The single writer: a message is acknowledged only once stored, failures are retried, then kept."""
 
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -363,3 +365,33 @@ def test_a_writer_stuck_with_messages_waiting_says_so() -> None:
     finally:
         release.set()
         writer.stop()
+
+
+class WorkClock:
+    """``time`` for the writer, whose ``perf_counter`` moves only when the work below says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.monotonic = time.monotonic
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_the_writer_counts_its_busy_seconds_by_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, metrics = WorkClock(), Metrics()
+    monkeypatch.setattr("collector.ingest.writer.time", clock)
+
+    def batches(batch: list[tuple[str, bytes, datetime, bool]]) -> None:
+        clock.now += 2.0 * len(batch)
+
+    def evaluate() -> None:
+        clock.now += 0.5
+
+    writer = Writer(Store().handle, Store().keep, metrics=metrics, handle_batch=batches, batch_size=3)
+    for item in (Message("a", b"{}", T0), Job(evaluate, "incident evaluation"), Message("b", b"{}", T0)):
+        writer.put(item)
+    run_until_done(writer)
+    busy = "hezo_writer_busy_seconds_total"
+    assert metrics.registry.get_sample_value(busy, {"work": "ingest"}) == 4.0
+    assert metrics.registry.get_sample_value(busy, {"work": "incident evaluation"}) == 0.5
