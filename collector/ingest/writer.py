@@ -254,16 +254,10 @@ class Writer:
             finally:
                 self._progress = time.monotonic()
                 self._flushed()
-                self._busy(item, started)
+                _count_busy(self._metrics, item, started)
             if not done and self._stopping.is_set():
                 self._forget_queued()
                 return
-
-    def _busy(self, item: Message | Job, started: float) -> None:
-        """Count the seconds since ``started`` as work on ``item`` (``hezo_writer_busy_seconds_total``)."""
-        if self._metrics is not None and started:
-            work = item.name if isinstance(item, Job) else "ingest"
-            self._metrics.writer_busy.labels(work=work).inc(time.perf_counter() - started)
 
     def _flushed(self) -> None:
         """Send the acks the last item made (``flush_acks``: the receiver process takes them in one frame)."""
@@ -327,7 +321,7 @@ class Writer:
             )
             for index, message in enumerate(batch):
                 if not self.process(message):
-                    self._uncount(len(batch) - index - 1)
+                    _uncount(self._metrics, len(batch) - index - 1)
                     return False
             return True
         if self._metrics is not None:
@@ -341,10 +335,6 @@ class Writer:
                     # Stored: at worst the broker delivers it again, and its identity makes that harmless.
                     log.exception("could not acknowledge the message on %s", message.topic)
         return True
-
-    def _uncount(self, left: int) -> None:
-        if self._metrics is not None and left:
-            self._metrics.queue_depth.dec(left)
 
     def process(self, item: Message | Job) -> bool:
         """Do one item now, on the calling thread (the writer thread, or a test); False if not done."""
@@ -409,6 +399,19 @@ class Writer:
             return False
         log.error("gave up storing the message on %s after %d tries: %s", message.topic, attempt, error)
         return True
+
+
+def _count_busy(metrics: Metrics | None, item: Message | Job, started: float) -> None:
+    """Count the seconds since ``started`` as work on ``item`` (``hezo_writer_busy_seconds_total``)."""
+    if metrics is not None and started:
+        work = item.name if isinstance(item, Job) else "ingest"
+        metrics.writer_busy.labels(work=work).inc(time.perf_counter() - started)
+
+
+def _uncount(metrics: Metrics | None, left: int) -> None:
+    """Messages of a failed batch left with the broker are no longer queued."""
+    if metrics is not None and left:
+        metrics.queue_depth.dec(left)
 
 
 def _always(_exc: BaseException) -> bool:
