@@ -1,6 +1,9 @@
-"""Prometheus metrics of one collector, in a registry of its own (so tests can build several): the counters
-ingest, the incident engine and the outbox update, and gauges read from the store at scrape time
-(``StoreCollector``; docs/metrics.md lists them all)."""
+"""Prometheus metrics of one collector, in registries of its own (so tests can build several): ``registry``
+(``/metrics``) holds the counters ingest, the incident engine and the outbox update, and the fleet's totals
+and the tickets read from the store at scrape time; ``fleet_registry`` (``/metrics/fleet``) holds a series per
+device and per agent, also read at scrape time (``StoreCollector``; docs/metrics.md lists them all). The
+split keeps ``/metrics`` cheap whatever the fleet's size: a per-device exposition of 100,000 devices is a
+million series, seconds of rendering."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.fleet_registry = CollectorRegistry()
         self.ingested = Counter(
             "hezo_messages_ingested",
             "Messages accepted, by envelope kind.",
@@ -125,11 +129,11 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_store(self, engine: Any, *, now: Callable[[], datetime]) -> StoreCollector:
-        """Expose the store's devices, agents and tickets (``StoreCollector``) with the counters."""
-        store = StoreCollector(engine, now=now)
-        self.registry.register(store)
-        return store
+    def watch_store(self, engine: Any, *, now: Callable[[], datetime]) -> None:
+        """Expose the fleet's totals and the tickets with the counters, and each device and agent on
+        ``fleet_registry`` (each a ``StoreCollector``)."""
+        self.registry.register(StoreCollector(engine, now=now, read=read_summary))
+        self.fleet_registry.register(StoreCollector(engine, now=now, read=read_fleet))
 
     def publish_sla(self, conn: Any) -> None:
         """Set the SLA gauges from the store (breaches recorded by any process count)."""
@@ -163,12 +167,13 @@ DEVICE_LABELS = ("site", "agent", "device", "model")
 
 
 class StoreCollector:
-    """Gauges read from the store at scrape time: each device's state and last check figures, each agent's
-    last word, the tickets not closed and the seconds left on their running SLA deadlines.
+    """Gauges read from the store at scrape time by ``read``: ``read_fleet`` (each device's state and last
+    check figures, each agent's last word) or ``read_summary`` (devices and agents counted by state, the
+    tickets not closed and the seconds left on their running SLA deadlines).
 
     Cardinality is bounded by what the store holds: per device 4 state series, 3 of its own and 3 per
     driver (at most ``MAX_CHECKS_PER_DEVICE`` drivers); per agent 2; per ticket not closed at most 4
-    deadlines; and the ticket counts by priority and status (a fixed set). One reading serves
+    deadlines; the counts by state, priority and status are fixed sets. One reading serves
     ``cache_seconds``.
     """
 
@@ -177,11 +182,13 @@ class StoreCollector:
         engine: Any,
         *,
         now: Callable[[], datetime],
+        read: Callable[[Any, datetime], list[Metric]],
         cache_seconds: float = STORE_CACHE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
         self._now = now
+        self._read = read
         self._cache_seconds = cache_seconds
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -199,16 +206,48 @@ class StoreCollector:
             clock = self._monotonic()
             if self._read_at is None or clock - self._read_at >= self._cache_seconds:
                 with self._engine.connect() as conn:
-                    self._families = read_store(conn, self._now())
+                    self._families = self._read(conn, self._now())
                 self._read_at = clock
                 self.readings += 1
             families = list(self._families)
         yield from families
 
 
-def read_store(conn: Any, now: datetime) -> list[Metric]:
-    """Every store-derived family, as of ``now``."""
-    return [*_device_families(conn, now), *_agent_families(conn, now), *_ticket_families(conn, now)]
+def read_fleet(conn: Any, now: datetime) -> list[Metric]:
+    """The series of every device and agent, as of ``now`` (``/metrics/fleet``)."""
+    return [*_device_families(conn, now), *_agent_families(conn, now)]
+
+
+def read_summary(conn: Any, now: datetime) -> list[Metric]:
+    """Devices and agents counted, and the tickets not closed, as of ``now`` (``/metrics``)."""
+    return [*_fleet_counts(conn), *_ticket_families(conn, now)]
+
+
+def _fleet_counts(conn: Any) -> list[Metric]:
+    from sqlalchemy import func, select
+
+    from collector.store.schema import agents, devices
+
+    by_state = GaugeMetricFamily(
+        "hezo_devices", "Devices not retired, by state (up, degraded, down, unknown).", labels=("state",)
+    )
+    counted = dict.fromkeys(DEVICE_STATES, 0)
+    query = (
+        select(devices.c.state, func.count()).where(devices.c.retired_at.is_(None)).group_by(devices.c.state)
+    )
+    for state, count in conn.execute(query):
+        counted[state if state in DEVICE_STATES else "unknown"] += int(count)
+    for state, count in counted.items():
+        by_state.add_metric([state], float(count))
+    online = GaugeMetricFamily(
+        "hezo_agents", "Agents known, by whether their birth stands (online) or not.", labels=("status",)
+    )
+    counts = {"online": 0, "offline": 0}
+    for is_online, count in conn.execute(select(agents.c.online, func.count()).group_by(agents.c.online)):
+        counts["online" if is_online else "offline"] += int(count)
+    for status, count in counts.items():
+        online.add_metric([status], float(count))
+    return [by_state, online]
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:

@@ -30,6 +30,7 @@ def create_app(
     engine: Engine,
     registry: CollectorRegistry | None = None,
     *,
+    fleet_registry: CollectorRegistry | None = None,
     health: Callable[[], str | None] | None = None,
     sla: SlaContext | None = None,
     rules: IncidentsConfig | None = None,
@@ -37,7 +38,8 @@ def create_app(
     diagnostics: Commander | None = None,
     web: WebConfig | None = None,
 ) -> FastAPI:
-    """The web application over ``engine``; ``/metrics`` exposes ``registry`` (an empty one if None).
+    """The web application over ``engine``; ``/metrics`` exposes ``registry`` and ``/metrics/fleet``
+    ``fleet_registry`` (empty ones if None).
 
     ``health`` tells ``/healthz`` what else is wrong (None: nothing), such as a dead writer thread or a lost
     broker connection; without it, ``/healthz`` checks the database only. ``diagnostics``: the commander of
@@ -45,7 +47,8 @@ def create_app(
     Host allow-list and how sessions work (``WebConfig()``'s defaults: loopback names only).
 
     Every route but ``/healthz``, ``/login`` and the agents' uploads (their own one-time tokens) needs a
-    user (``api/auth.py``); ``/metrics`` is open to loopback clients not behind a proxy.
+    user (``api/auth.py``); ``/metrics`` and ``/metrics/fleet`` are open to loopback clients not behind a
+    proxy.
     """
     web = web if web is not None else WebConfig()
     app = FastAPI(
@@ -63,6 +66,7 @@ def create_app(
         now=now,
         templates=pages.templates(),
         registry=registry if registry is not None else CollectorRegistry(),
+        fleet_registry=fleet_registry if fleet_registry is not None else CollectorRegistry(),
         health=health,
         commander=diagnostics,
         web=web,

@@ -33,6 +33,7 @@ class Wiring:
     now: Callable[[], datetime]
     templates: Jinja2Templates
     registry: CollectorRegistry
+    fleet_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     health: Callable[[], str | None] | None = None
     commander: Commander | None = None
     uploads: Uploads | None = None

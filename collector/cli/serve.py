@@ -90,6 +90,7 @@ def _serve(config: CollectorConfig) -> int:
         app = create_app(
             service.engine,
             service.metrics.registry,
+            fleet_registry=service.metrics.fleet_registry,
             health=service.health,
             sla=service.sla,
             rules=config.incidents,

@@ -1,6 +1,6 @@
-"""The running collector's /metrics: a device an agent reports down over the broker shows as down, the
-writer's busy seconds and the devices the engine looked at are counted, and promtool finds nothing wrong in
-what the endpoint serves."""
+"""The running collector's /metrics and /metrics/fleet: a device an agent reports down over the broker shows
+as down (counted on the one, its own series on the other), the writer's busy seconds and the devices the
+engine looked at are counted, and promtool finds nothing wrong in what either serves."""
 
 import os
 import signal
@@ -46,11 +46,15 @@ def test_a_device_reported_down_shows_on_the_served_metrics(tmp_path: Path, mosq
         publish_all(mosquitto.host, mosquitto.port, [agent.birth(), agent.state("down")])
 
         def served() -> str | None:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics/fleet").text
             return text if DOWN in text else None
 
-        text = eventually("the device down on /metrics", served, timeout=30)
-        assert 'hezo_agent_online{agent="room-101-pc",site="hq"} 1.0' in text
+        fleet = eventually("the device down on /metrics/fleet", served, timeout=30)
+        assert 'hezo_agent_online{agent="room-101-pc",site="hq"} 1.0' in fleet
+        result = check_metrics(fleet)
+        assert (result.returncode, result.stdout + result.stderr) == (0, "")
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'hezo_devices{state="down"} 1.0' in text
         assert 'hezo_writer_busy_seconds_total{work="ingest"}' in text
 
         def looked_at() -> str | None:

@@ -44,7 +44,7 @@ def exported_names(tmp_path: Path) -> set[str]:
     IncidentEngine(
         engine, confirm_window=60, critical_response_hours=1, now=clock, metrics=metrics
     ).evaluate()
-    texts = [generate_latest(metrics.registry).decode()]
+    texts = [generate_latest(metrics.registry).decode(), generate_latest(metrics.fleet_registry).decode()]
     engine.dispose()
     registry = CollectorRegistry()
     polls = PollFigures()

@@ -1,6 +1,8 @@
 """``/healthz`` (the database answers, and nothing the service reports is wrong): open to anyone, for probes
-and load balancers. ``/metrics``: open to clients on loopback that did not come through a proxy (a local
-Prometheus or node agent), else it needs a token of the provider's staff (docs/security.md)."""
+and load balancers. ``/metrics`` (the collector's own figures, the fleet's totals, the tickets) and
+``/metrics/fleet`` (a series per device and per agent): open to clients on loopback that did not come
+through a proxy (a local Prometheus or node agent), else they need a token of the provider's staff
+(docs/security.md)."""
 
 from typing import Annotated
 
@@ -50,3 +52,8 @@ def metrics_reader(request: Request, wired: Wired) -> Person | None:
 @router.get("/metrics", include_in_schema=False)
 def metrics(wired: Wired, _who: Annotated[Person | None, Depends(metrics_reader)]) -> Response:
     return Response(generate_latest(wired.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/metrics/fleet", include_in_schema=False)
+def fleet_metrics(wired: Wired, _who: Annotated[Person | None, Depends(metrics_reader)]) -> Response:
+    return Response(generate_latest(wired.fleet_registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from collector.incidents.engine import IncidentEngine
 from collector.ingest.pipeline import Ingest
-from collector.metrics import Metrics, StoreCollector
+from collector.metrics import Metrics, StoreCollector, read_fleet, read_summary
 from tests.support.collector import T0, Clock, FakeAgent
 from tests.support.promtool import check_metrics
 
@@ -39,9 +39,13 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 
 def watched(engine: Engine, clock: Clock, ticks: Ticks | None = None) -> tuple[Metrics, StoreCollector]:
+    """Metrics with both readings of the store in one registry (the devices' is returned)."""
     metrics = Metrics()
-    store = StoreCollector(engine, now=clock, monotonic=ticks or Ticks(), cache_seconds=5.0)
+    store = StoreCollector(engine, now=clock, read=read_fleet, monotonic=ticks or Ticks(), cache_seconds=5.0)
     metrics.registry.register(store)
+    metrics.registry.register(
+        StoreCollector(engine, now=clock, read=read_summary, monotonic=ticks or Ticks())
+    )
     return metrics, store
 
 
@@ -140,3 +144,30 @@ def test_promtool_finds_nothing_wrong_in_the_collectors_metrics(engine: Engine) 
     assert "hezo_ticket_sla_seconds_left" in text
     result = check_metrics(text)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_metrics_has_the_fleets_totals_and_the_fleet_registry_each_device(engine: Engine) -> None:
+    clock, agent = Clock(T0), FakeAgent()
+    ingest = Ingest(engine, Metrics(), "hezo/v1")
+    ingest.handle(*agent.birth(at=T0), T0)
+    ingest.handle(*agent.state("down", at=T0), T0)
+    metrics = Metrics()
+    metrics.watch_store(engine, now=clock)
+    summary = generate_latest(metrics.registry).decode()
+    fleet = generate_latest(metrics.fleet_registry).decode()
+    assert 'hezo_devices{state="down"} 1.0' in summary
+    assert 'hezo_devices{state="up"} 0.0' in summary
+    assert 'hezo_agents{status="online"} 1.0' in summary
+    assert "hezo_device_" not in summary
+    assert "hezo_agent_online" not in summary
+    assert value_in(fleet, "hezo_device_state", **RALLY, state="down") == 1.0
+    assert "hezo_devices" not in fleet
+    assert "hezo_tickets_open" not in fleet
+
+
+def value_in(text: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None

@@ -20,11 +20,12 @@ from collector.store.schema import agents, devices
 from collector.tickets import open_by_hand
 from tests.support.collector import T0, AppClient, Clock, migrated_engine
 
-#: Routes anyone may call: probes, the login form, the API's own description. (/metrics: loopback only,
-#: tested below; the agents' uploads carry their command's one-time token, not a user's.)
+#: Routes anyone may call: probes, the login form, the API's own description. (/metrics, /metrics/fleet:
+#: loopback only, tested below; the agents' uploads carry their command's one-time token, not a user's.)
 OPEN = {
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+    ("GET", "/metrics/fleet"),
     ("GET", "/login"),
     ("POST", "/login"),
     ("POST", "/logout"),
@@ -198,12 +199,15 @@ def test_staff_see_every_customer(clients: dict[str, AppClient]) -> None:
     assert len(clients["viewer"].get("/api/tickets").json()) >= 2
 
 
-def test_metrics_are_open_on_loopback_but_need_a_token_through_a_proxy(clients: dict[str, AppClient]) -> None:
-    assert clients["nobody"].get("/metrics").status_code == 200
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/fleet"])
+def test_metrics_are_open_on_loopback_but_need_a_token_through_a_proxy(
+    clients: dict[str, AppClient], path: str
+) -> None:
+    assert clients["nobody"].get(path).status_code == 200
     proxied = {"X-Forwarded-For": "203.0.113.7"}
-    assert clients["nobody"].get("/metrics", headers=proxied).status_code == 401
-    assert clients["viewer"].get("/metrics", headers=proxied).status_code == 200
-    assert clients["acme"].get("/metrics", headers=proxied).status_code == 403
+    assert clients["nobody"].get(path, headers=proxied).status_code == 401
+    assert clients["viewer"].get(path, headers=proxied).status_code == 200
+    assert clients["acme"].get(path, headers=proxied).status_code == 403
 
 
 def test_a_bad_token_is_401_saying_invalid_token(clients: dict[str, AppClient]) -> None:
