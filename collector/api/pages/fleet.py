@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection, func, select
 
-from collector.api.auth import PageReader, scope
+from collector.api.auth import Id, PageReader, scope
 from collector.api.deps import Wired
 from collector.api.pages.board import at_site, visitor
 from collector.api.pages.charts import device_charts
@@ -32,8 +32,6 @@ STATES = ("down", "degraded", "unknown", "up")
 SITE_DEVICES = 2000
 HISTORY = 50
 NO_CONTRACT = "(no contract)"
-
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 
 @dataclass
