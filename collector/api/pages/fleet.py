@@ -22,12 +22,11 @@ from collector.errors import NotFoundError
 from collector.people import Scope
 from collector.registry import contracts as registry
 from collector.registry import maintenance
+from collector.store.queries import STATES
 from collector.store.schema import contracts, device_transitions, devices, tickets
 
 router = APIRouter(include_in_schema=False)
 
-#: Worst first: a site or device with more of the earlier states sorts above.
-STATES = ("down", "degraded", "unknown", "up")
 #: Devices shown on one site's page, and state changes on one device's.
 SITE_DEVICES = 2000
 HISTORY = 50
