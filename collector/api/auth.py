@@ -13,8 +13,9 @@ A route says what it needs by the type of one parameter (docs/security.md has th
     who: Admin      admin
 
 A route whose URL names something a customer may own also takes ``dependencies=[Depends(ticket_visible)]``
-(or ``contract_visible``, ``window_visible``): to a customer's user, one outside its scope answers 404 before
-any role is checked, exactly as one that does not exist, so no answer tells that it exists. The pages take
+(or ``contract_visible``, ``window_visible``, ``device_visible``): to a customer's user, one outside its
+scope answers 404 before any role is checked, exactly as one that does not exist, so no answer tells that it
+exists. The pages take
 ``PageReader`` or ``PageStaff``, which send a browser without a session to ``/login`` instead of a 401.
 """
 
@@ -32,7 +33,7 @@ from collector.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from collector.people import Person, Role, Scope, scope_of
 from collector.people import sessions as web_sessions
 from collector.people import tokens as api_tokens
-from collector.store.schema import contracts, maintenance, tickets
+from collector.store.schema import contracts, devices, maintenance, tickets
 
 SESSION_COOKIE = "hezo_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -41,6 +42,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TicketNumber = Annotated[str, Path(min_length=1, max_length=32, description="HZ-000042")]
 ContractNumber = Annotated[str, Path(min_length=1, max_length=128)]
 WindowName = Annotated[str, Path(min_length=1, max_length=128)]
+#: A site, agent or device id in a URL, as the protocol has them (``protocol/ids.py``).
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 
 class InvalidTokenError(UnauthorizedError):
@@ -189,3 +192,17 @@ def window_visible(name: WindowName, who: Visitor, wired: Wired) -> None:
         ).first()
         if row is None or not scope_of(conn, who.customer).has_window(dict(row._mapping)):
             raise NotFoundError(f"no maintenance window named {name!r}")
+
+
+def device_visible(site: Id, agent: Id, device: Id, who: Visitor, wired: Wired) -> None:
+    """404 for a device the store does not know (it keeps retired ones), or one outside a customer's scope."""
+    with wired.engine.connect() as conn:
+        known = conn.execute(
+            select(devices.c.device).where(
+                devices.c.site == site, devices.c.agent == agent, devices.c.device == device
+            )
+        ).first()
+        if known is None or (
+            who.customer is not None and not scope_of(conn, who.customer).has_device(site, agent, device)
+        ):
+            raise NotFoundError(f"no device {site}/{agent}/{device}")

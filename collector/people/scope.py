@@ -9,10 +9,10 @@ device things (devices, their tickets) to the devices themselves.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, false, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, false, or_, select, true
 
 from collector.registry.contracts import Registry
 from collector.store.schema import devices
@@ -20,12 +20,14 @@ from collector.store.schema import devices
 
 @dataclass(frozen=True)
 class Scope:
-    """One customer's contracts, devices (site, agent, device) and sites."""
+    """One customer's contracts, devices (site, agent, device) and sites; ``where``: its devices as a
+    condition on the ``devices`` table, for a query that counts or picks them in the store."""
 
     customer: str
     contracts: frozenset[str]
     devices: frozenset[tuple[str, str, str]]
     sites: frozenset[str]
+    where: ColumnElement[bool] = field(default_factory=true, compare=False, repr=False)
 
     def has_site(self, site: str) -> bool:
         return site in self.sites
@@ -63,10 +65,9 @@ def scope_of(conn: Connection, customer: str) -> Scope:
     by_contract = devices.c.contract.in_(sorted(numbers))
     unregistered = or_(devices.c.contract.is_(None), devices.c.contract.not_in(sorted(registry.by_number)))
     by_serial = and_(unregistered, devices.c.serial.in_(serials)) if serials else false()
+    where = or_(by_contract, by_serial)
     found = {
         (row.site, row.agent, row.device)
-        for row in conn.execute(
-            select(devices.c.site, devices.c.agent, devices.c.device).where(or_(by_contract, by_serial))
-        )
+        for row in conn.execute(select(devices.c.site, devices.c.agent, devices.c.device).where(where))
     }
-    return Scope(customer, numbers, frozenset(found), frozenset(site for site, _, _ in found))
+    return Scope(customer, numbers, frozenset(found), frozenset(site for site, _, _ in found), where)

@@ -107,10 +107,19 @@ def _roll_up_hour(conn: Connection, hour: datetime) -> None:
 
 
 def device_history(
-    conn: Connection, site: str, agent: str, device: str, metric: str, *, since: datetime, until: datetime
+    conn: Connection,
+    site: str,
+    agent: str,
+    device: str,
+    metric: str,
+    *,
+    since: datetime,
+    until: datetime,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The hours of one device's metric from ``since`` to ``until``: hour, samples, minimum, maximum, mean."""
-    rows = conn.execute(
+    """The hours of one device's metric from ``since``'s hour to ``until`` (the first ``limit`` of them), in
+    time order: hour, samples, minimum, maximum, mean."""
+    query = (
         select(sample_hours)
         .where(
             sample_hours.c.site == site,
@@ -121,6 +130,7 @@ def device_history(
             sample_hours.c.hour < until,
         )
         .order_by(sample_hours.c.hour)
+        .limit(limit)
     )
     return [
         {
@@ -130,5 +140,32 @@ def device_history(
             "maximum": row.maximum,
             "mean": row.total / row.samples,
         }
-        for row in rows
+        for row in conn.execute(query)
     ]
+
+
+def device_metrics(
+    conn: Connection, site: str, agent: str, device: str, *, since: datetime, until: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """The metrics one device has hours of from ``since``'s hour to ``until`` (the first ``limit`` by name):
+    metric, hours, first and last hour. Read by the key's prefix, so it costs the device's hours only."""
+    hour = sample_hours.c.hour
+    query = (
+        select(
+            sample_hours.c.metric,
+            func.count().label("hours"),
+            func.min(hour).label("first"),
+            func.max(hour).label("last"),
+        )
+        .where(
+            sample_hours.c.site == site,
+            sample_hours.c.agent == agent,
+            sample_hours.c.device == device,
+            hour >= hour_of(since),
+            hour < until,
+        )
+        .group_by(sample_hours.c.metric)
+        .order_by(sample_hours.c.metric)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]

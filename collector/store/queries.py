@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, case, func, select
 
 from collector.store.schema import agents, devices, rejected
 from protocol import format_ts
@@ -24,6 +24,41 @@ def list_devices(conn: Connection, *, include_retired: bool = False) -> list[dic
     if not include_retired:
         query = query.where(devices.c.retired_at.is_(None))
     return [{**row._mapping, "retired": row.retired_at is not None} for row in conn.execute(query)]
+
+
+#: Device states, the worst first.
+STATES = ("down", "degraded", "unknown", "up")
+
+
+def count_devices(conn: Connection, where: ColumnElement[bool] | None = None) -> dict[str, int]:
+    """How many devices (retired ones left out; ``where``: those only) are in each state, the worst first;
+    counted by the store, one row per state."""
+    query = (
+        select(devices.c.state, func.count()).where(devices.c.retired_at.is_(None)).group_by(devices.c.state)
+    )
+    if where is not None:
+        query = query.where(where)
+    counts = dict.fromkeys(STATES, 0)
+    for state, count in conn.execute(query):
+        counts[state if state in counts else "unknown"] += int(count)
+    return counts
+
+
+def worst_devices(
+    conn: Connection, limit: int, where: ColumnElement[bool] | None = None
+) -> list[dict[str, Any]]:
+    """The first ``limit`` devices (retired ones left out; ``where``: those only), the worst state first, then
+    by site, agent and device."""
+    rank = case({state: index for index, state in enumerate(STATES[:3])}, value=devices.c.state, else_=3)
+    query = (
+        select(devices)
+        .where(devices.c.retired_at.is_(None))
+        .order_by(rank, devices.c.site, devices.c.agent, devices.c.device)
+        .limit(limit)
+    )
+    if where is not None:
+        query = query.where(where)
+    return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def list_rejected(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:

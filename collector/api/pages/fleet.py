@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection, func, select
 
-from collector.api.auth import PageReader, scope
+from collector.api.auth import Id, PageReader, scope
 from collector.api.deps import Wired
 from collector.api.pages.board import at_site, visitor
 from collector.api.pages.charts import device_charts
@@ -22,18 +22,15 @@ from collector.errors import NotFoundError
 from collector.people import Scope
 from collector.registry import contracts as registry
 from collector.registry import maintenance
+from collector.store.queries import STATES
 from collector.store.schema import contracts, device_transitions, devices, tickets
 
 router = APIRouter(include_in_schema=False)
 
-#: Worst first: a site or device with more of the earlier states sorts above.
-STATES = ("down", "degraded", "unknown", "up")
 #: Devices shown on one site's page, and state changes on one device's.
 SITE_DEVICES = 2000
 HISTORY = 50
 NO_CONTRACT = "(no contract)"
-
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 
 @dataclass

@@ -18,6 +18,8 @@ from collector.registry import contracts
 from collector.remote import history
 from collector.store import queries
 
+#: Devices listed on the overview, the worst first (the counts are of all of them; ``/fleet`` has the rest).
+DEVICES = 200
 STATE_COLOURS = {"up": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e", "unknown": "#6e7781"}
 
 router = APIRouter(include_in_schema=False)
@@ -40,13 +42,18 @@ def _delivery_counts(conn: Connection) -> dict[str, int]:
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, wired: Wired, who: PageReader) -> Response:
     """The overview; a customer's user sees its own sites, devices and tickets, and nothing of the
-    provider's own (rejected messages, notifications)."""
+    provider's own (rejected messages, notifications). Devices are counted by state in the store and only
+    the worst ``DEVICES`` are read, so the page costs the same whatever the fleet's size."""
     with wired.engine.connect() as conn:
         seen = scope(conn, who)
+        where = seen.where if seen is not None else None
         coverage = contracts.device_coverage(conn, wired.today_of, wired.rules.contract_warning_days)
+        counts = queries.count_devices(conn, where)
         context: dict[str, Any] = {
             "agents": queries.list_agents(conn),
-            "devices": queries.list_devices(conn),
+            "counts": counts,
+            "total": sum(counts.values()),
+            "devices": queries.worst_devices(conn, DEVICES, where),
             "tickets": tickets.list_tickets(conn),
             "coverage": [row for row in coverage if row["warning"] is not None],
             "colours": STATE_COLOURS,
@@ -58,9 +65,6 @@ def index(request: Request, wired: Wired, who: PageReader) -> Response:
             context["dead"] = outbox.list_deliveries(conn, status=outbox.DEAD, limit=20)
         else:
             context["agents"] = [a for a in context["agents"] if seen.has_agent(a["site"], a["agent"])]
-            context["devices"] = [
-                d for d in context["devices"] if seen.has_device(d["site"], d["agent"], d["device"])
-            ]
             context["tickets"] = [t for t in context["tickets"] if seen.has_ticket(t)]
             context["coverage"] = [
                 c for c in context["coverage"] if seen.has_device(c["site"], c["agent"], c["device"])

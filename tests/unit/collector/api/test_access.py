@@ -178,6 +178,11 @@ def test_a_customer_sees_only_its_own_devices_tickets_contracts_and_windows(
         {"error": "not-found", "detail": "no ticket numbered 'HZ-000002'"},
     )
     assert {d["site"] for d in acme.get("/api/devices").json()} == {"acme-hq"}
+    assert acme.get("/api/devices/acme-hq/pc/bar/history").status_code == 200
+    assert acme.get("/api/devices/globex-hq/pc/bar/history").json() == {
+        "error": "not-found",
+        "detail": "no device globex-hq/pc/bar",
+    }
     assert {a["site"] for a in acme.get("/api/agents").json()} == {"acme-hq"}
     assert [c["number"] for c in acme.get("/api/contracts").json()] == ["C-ACME"]
     assert {c["site"] for c in acme.get("/api/coverage").json()} == {"acme-hq"}
