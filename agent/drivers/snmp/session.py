@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agent.drivers.snmp import ciphers
 from agent.drivers.snmp.options import SnmpOptions
 from agent.errors import AgentError
 
@@ -68,6 +69,7 @@ def security_key(options: SnmpOptions) -> tuple[str, ...]:
 
 def engine(key: tuple[str, ...] = ("v2c",)) -> "SnmpEngine":
     """The running loop's first engine that takes credentials ``key``; a new one when none does."""
+    ciphers.install()
     from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
     engines = _ENGINES.setdefault(asyncio.get_running_loop(), [])
@@ -92,6 +94,7 @@ def close_engine() -> None:
 
 
 def auth_data(options: SnmpOptions) -> Any:
+    ciphers.install()
     from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData
 
     if options.version == "2c":
@@ -103,6 +106,7 @@ def auth_data(options: SnmpOptions) -> Any:
 
 def usm_arguments(keys: Any) -> dict[str, Any]:
     """The keys and protocols of a ``UsmKeys`` as pysnmp's ``UsmUserData`` and ``add_v3_user`` take them."""
+    ciphers.install()
     from pysnmp.hlapi.v3arch.asyncio import auth as a
 
     auth_protocols = {
