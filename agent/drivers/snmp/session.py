@@ -8,7 +8,7 @@ switch in a dict, for tests.
 **Engines.** An ``SnmpEngine`` holds a UDP socket and the SNMPv3 state, including the USM user table, which
 is keyed by user name (and engine id): two switches with the same v3 user name and different keys would
 overwrite each other's keys in one engine, and every poll of one would make the other fail. An engine also
-costs memory (about 0.7 MB each, 5 MB for the first: its own copy of the MIB modules it runs on). So probes
+costs memory (about 0.8 MB each, 2.5 MB for the first: its own copy of the MIB modules it runs on). So probes
 share an engine unless their credentials conflict: an engine holds at most one set of keys per v3 user name
 (``security_key``), v2c communities go with any. Fifty switches polled as one user with one set of keys, or
 as fifty users, take one engine; the same user with two sets of keys, two. An engine belongs to the event
