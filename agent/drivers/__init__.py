@@ -4,7 +4,8 @@ A driver is an options model (validated at start-up, without I/O) and a ``build`
 ``Probe`` whose ``async poll()`` checks one device and never raises for a dead one. A driver that needs more
 than its options (the device's serial, a client shared by every device) gives ``build_in_context`` instead,
 which also receives a ``ProbeContext`` (``context.py``: the device, the agent-level settings, and the store of
-what all probes share).
+what all probes share); one that only shares what it can do without (``usb``: one scan of a tree for all its
+checks) gives both, and ``build`` serves where there is no context.
 """
 
 from collections.abc import Callable
@@ -33,7 +34,10 @@ DRIVERS: dict[str, DriverSpec] = {
     "icmp": DriverSpec("icmp", icmp.IcmpOptions, lambda options, _model: icmp.build(options)),
     "snmp": DriverSpec("snmp", snmp.SnmpOptions, None, snmp.build_in_context),
     "usb": DriverSpec(
-        "usb", usb.UsbOptions, lambda options, model: usb.build(options, model.usb, model.name)
+        "usb",
+        usb.UsbOptions,
+        lambda options, model: usb.build(options, model.usb, model.name),
+        usb.build_in_context,
     ),
     "sync": DriverSpec("sync", sync.SyncOptions, None, sync.build),
 }
@@ -43,7 +47,7 @@ def build_probe(options: BaseModel, model: Model, context: ProbeContext | None =
     """The probe for one configured check of a device of ``model``; ``context`` for drivers that need it."""
     name = getattr(options, "driver")  # noqa: B009  (every options model has a ``driver`` tag)
     spec = DRIVERS[name]
-    if spec.build_in_context is not None:
+    if spec.build_in_context is not None and (context is not None or spec.build is None):
         if context is None:
             raise ValueError(f"the {name} driver needs a ProbeContext")
         return spec.build_in_context(options, model, context)

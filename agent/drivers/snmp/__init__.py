@@ -3,8 +3,8 @@
 Logitech's room devices speak no SNMP themselves; the switch port that powers a Tap IP or a Rally Bar does.
 ``probe.py`` reads and judges the port, ``ports.py`` finds it (and its PoE port) on the switch, ``uptime.py``
 tells a 497-day wrap of ``sysUpTime`` from a restart, ``session.py`` talks pysnmp (one engine per set of
-credentials), ``traps.py`` is the agent's notification receiver, ``options.py`` the settings. See
-``docs/snmp.md``.
+credentials; ``ciphers.py`` gives it SNMPv3 privacy on libcrypto), ``traps.py`` is the agent's notification
+receiver, ``options.py`` the settings. See ``docs/snmp.md``.
 """
 
 from agent.catalog import Model

@@ -8,7 +8,7 @@ switch in a dict, for tests.
 **Engines.** An ``SnmpEngine`` holds a UDP socket and the SNMPv3 state, including the USM user table, which
 is keyed by user name (and engine id): two switches with the same v3 user name and different keys would
 overwrite each other's keys in one engine, and every poll of one would make the other fail. An engine also
-costs memory (about 0.7 MB each, 5 MB for the first: its own copy of the MIB modules it runs on). So probes
+costs memory (about 0.8 MB each, 2.5 MB for the first: its own copy of the MIB modules it runs on). So probes
 share an engine unless their credentials conflict: an engine holds at most one set of keys per v3 user name
 (``security_key``), v2c communities go with any. Fifty switches polled as one user with one set of keys, or
 as fifty users, take one engine; the same user with two sets of keys, two. An engine belongs to the event
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agent.drivers.snmp import ciphers
 from agent.drivers.snmp.options import SnmpOptions
 from agent.errors import AgentError
 
@@ -68,6 +69,7 @@ def security_key(options: SnmpOptions) -> tuple[str, ...]:
 
 def engine(key: tuple[str, ...] = ("v2c",)) -> "SnmpEngine":
     """The running loop's first engine that takes credentials ``key``; a new one when none does."""
+    ciphers.install()
     from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
     engines = _ENGINES.setdefault(asyncio.get_running_loop(), [])
@@ -92,6 +94,7 @@ def close_engine() -> None:
 
 
 def auth_data(options: SnmpOptions) -> Any:
+    ciphers.install()
     from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData
 
     if options.version == "2c":
@@ -103,6 +106,7 @@ def auth_data(options: SnmpOptions) -> Any:
 
 def usm_arguments(keys: Any) -> dict[str, Any]:
     """The keys and protocols of a ``UsmKeys`` as pysnmp's ``UsmUserData`` and ``add_v3_user`` take them."""
+    ciphers.install()
     from pysnmp.hlapi.v3arch.asyncio import auth as a
 
     auth_protocols = {

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.drivers.context import ResourceKey
+from agent.drivers.snmp import ciphers
 from agent.drivers.snmp.options import SnmpOptions, TrapsConfig, UsmKeys
 from agent.drivers.snmp.session import usm_arguments
 
@@ -145,6 +146,7 @@ class TrapReceiver:
                 return True
             if self._failed is not None:
                 return False
+            ciphers.install()
             from pysnmp.carrier.asyncio.dgram import udp, udp6
             from pysnmp.entity import config
             from pysnmp.entity.engine import SnmpEngine

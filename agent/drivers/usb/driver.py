@@ -6,8 +6,11 @@ speakerphone). All required functions present means ``up``; none means ``down``;
 
 Hot-plug: the probe watches for USB devices coming and going (``hotplug``: udev netlink, or a
 sysfs scan every ``scan_interval`` seconds) and wakes the poller, which checks the device at once instead of
-at its next interval. Debounce: these devices re-enumerate by themselves, so a function that was present at
-the last check and is missing now is given ``settle`` seconds to come back before it counts as missing.
+at its next interval. In the agent (``build_in_context``) the usb checks of one sysfs tree share its scans and
+its hot-plug source: one reading of the tree serves every device checked at that moment.
+
+Debounce: these devices re-enumerate by themselves, so a function that was present at the last check and is
+missing now is given ``settle`` seconds to come back before it counts as missing.
 """
 
 import asyncio
@@ -19,10 +22,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agent.catalog import UsbFunction
+from agent.catalog import Model, UsbFunction
 from agent.drivers.base import CheckResult, Stopwatch, TimedResults
-from agent.drivers.usb.hotplug import EventSource, HotplugUnavailableError, open_source, watch
-from agent.drivers.usb.sysfs import DEFAULT_ROOT, scan
+from agent.drivers.context import ProbeContext, ResourceKey
+from agent.drivers.usb.hotplug import (
+    EventSource,
+    HotplugUnavailableError,
+    SharedSource,
+    open_source,
+    watch,
+)
+from agent.drivers.usb.sysfs import DEFAULT_ROOT, SharedScan
 from agent.errors import AgentConfigError
 
 #: How often a settling function is looked for again while it is given time to come back.
@@ -74,8 +84,10 @@ class UsbProbe(TimedResults):
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        scans: SharedScan | None = None,
     ) -> None:
         self.options = options
+        self._scans = scans if scans is not None else SharedScan(options.sysfs_root)
         self.functions = functions
         self.model_name = model_name
         self.source = source
@@ -90,7 +102,7 @@ class UsbProbe(TimedResults):
             await watch(self.source, {f.usb_id for f in self.functions}, notify)
 
     async def _present(self) -> set[str]:
-        devices = await asyncio.to_thread(scan, self.options.sysfs_root)
+        devices = await self._scans.read()
         if self.options.serial is not None:
             devices = [d for d in devices if d.serial == self.options.serial]
         return {f"{d.vendor}:{d.product}" for d in devices}
@@ -141,23 +153,46 @@ class UsbProbe(TimedResults):
         return self._result(True, detail, watch, degraded=True, metrics=metrics)
 
 
+def _source(options: UsbOptions, scans: SharedScan | None = None) -> EventSource | None:
+    """The check's hot-plug source, opened here: ``AgentConfigError`` if ``udev`` cannot work."""
+    try:
+        return open_source(options.hotplug, options.sysfs_root, options.scan_interval, scans)
+    except HotplugUnavailableError as exc:
+        where = f"usb check of {options.sysfs_root}: hotplug: {options.hotplug}"
+        raise AgentConfigError(f"{where}: {exc}") from None
+
+
 def build(
     options: UsbOptions,
     catalog_functions: tuple[UsbFunction, ...],
     model_name: str,
     source: EventSource | None = None,
+    scans: SharedScan | None = None,
 ) -> UsbProbe:
-    """The probe, with its hot-plug source opened here: ``AgentConfigError`` if ``udev`` cannot work."""
+    """The probe, with its own hot-plug source opened here unless given one (see ``_source``)."""
     if options.functions is not None:
         vendor_product = [(f.id.split(":"), f) for f in options.functions]
         functions = tuple(UsbFunction(vp[0], vp[1], f.role, f.required) for vp, f in vendor_product)
     else:
         functions = catalog_functions
     if source is None:
-        try:
-            source = open_source(options.hotplug, options.sysfs_root, options.scan_interval)
-        except HotplugUnavailableError as exc:
-            raise AgentConfigError(
-                f"usb check of {options.sysfs_root}: hotplug: {options.hotplug}: {exc}"
-            ) from None
-    return UsbProbe(options, functions, model_name, source)
+        source = _source(options, scans)
+    return UsbProbe(options, functions, model_name, source, scans=scans)
+
+
+def build_in_context(options: UsbOptions, model: Model, context: ProbeContext) -> UsbProbe:
+    """The probe, sharing the scans of its sysfs tree and its hot-plug source with the agent's other usb
+    checks of that tree (and, for the source, of the same ``hotplug`` and ``scan_interval``)."""
+    root = options.sysfs_root
+    scans = context.shared.get(ResourceKey[SharedScan](f"usb.scans {root}"), lambda: SharedScan(root))
+    source = None
+    if options.hotplug != "off":
+        key = ResourceKey[SharedSource](f"usb.hotplug {options.hotplug} {options.scan_interval:g} {root}")
+        source = context.shared.get(key, lambda: _shared_source(options, scans))
+    return build(options, model.usb, model.name, source, scans)
+
+
+def _shared_source(options: UsbOptions, scans: SharedScan) -> SharedSource:
+    opened = _source(options, scans)
+    assert opened is not None, "hotplug: off opens no source"
+    return SharedSource(opened)

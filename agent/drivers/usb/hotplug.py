@@ -9,6 +9,8 @@ Two sources of the same ``UsbEvent``s:
 
 A probe runs ``watch(source, wanted, notify)``: it calls ``notify()`` for every event that concerns one of the
 ``wanted`` vendor:product ids. The poller turns ``notify`` into an immediate re-check of the device.
+``SharedSource`` reads one source for every probe of the agent that watches the same tree: one netlink
+socket or one scan loop (and one last reading), not one per device.
 """
 
 import asyncio
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from agent.drivers.usb.sysfs import DEFAULT_ROOT, scan
+from agent.drivers.usb.sysfs import DEFAULT_ROOT, SharedScan
 from agent.errors import AgentError
 
 log = logging.getLogger(__name__)
@@ -47,20 +49,22 @@ class HotplugUnavailableError(AgentError):
     """The asked-for event source cannot be used here; the message says why."""
 
 
-def _ids(root: Path) -> dict[str, str]:
-    """path -> vendor:product of every USB device directory under ``root`` (interfaces skipped)."""
-    return {d.path: f"{d.vendor}:{d.product}" for d in scan(root)}
-
-
 class ScanSource:
-    """Compares a scan of ``root`` every ``interval`` seconds with the previous one."""
+    """Compares a scan of ``root`` every ``interval`` seconds with the previous one.
+
+    ``scans`` reads the tree; the agent gives the one its usb checks of that root share."""
 
     def __init__(
-        self, root: Path, interval: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self,
+        root: Path,
+        interval: float,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        scans: SharedScan | None = None,
     ) -> None:
         self.root = root
         self.interval = interval
         self._sleep = sleep
+        self._scans = scans if scans is not None else SharedScan(root)
 
     async def events(self) -> AsyncIterator[UsbEvent]:
         before = await self._scan()
@@ -78,10 +82,57 @@ class ScanSource:
             before = now
 
     async def _scan(self) -> dict[str, str]:
+        """path -> vendor:product of every USB device directory under ``root`` (interfaces skipped)."""
         try:
-            return await asyncio.to_thread(_ids, self.root)
+            return {d.path: f"{d.vendor}:{d.product}" for d in await self._scans.read()}
         except OSError:
             return {}  # a root that is gone is no devices; the check itself reports why
+
+
+class SharedSource:
+    """One event source read once, its events handed to every ``events()`` iterator open on it.
+
+    It is read from the first iterator opened to the last one closed (or ``close()``); an error reading it
+    ends every iterator with that error, and the next one opened reads the source anew.
+    """
+
+    def __init__(self, source: EventSource) -> None:
+        self.source = source
+        self._listeners: set[asyncio.Queue[UsbEvent | Exception | None]] = set()
+        self._reading: asyncio.Task[None] | None = None
+
+    async def events(self) -> AsyncIterator[UsbEvent]:
+        queue: asyncio.Queue[UsbEvent | Exception | None] = asyncio.Queue()
+        self._listeners.add(queue)
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read())
+        try:
+            while (event := await queue.get()) is not None:  # None: the source has no more
+                if isinstance(event, Exception):
+                    raise event
+                yield event
+        finally:
+            self._listeners.discard(queue)
+            if not self._listeners:
+                self.close()
+
+    async def _read(self) -> None:
+        end: Exception | None = None
+        try:
+            async for event in self.source.events():
+                for queue in self._listeners:
+                    queue.put_nowait(event)
+        except Exception as exc:  # noqa: BLE001  (handed to the watchers, whose poller logs it)
+            end = exc
+        self._reading = None
+        for queue in self._listeners:
+            queue.put_nowait(end)
+
+    def close(self) -> None:
+        """Stop reading the source (iterators still open wait for events that no longer come)."""
+        if self._reading is not None:
+            self._reading.cancel()
+            self._reading = None
 
 
 def usb_id_from_uevent(properties: Any) -> str | None:
@@ -148,15 +199,17 @@ class UdevSource:
             loop.remove_reader(fd)
 
 
-def open_source(mode: str, root: Path, interval: float) -> EventSource | None:
-    """The event source for ``mode`` (``auto``, ``udev``, ``scan``, ``off``).
+def open_source(
+    mode: str, root: Path, interval: float, scans: SharedScan | None = None
+) -> EventSource | None:
+    """The event source for ``mode`` (``auto``, ``udev``, ``scan``, ``off``); a scan reads with ``scans``.
 
     ``HotplugUnavailableError`` if ``udev`` is asked for where it cannot work. ``auto`` is udev for the real
     sysfs when its socket opens, else a scan."""
     if mode == "off":
         return None
     if mode == "scan":
-        return ScanSource(root, interval)
+        return ScanSource(root, interval, scans=scans)
     real = os.path.realpath(root) == os.path.realpath(REAL_SYSFS_DEVICES)
     if mode == "udev":
         if not real:
@@ -169,7 +222,7 @@ def open_source(mode: str, root: Path, interval: float) -> EventSource | None:
             return UdevSource()
         except HotplugUnavailableError as exc:
             log.info("usb hot-plug: %s; scanning %s every %g s instead", exc, root, interval)
-    return ScanSource(root, interval)
+    return ScanSource(root, interval, scans=scans)
 
 
 async def watch(source: EventSource, wanted: Collection[str], notify: Callable[[], None]) -> None:
