@@ -77,13 +77,34 @@ class Consumers:
             else:
                 return
 
-    async def ensure(self, partitions: int) -> None:
-        """A consumer (``-g0``, from the stream's first message) for every partition that has none."""
+    async def ensure(self, partitions: int) -> list[str]:
+        """A consumer (``-g0``, from the stream's first message) for every partition that has none; the names
+        of those made.
+
+        NATS makes ``$MQTT_msgs`` with interest retention: a message that no consumer's filter matches when it
+        arrives is dropped at once (the stream's last seq moves on, nothing is kept), and the retention of a
+        stream cannot be changed afterwards. A partition that gets its first consumer only now has lost what
+        agents published to it before, which is said once here.
+        """
         names = {info.name for info in await self.js.consumers_info(STREAM)}
+        made: list[str] = []
         for number in range(partitions):
             base = f"{self._config.consumer}-p{number}-g"
             if not any(name.startswith(base) for name in names):
-                await self._add(consumer_name(self._config.consumer, number, 0), number, None)
+                name = consumer_name(self._config.consumer, number, 0)
+                await self._add(name, number, None)
+                made.append(name)
+        if made:
+            taken = (await self.js.stream_info(STREAM)).state.last_seq
+            if taken:
+                log.warning(
+                    "made consumers %s after NATS had taken %d messages: what agents published to those"
+                    " partitions before now was not kept (run hezo-collector cluster nats-setup before"
+                    " the first agent connects; docs/cluster.md)",
+                    ", ".join(made),
+                    taken,
+                )
+        return made
 
     async def take_over(self, partition: int, generation: int, after: int | None = None) -> str:
         """A consumer of its own for this generation, and the partition's earlier ones deleted once it exists.

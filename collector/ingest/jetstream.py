@@ -19,10 +19,11 @@ previous holder had stored but not acknowledged is delivered again in order, and
 make that harmless. A collector that still reads a deleted consumer (it lost its lease) gets an error and
 stops reading that partition.
 
-The consumers must exist before agents publish: NATS keeps a message of the interest-retention stream only
-for the consumers that exist. At start the collector makes one for every partition that has none (reading
-from the stream's first message), and an empty consumer costs nothing; stopping a collector leaves its
-consumers in place for the next holder.
+The consumers must exist before agents publish: NATS makes ``$MQTT_msgs`` with interest retention, so it
+drops at once a message that no consumer's filter matches, and a stream's retention cannot be changed later.
+``make_consumers`` (``hezo-collector cluster nats-setup``, run before the first agent) makes one for every
+partition that has none, reading from the stream's first message, and so does the collector at start; an
+empty consumer costs nothing, and stopping a collector leaves its consumers in place for the next holder.
 """
 
 from __future__ import annotations
@@ -179,24 +180,14 @@ class JetStreamReceiver:
         import nats
 
         self._loop = asyncio.get_running_loop()
-        options: dict[str, Any] = {}
-        if self._config.user is not None and self._config.password is not None:
-            options = {"user": self._config.user, "password": self._config.password.get_secret_value()}
-        if self._config.tls is not None:
-            options["tls"] = tls_context(self._config.tls)
-        elif any(server.startswith("tls:") for server in self._config.servers):
-            options["tls"] = ssl.create_default_context()
         client = await nats.connect(
-            servers=list(self._config.servers),
-            name="hezo-collector",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
-            connect_timeout=5,
             disconnected_cb=self._disconnected,
             reconnected_cb=self._reconnected,
             error_cb=self._error,
             allow_reconnect=True,
-            **options,
+            **connect_options(self._config),
         )
         self._connected = True
         log.info("connected to NATS at %s", client.connected_url.netloc if client.connected_url else "?")
@@ -389,6 +380,68 @@ def open_mqtt_once(settings: SessionSettings, timeout: float = 10.0) -> None:
         )
     finally:
         client.close()
+
+
+def connect_options(config: NatsConfig) -> dict[str, Any]:
+    """What ``nats.connect`` needs to reach the nodes ``config`` names: servers, login, TLS."""
+    options: dict[str, Any] = {
+        "servers": list(config.servers),
+        "name": "hezo-collector",
+        "connect_timeout": 5,
+    }
+    if config.user is not None and config.password is not None:
+        options |= {"user": config.user, "password": config.password.get_secret_value()}
+    if config.tls is not None:
+        options["tls"] = tls_context(config.tls)
+    elif any(server.startswith("tls:") for server in config.servers):
+        options["tls"] = ssl.create_default_context()
+    return options
+
+
+def make_consumers(
+    config: NatsConfig,
+    prefix: str,
+    partitions: int,
+    make_streams: Callable[[], None] | None,
+    *,
+    timeout: float = 60.0,
+) -> list[str]:
+    """Every partition's consumer made where it has none (``hezo-collector cluster nats-setup``), the
+    MQTT streams first if NATS has none yet; the names made. Run before the first agent connects, so NATS
+    keeps every message agents publish until a collector reads it, however late collectors start."""
+
+    seen: list[Exception] = []
+
+    async def said_once(exc: Exception) -> None:
+        seen.append(exc)  # the last one is what the caller is told
+
+    async def setup() -> list[str]:
+        import nats
+        from nats.errors import NoServersError
+
+        try:  # a few tries per node (one restarting), then what the last try met
+            client = await nats.connect(
+                allow_reconnect=False,
+                max_reconnect_attempts=3,
+                reconnect_time_wait=1,
+                error_cb=said_once,
+                **connect_options(config),
+            )
+        except NoServersError as exc:
+            raise ConnectionError(str(seen[-1]) if seen else str(exc)) from exc
+        try:
+            consumers = Consumers(client.jetstream(), config, prefix)
+            given_up = threading.Event()
+            waiting = asyncio.get_running_loop().call_later(timeout, given_up.set)
+            await consumers.wait_for_stream(given_up, make_streams)
+            waiting.cancel()
+            if given_up.is_set():
+                raise TimeoutError(f"NATS made no {STREAM} stream within {timeout:.0f} s")
+            return await consumers.ensure(partitions)
+        finally:
+            await client.close()
+
+    return asyncio.run(setup())
 
 
 def tls_context(tls: TlsConfig) -> ssl.SSLContext:

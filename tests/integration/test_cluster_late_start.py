@@ -1,0 +1,103 @@
+"""Agents publishing through NATS before any collector runs: ``hezo-collector cluster nats-setup`` made the
+consumers first, so NATS kept every message, and a collector started later stores each exactly once.
+
+(Without the consumers NATS drops them: its ``$MQTT_msgs`` stream has interest retention.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from collector.store.schema import agent_boots, messages, rejected, samples
+from tests.integration.test_cluster import (
+    PARTITIONS,
+    Agent,
+    collector_config,
+    consumers,
+    count,
+    store_url,
+)
+from tests.support.collector import run_cli, serve
+from tests.support.nats import NatsCluster
+from tests.support.postgres import postgres_schema
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+SITES = [f"late-{n}" for n in range(4)]
+ROUNDS = 10
+
+
+@pytest.fixture
+def store() -> Iterator[Engine]:
+    with postgres_schema() as engine:
+        yield engine
+
+
+def kept(nats: NatsCluster) -> int:
+    """Messages the ``$MQTT_msgs`` stream holds now."""
+
+    async def messages_in_stream() -> int:
+        import nats as client
+
+        connection = await client.connect(servers=nats.servers)
+        try:
+            return int((await connection.jetstream().stream_info("$MQTT_msgs")).state.messages)
+        finally:
+            await connection.close()
+
+    return asyncio.run(messages_in_stream())
+
+
+def test_a_collector_started_after_agents_published_stores_every_message_once(
+    tmp_path: Path, store: Engine
+) -> None:
+    began = time.monotonic()
+    with NatsCluster(tmp_path / "nats", size=1, partitions=PARTITIONS) as nats:
+        config = collector_config("alpha", nats, store_url(store), tmp_path)
+        setup = run_cli(tmp_path, "--config", str(config), "cluster", "nats-setup")
+        assert setup.returncode == 0, setup.stderr
+        names = consumers(nats)
+        assert sorted(names) == sorted(f"hezo-collector-p{n}-g0" for n in range(PARTITIONS))
+
+        agents = [Agent(site, nats.nodes[0].mqtt_port) for site in SITES]
+        try:
+            for agent in agents:
+                agent.send(agent.fake.birth(at=datetime.now(UTC)))
+            for _ in range(ROUNDS):
+                for agent in agents:
+                    agent.send(agent.fake.telemetry(at=datetime.now(UTC)), samples=2)
+        finally:
+            for agent in agents:
+                agent.close()
+        sent = sum(agent.sent for agent in agents)
+        assert kept(nats) == sent  # NATS kept them all for the consumers nats-setup made
+
+        collector = serve(config, config.parent)
+        try:
+            eventually(f"all {sent} messages stored", lambda: count(store, messages) >= sent, timeout=90)
+            eventually("every message acknowledged", lambda: kept(nats) == 0, timeout=30)
+        finally:
+            collector.send_signal(signal.SIGTERM)
+            try:
+                collector.wait(30)
+            except subprocess.TimeoutExpired:
+                collector.kill()
+                collector.wait()
+    assert count(store, messages) == sent
+    assert count(store, samples) == sum(agent.samples for agent in agents)
+    assert count(store, rejected) == 0
+    with store.connect() as conn:
+        boots = conn.execute(select(agent_boots.c.site, agent_boots.c.gaps, agent_boots.c.missing)).all()
+    assert {row.site for row in boots} == set(SITES)
+    assert [row for row in boots if row.gaps or row.missing] == []
+    print(f"\nlate start: {sent} messages stored once, {time.monotonic() - began:.1f} s in all")
