@@ -16,7 +16,8 @@ from collector.cluster.leases import standing
 from collector.cluster.natsmap import render_mappings
 from collector.cluster.partitions import MAX_PARTITIONS
 from collector.errors import InvalidError
-from collector.ingest.jetstream import make_consumers, open_mqtt_once
+from collector.ingest.consumers import PartitionCountError
+from collector.ingest.natsconnect import make_consumers, open_mqtt_once
 from collector.ingest.session import SessionSettings
 
 COMMANDS = ("cluster",)
@@ -58,6 +59,8 @@ def _nats_setup(context: Context) -> int:
             config.cluster.partitions,
             functools.partial(open_mqtt_once, SessionSettings.of(config.mqtt)),
         )
+    except PartitionCountError:
+        raise  # refused (exit 3): the message says what to do
     except Exception as exc:  # NATS unreachable, a refused login, no stream: said, exit 1
         raise CommandFailed(
             f"could not make the consumers on {', '.join(config.cluster.nats.servers)}: "

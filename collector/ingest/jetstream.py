@@ -21,9 +21,14 @@ stops reading that partition.
 
 The consumers must exist before agents publish: NATS makes ``$MQTT_msgs`` with interest retention, so it
 drops at once a message that no consumer's filter matches, and a stream's retention cannot be changed later.
-``make_consumers`` (``hezo-collector cluster nats-setup``, run before the first agent) makes one for every
-partition that has none, reading from the stream's first message, and so does the collector at start; an
-empty consumer costs nothing, and stopping a collector leaves its consumers in place for the next holder.
+``natsconnect.make_consumers`` (``hezo-collector cluster nats-setup``, run before the first agent) makes one
+for every partition that has none, reading from the stream's first message, and so does the collector at
+start; an empty consumer costs nothing, and stopping a collector leaves its consumers in place for the next
+holder.
+
+The partition count must be the NATS mapping's and the consumers': the receiver gives up for good (the
+collector refuses to start, or /healthz says why) when a consumer on NATS was made for another count, or when
+a message's partition is not the one this count gives its site (``consumers.PartitionCountError``).
 """
 
 from __future__ import annotations
@@ -32,15 +37,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from collector.ingest.consumers import STREAM, SUBJECT_PREFIX, Consumers
-from collector.ingest.session import SessionSettings
+from collector.ingest.consumers import STREAM, SUBJECT_PREFIX, Consumers, PartitionCountError, misplaced
+from collector.ingest.natsconnect import connect_options
 from collector.ingest.writer import Inbox, Message
 
 if TYPE_CHECKING:
@@ -48,7 +52,6 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
     from collector.cluster.settings import NatsConfig
-    from common.configfile import TlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,8 @@ class JetStreamReceiver:
         self._partitions = partitions
         self._now = now
         self._subscribed = threading.Event()
+        #: Why the receiver gave up for good (its partition count is not NATS's), or None.
+        self._refused: PartitionCountError | None = None
         self._connected = False
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,8 +134,19 @@ class JetStreamReceiver:
         self._thread.start()
 
     def wait_subscribed(self, timeout: float) -> bool:
-        """Block until connected with a consumer for every partition; False on timeout."""
-        return self._subscribed.wait(timeout)
+        """Block until connected with a consumer for every partition; False on timeout. Raises the
+        ``PartitionCountError`` the receiver gave up for: the collector must not start."""
+        deadline = time.monotonic() + timeout
+        while not self._subscribed.wait(min(0.1, max(deadline - time.monotonic(), 0))):
+            if self._refused is not None:
+                raise self._refused
+            if time.monotonic() >= deadline:
+                return False
+        return True
+
+    def problem(self) -> str | None:
+        """Why the receiver gave up reading for good (for /healthz), or None."""
+        return None if self._refused is None else str(self._refused)
 
     def connected(self) -> bool:
         return self._connected
@@ -165,6 +181,10 @@ class JetStreamReceiver:
         while not self._stopping.is_set():
             try:
                 asyncio.run(self._main())
+            except PartitionCountError as exc:
+                log.error("%s", exc)  # noqa: TRY400 - the text says what to change; trying again cannot help
+                self._refused = exc
+                return
             except Exception as exc:  # noqa: BLE001 - said once per try, then tried again
                 log.warning(
                     "the JetStream receiver failed (%s: %s); again in %.0f s", type(exc).__name__, exc, delay
@@ -192,9 +212,13 @@ class JetStreamReceiver:
         self._connected = True
         log.info("connected to NATS at %s", client.connected_url.netloc if client.connected_url else "?")
         try:
-            consumers = Consumers(client.jetstream(), self._config, self._prefix)
+            consumers = Consumers(client.jetstream(), self._config, self._prefix, self._partitions.partitions)
             await consumers.wait_for_stream(self._stopping, self._make_streams)
-            await consumers.ensure(self._partitions.partitions)
+            try:
+                await consumers.ensure()
+            except PartitionCountError as exc:
+                self._refused = exc  # before the connection closes: no reconnect said
+                raise
             self._subscribed.set()
             await self._follow(consumers)
         finally:
@@ -208,7 +232,7 @@ class JetStreamReceiver:
 
     async def _disconnected(self) -> None:
         self._connected = False
-        if not self._stopping.is_set():
+        if not self._stopping.is_set() and self._refused is None:
             log.warning("lost the NATS connection; reconnecting")
 
     async def _reconnected(self) -> None:
@@ -223,6 +247,8 @@ class JetStreamReceiver:
         readers: dict[int, tuple[int, asyncio.Task[None]]] = {}
         try:
             while not self._stopping.is_set():
+                if self._refused is not None:
+                    raise self._refused
                 owned = self._partitions.owned()
                 for number, (generation, task) in list(readers.items()):
                     held = self._partitions.generation(number)
@@ -301,6 +327,10 @@ class JetStreamReceiver:
                 log.warning("fetching partition %d failed (%s: %s)", partition, type(exc).__name__, exc)
                 await asyncio.sleep(1)
                 continue
+            if batch and (wrong := misplaced(batch[0].subject, self._prefix, self._partitions.partitions)):
+                # Not handed on: they wait in the stream for a collector with the NATS mapping's count.
+                self._refused = PartitionCountError(wrong)
+                return _GONE
             in_order: list[Msg] = []
             lost = False
             for msg in batch:
@@ -355,98 +385,3 @@ class JetStreamReceiver:
                 await msg.ack()
             except Exception as exc:  # noqa: BLE001 - stored: at worst delivered again, harmlessly
                 log.debug("ack failed: %s", exc)
-
-
-def open_mqtt_once(settings: SessionSettings, timeout: float = 10.0) -> None:
-    """Connect to the MQTT listener ``settings`` names and leave (a clean session): NATS makes its MQTT
-    streams at the first MQTT connection. A failure is logged; the receiver goes on waiting for the stream."""
-    from common.mqttclient import Client, describe
-
-    client = Client(f"{settings.client_id}-streams", clean_session=True)
-    client.login(settings.username, settings.password)
-    client.use_tls(settings.tls)
-    try:
-        client.connect(settings.host, settings.port, keepalive=settings.keepalive)
-        client.loop_start()
-        deadline = time.monotonic() + timeout
-        while not client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    except OSError as exc:
-        log.warning(
-            "could not reach %s:%s to have NATS make its streams: %s",
-            settings.host,
-            settings.port,
-            describe(exc),
-        )
-    finally:
-        client.close()
-
-
-def connect_options(config: NatsConfig) -> dict[str, Any]:
-    """What ``nats.connect`` needs to reach the nodes ``config`` names: servers, login, TLS."""
-    options: dict[str, Any] = {
-        "servers": list(config.servers),
-        "name": "hezo-collector",
-        "connect_timeout": 5,
-    }
-    if config.user is not None and config.password is not None:
-        options |= {"user": config.user, "password": config.password.get_secret_value()}
-    if config.tls is not None:
-        options["tls"] = tls_context(config.tls)
-    elif any(server.startswith("tls:") for server in config.servers):
-        options["tls"] = ssl.create_default_context()
-    return options
-
-
-def make_consumers(
-    config: NatsConfig,
-    prefix: str,
-    partitions: int,
-    make_streams: Callable[[], None] | None,
-    *,
-    timeout: float = 60.0,
-) -> list[str]:
-    """Every partition's consumer made where it has none (``hezo-collector cluster nats-setup``), the
-    MQTT streams first if NATS has none yet; the names made. Run before the first agent connects, so NATS
-    keeps every message agents publish until a collector reads it, however late collectors start."""
-
-    seen: list[Exception] = []
-
-    async def said_once(exc: Exception) -> None:
-        seen.append(exc)  # the last one is what the caller is told
-
-    async def setup() -> list[str]:
-        import nats
-        from nats.errors import NoServersError
-
-        try:  # a few tries per node (one restarting), then what the last try met
-            client = await nats.connect(
-                allow_reconnect=False,
-                max_reconnect_attempts=3,
-                reconnect_time_wait=1,
-                error_cb=said_once,
-                **connect_options(config),
-            )
-        except NoServersError as exc:
-            raise ConnectionError(str(seen[-1]) if seen else str(exc)) from exc
-        try:
-            consumers = Consumers(client.jetstream(), config, prefix)
-            given_up = threading.Event()
-            waiting = asyncio.get_running_loop().call_later(timeout, given_up.set)
-            await consumers.wait_for_stream(given_up, make_streams)
-            waiting.cancel()
-            if given_up.is_set():
-                raise TimeoutError(f"NATS made no {STREAM} stream within {timeout:.0f} s")
-            return await consumers.ensure(partitions)
-        finally:
-            await client.close()
-
-    return asyncio.run(setup())
-
-
-def tls_context(tls: TlsConfig) -> ssl.SSLContext:
-    """A client context verifying the nodes against ``ca_file`` (or the system CAs); a client certificate."""
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file is not None and tls.key_file is not None:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    return context

@@ -26,7 +26,8 @@ from sqlalchemy import Engine, func, select, text
 from collector.cluster.leases import MEMBER, PARTITION
 from collector.cluster.partitions import partition_of
 from collector.cluster.settings import NatsConfig
-from collector.ingest.jetstream import JetStreamReceiver, open_mqtt_once
+from collector.ingest.jetstream import JetStreamReceiver
+from collector.ingest.natsconnect import open_mqtt_once
 from collector.ingest.session import SessionSettings
 from collector.ingest.writer import Message
 from collector.store.database import utcnow

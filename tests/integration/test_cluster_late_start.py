@@ -1,7 +1,8 @@
 """Agents publishing through NATS before any collector runs: ``hezo-collector cluster nats-setup`` made the
 consumers first, so NATS kept every message, and a collector started later stores each exactly once.
 
-(Without the consumers NATS drops them: its ``$MQTT_msgs`` stream has interest retention.)
+(Without the consumers NATS drops them: its ``$MQTT_msgs`` stream has interest retention.) And a collector
+configured for another number of partitions than the consumers on NATS were made for does not start.
 """
 
 from __future__ import annotations
@@ -101,3 +102,20 @@ def test_a_collector_started_after_agents_published_stores_every_message_once(
     assert {row.site for row in boots} == set(SITES)
     assert [row for row in boots if row.gaps or row.missing] == []
     print(f"\nlate start: {sent} messages stored once, {time.monotonic() - began:.1f} s in all")
+
+
+def test_a_collector_configured_for_another_partition_count_refuses_to_start(tmp_path: Path) -> None:
+    with NatsCluster(tmp_path / "nats", size=1, partitions=PARTITIONS) as nats:
+        url = f"sqlite:///{tmp_path / 'collector.db'}"
+        config = collector_config("alpha", nats, url, tmp_path)
+        setup = run_cli(tmp_path, "--config", str(config), "cluster", "nats-setup")
+        assert setup.returncode == 0, setup.stderr
+        other = collector_config("beta", nats, url, tmp_path)
+        other.write_text(other.read_text().replace(f"partitions: {PARTITIONS},", "partitions: 2,"))
+
+        for command in (["cluster", "nats-setup"], ["serve"]):
+            done = run_cli(tmp_path, "--config", str(other), *command)
+            assert done.returncode == 3, done.stderr
+            assert "cluster.partitions is 2" in done.stderr
+            assert f"was made for {PARTITIONS} partitions" in done.stderr
+        assert len(consumers(nats)) == PARTITIONS  # none made for the other count

@@ -1,6 +1,7 @@
 """A partition changing hands on a real NATS: the new holder reads every message the previous holder had not
 acknowledged, from the first of them, in order, and none it had acknowledged (not even one acknowledged out
-of order, past an unacknowledged one)."""
+of order, past an unacknowledged one). A receiver whose partition count is not the NATS mapping's reads
+nothing on."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from collector.cluster.partitions import partition_of
 from collector.cluster.settings import NatsConfig
-from collector.ingest.jetstream import JetStreamReceiver, make_consumers, open_mqtt_once
+from collector.ingest.jetstream import JetStreamReceiver
+from collector.ingest.natsconnect import make_consumers, open_mqtt_once
 from collector.ingest.session import SessionSettings
 from collector.store.database import utcnow
 from tests.integration.test_cluster import Agent, Queue
@@ -110,3 +113,44 @@ def test_a_new_holder_resumes_at_the_first_message_the_previous_one_did_not_ackn
         assert [message.payload for message in taken.items] == unacknowledged
         [name] = partition_consumers(nats)
         assert "-g2-" in name  # the previous holder's consumer is gone
+
+
+class FourPartitions:
+    """A collector configured for 4 partitions, holding them all."""
+
+    partitions = 4
+
+    def owned(self) -> frozenset[int]:
+        return frozenset(range(4))
+
+    def generation(self, number: int) -> int | None:
+        return 1
+
+
+def test_a_receiver_whose_count_is_not_the_nats_mappings_stops_and_hands_nothing_on(tmp_path: Path) -> None:
+    # Sites the mapping for 2 partitions puts in another partition than 4 would.
+    site = next(s for s in (f"site-{n}" for n in range(100)) if partition_of(s, 4) != partition_of(s, 2))
+    with NatsCluster(tmp_path / "nats", size=1, partitions=2) as nats:
+        node = nats.nodes[0]
+        config = NatsConfig(servers=nats.servers)
+        streams = functools.partial(
+            open_mqtt_once, SessionSettings("127.0.0.1", node.mqtt_port, "mapping", "hezo/v1", 30)
+        )
+        queue = Queue()
+        receiver = JetStreamReceiver(
+            config, "hezo/v1", queue, FourPartitions(), now=utcnow, make_streams=streams
+        )
+        receiver.start()
+        try:
+            assert receiver.wait_subscribed(60)
+            agent = Agent(site, node.mqtt_port)
+            try:
+                agent.send(agent.fake.birth(at=datetime.now(UTC)))
+            finally:
+                agent.close()
+            problem = eventually("the receiver gives up", receiver.problem)
+        finally:
+            receiver.stop()
+    assert f"cluster.partitions is 4, which puts site {site} in partition {partition_of(site, 4)}" in problem
+    assert f"mapping put it in partition {partition_of(site, 2)}" in problem
+    assert queue.items == []  # the birth waits in the stream for a collector of the mapping's count

@@ -25,7 +25,7 @@ from nats.js.api import (
 )
 
 from collector.cluster.settings import NatsConfig
-from collector.ingest.consumers import STREAM, Consumers
+from collector.ingest.consumers import STREAM, Consumers, PartitionCountError
 
 PREFIX = "hezo/v1"
 
@@ -38,11 +38,21 @@ class FakeJetStream:
         self.done: list[tuple[str, str]] = []
         self.last_seq = last_seq
 
-    def had(self, name: str, *, acked_up_to: int, delivered: int, start: int | None = None) -> None:
+    def had(
+        self,
+        name: str,
+        *,
+        acked_up_to: int,
+        delivered: int,
+        start: int | None = None,
+        made_for: int | None = None,
+    ) -> None:
         """A consumer a holder before used: delivered up to ``delivered``, acknowledged all up to
-        ``acked_up_to``."""
+        ``acked_up_to``; made for ``made_for`` partitions (None: made before consumers said so)."""
+        partition = name.rsplit("-p", maxsplit=1)[-1].split("-", maxsplit=1)[0]
         config = ConsumerConfig(
             durable_name=name,
+            description=None if made_for is None else f"hezo partition {partition} of {made_for}",
             deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=start,
         )
@@ -88,8 +98,8 @@ class FakeJetStream:
         return self.consumers[name].config
 
 
-def consumers(js: FakeJetStream) -> Consumers:
-    return Consumers(cast(Any, js), NatsConfig(servers=["nats://127.0.0.1:4222"]), PREFIX)
+def consumers(js: FakeJetStream, partitions: int = 4) -> Consumers:
+    return Consumers(cast(Any, js), NatsConfig(servers=["nats://127.0.0.1:4222"]), PREFIX, partitions)
 
 
 def take_over(js: FakeJetStream, partition: int, generation: int, after: int | None = None) -> str:
@@ -161,10 +171,11 @@ def test_a_reader_that_lost_a_delivery_reads_again_right_after_what_it_handed_on
 def test_ensure_makes_a_consumer_for_each_partition_without_one_and_no_other() -> None:
     js = FakeJetStream()
     js.had("hezo-collector-p1-g2-rcccccc", acked_up_to=5, delivered=5)
-    made = asyncio.run(consumers(js).ensure(3))
+    made = asyncio.run(consumers(js, 3).ensure())
     assert made == ["hezo-collector-p0-g0", "hezo-collector-p2-g0"]
     assert js.config_of("hezo-collector-p0-g0").deliver_policy == DeliverPolicy.ALL
-    assert asyncio.run(consumers(js).ensure(3)) == []
+    assert js.config_of("hezo-collector-p0-g0").description == "hezo partition 0 of 3"
+    assert asyncio.run(consumers(js, 3).ensure()) == []
 
 
 def test_a_consumer_made_after_nats_took_messages_is_said_to_be_late(
@@ -172,7 +183,44 @@ def test_a_consumer_made_after_nats_took_messages_is_said_to_be_late(
 ) -> None:
     js = FakeJetStream(last_seq=44)
     with caplog.at_level(logging.WARNING, logger="collector.ingest.consumers"):
-        asyncio.run(consumers(js).ensure(2))
+        asyncio.run(consumers(js, 2).ensure())
     [record] = caplog.records
     assert "after NATS had taken 44 messages" in record.getMessage()
     assert "hezo-collector-p0-g0, hezo-collector-p1-g0" in record.getMessage()
+
+
+def recorded_for(js: FakeJetStream, partitions: int) -> None:
+    """The consumers collectors configured for ``partitions`` partitions leave on NATS."""
+    for number in range(partitions):
+        name = f"hezo-collector-p{number}-g{number + 1}-r00000{number}"
+        js.had(name, acked_up_to=9, delivered=9, made_for=partitions)
+
+
+@pytest.mark.parametrize(("recorded", "configured"), [(4, 8), (4, 2)])
+def test_a_partition_count_other_than_the_consumers_is_refused_naming_both(
+    recorded: int, configured: int
+) -> None:
+    js = FakeJetStream()
+    recorded_for(js, recorded)
+    with pytest.raises(PartitionCountError) as refused:
+        asyncio.run(consumers(js, configured).ensure())
+    assert f"cluster.partitions is {configured}" in str(refused.value)
+    assert f"was made for {recorded} partitions" in str(refused.value)
+    assert "Changing the number of partitions" in str(refused.value)
+    assert js.done == []  # nothing made
+
+
+def test_a_consumer_from_before_counts_were_recorded_betrays_a_larger_count() -> None:
+    js = FakeJetStream()
+    js.had("hezo-collector-p5-g2-r000005", acked_up_to=9, delivered=9)
+    with pytest.raises(PartitionCountError, match="was made for at least 6 partitions"):
+        asyncio.run(consumers(js, 4).ensure())
+
+
+def test_the_same_count_and_other_names_on_the_stream_pass() -> None:
+    js = FakeJetStream()
+    recorded_for(js, 4)
+    js.had("hezo-other-p7-g1", acked_up_to=0, delivered=0)  # another collector set's consumers
+    js.had("VariiPJj_tkfMsp44mjFanVFpbtLnwc", acked_up_to=0, delivered=0)  # an MQTT session's
+    del js.consumers["hezo-collector-p2-g3-r000002"]  # a partition without one gets one again
+    assert asyncio.run(consumers(js, 4).ensure()) == ["hezo-collector-p2-g0"]
