@@ -17,7 +17,8 @@ from collector.cluster.leases import Leases
 from collector.cluster.ownership import Ownership
 from collector.config import CollectorConfig
 from collector.incidents.engine import IncidentEngine
-from collector.ingest.jetstream import JetStreamReceiver, open_mqtt_once
+from collector.ingest.jetstream import JetStreamReceiver
+from collector.ingest.natsconnect import open_mqtt_once
 from collector.ingest.pipeline import Ingest, RepublishWanted, RequestRepublish, transient
 from collector.ingest.receiver import Receiver
 from collector.ingest.session import SessionSettings
@@ -178,6 +179,8 @@ class CollectorService:
         if not self.writer.alive():
             return "the writer thread is not running: nothing is stored or acknowledged"
         if self.ownership is not None and (problem := self.ownership.problem()) is not None:
+            return problem
+        if isinstance(self.subscriber, JetStreamReceiver) and (problem := self.subscriber.problem()):
             return problem
         if not self.subscriber.connected():
             if isinstance(self.subscriber, JetStreamReceiver):

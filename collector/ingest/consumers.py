@@ -18,6 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from collector.cluster.partitions import partition_of
+from collector.errors import ConflictError
+
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
     from nats.js.api import ConsumerInfo
@@ -32,6 +35,12 @@ SUBJECT_PREFIX = "$MQTT.msgs."
 
 
 _NAME = re.compile(r"-p[0-9]+-g([0-9]+)(?:-r[0-9a-f]+)?")
+#: A consumer's description: the partition count it was made for (``PartitionCountError``).
+_COUNT = re.compile(r"hezo partition [0-9]+ of ([0-9]+)")
+
+
+class PartitionCountError(ConflictError):
+    """``cluster.partitions`` is not the number of partitions the consumers on NATS were made for."""
 
 
 def consumer_name(base: str, partition: int, generation: int, restart: str | None = None) -> str:
@@ -49,10 +58,11 @@ def generation_of(name: str) -> int:
 class Consumers:
     """The consumers of one collector's prefix on one JetStream connection."""
 
-    def __init__(self, js: JetStreamContext, config: NatsConfig, prefix: str) -> None:
+    def __init__(self, js: JetStreamContext, config: NatsConfig, prefix: str, partitions: int) -> None:
         self.js = js
         self._config = config
         self._prefix = prefix
+        self._partitions = partitions
 
     def subject(self, partition: int) -> str:
         return f"{SUBJECT_PREFIX}{self._prefix.replace('/', '.')}.{partition}.>"
@@ -77,13 +87,58 @@ class Consumers:
             else:
                 return
 
-    async def ensure(self, partitions: int) -> None:
-        """A consumer (``-g0``, from the stream's first message) for every partition that has none."""
-        names = {info.name for info in await self.js.consumers_info(STREAM)}
-        for number in range(partitions):
+    async def ensure(self) -> list[str]:
+        """A consumer (``-g0``, from the stream's first message) for every partition that has none; the names
+        of those made.
+
+        NATS makes ``$MQTT_msgs`` with interest retention: a message that no consumer's filter matches when it
+        arrives is dropped at once (the stream's last seq moves on, nothing is kept), and the retention of a
+        stream cannot be changed afterwards. A partition that gets its first consumer only now has lost what
+        agents published to it before, which is said once here.
+        """
+        infos = await self.js.consumers_info(STREAM)
+        self._check_count(infos)
+        names = {info.name for info in infos}
+        made: list[str] = []
+        for number in range(self._partitions):
             base = f"{self._config.consumer}-p{number}-g"
             if not any(name.startswith(base) for name in names):
-                await self._add(consumer_name(self._config.consumer, number, 0), number, None)
+                name = consumer_name(self._config.consumer, number, 0)
+                await self._add(name, number, None)
+                made.append(name)
+        if made:
+            taken = (await self.js.stream_info(STREAM)).state.last_seq
+            if taken:
+                log.warning(
+                    "made consumers %s after NATS had taken %d messages: what agents published to those"
+                    " partitions before now was not kept (run hezo-collector cluster nats-setup before"
+                    " the first agent connects; docs/cluster.md)",
+                    ", ".join(made),
+                    taken,
+                )
+        return made
+
+    def _check_count(self, infos: list[ConsumerInfo]) -> None:
+        """Refuse this collector's ``cluster.partitions`` when a consumer on NATS was made for another number
+        of partitions: each says its number in its description (one made before descriptions said it
+        betrays a larger number by its own partition's)."""
+        ours = re.compile(re.escape(self._config.consumer) + r"-p([0-9]+)-g[0-9]+(?:-r[0-9a-f]+)?")
+        for info in infos:
+            found = ours.fullmatch(info.name)
+            if found is None:
+                continue
+            said = _COUNT.fullmatch(info.config.description or "")
+            if said is not None and int(said.group(1)) != self._partitions:
+                recorded = f"made for {said.group(1)} partitions"
+            elif said is None and int(found.group(1)) >= self._partitions:
+                recorded = f"made for at least {int(found.group(1)) + 1} partitions"
+            else:
+                continue
+            raise PartitionCountError(
+                f"cluster.partitions is {self._partitions}, but the consumer {info.name} on NATS was"
+                f" {recorded}: the collectors, their consumers and the NATS nodes' mapping must all use one"
+                ' number; to change it, follow "Changing the number of partitions" in docs/cluster.md'
+            )
 
     async def take_over(self, partition: int, generation: int, after: int | None = None) -> str:
         """A consumer of its own for this generation, and the partition's earlier ones deleted once it exists.
@@ -130,6 +185,7 @@ class Consumers:
             ConsumerConfig(
                 durable_name=name,
                 filter_subject=self.subject(partition),
+                description=f"hezo partition {partition} of {self._partitions}",
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=self._config.ack_wait,
                 max_ack_pending=self._config.max_ack_pending,
@@ -143,3 +199,22 @@ def _floor(info: ConsumerInfo) -> int:
     """The last stream seq a consumer has acknowledged all messages up to (its start, before any ack)."""
     floor = info.ack_floor.stream_seq if info.ack_floor else 0
     return max(floor, (info.config.opt_start_seq or 1) - 1)
+
+
+def misplaced(subject: str, prefix: str, partitions: int) -> str | None:
+    """What is wrong when NATS's mapping put the site of ``subject`` in another partition than
+    ``partitions`` would (the nodes' mapping is for another count); None when it agrees."""
+    tokens = subject.removeprefix(SUBJECT_PREFIX).split(".")
+    count = len(prefix.split("/"))
+    if len(tokens) <= count + 1 or not tokens[count].isdigit():
+        return None  # not a mapped subject: the pipeline rejects and keeps it
+    mapped, site = int(tokens[count]), tokens[count + 1]
+    ours = partition_of(site, partitions)
+    if mapped == ours:
+        return None
+    return (
+        f"cluster.partitions is {partitions}, which puts site {site} in partition {ours}, but the NATS"
+        f" nodes' mapping put it in partition {mapped}: their mappings block is for another number of"
+        " partitions (hezo-collector cluster nats-mappings prints the one for this config); to change it,"
+        ' follow "Changing the number of partitions" in docs/cluster.md'
+    )

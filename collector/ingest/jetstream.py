@@ -19,10 +19,16 @@ previous holder had stored but not acknowledged is delivered again in order, and
 make that harmless. A collector that still reads a deleted consumer (it lost its lease) gets an error and
 stops reading that partition.
 
-The consumers must exist before agents publish: NATS keeps a message of the interest-retention stream only
-for the consumers that exist. At start the collector makes one for every partition that has none (reading
-from the stream's first message), and an empty consumer costs nothing; stopping a collector leaves its
-consumers in place for the next holder.
+The consumers must exist before agents publish: NATS makes ``$MQTT_msgs`` with interest retention, so it
+drops at once a message that no consumer's filter matches, and a stream's retention cannot be changed later.
+``natsconnect.make_consumers`` (``hezo-collector cluster nats-setup``, run before the first agent) makes one
+for every partition that has none, reading from the stream's first message, and so does the collector at
+start; an empty consumer costs nothing, and stopping a collector leaves its consumers in place for the next
+holder.
+
+The partition count must be the NATS mapping's and the consumers': the receiver gives up for good (the
+collector refuses to start, or /healthz says why) when a consumer on NATS was made for another count, or when
+a message's partition is not the one this count gives its site (``consumers.PartitionCountError``).
 """
 
 from __future__ import annotations
@@ -31,15 +37,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from collector.ingest.consumers import STREAM, SUBJECT_PREFIX, Consumers
-from collector.ingest.session import SessionSettings
+from collector.ingest.consumers import STREAM, SUBJECT_PREFIX, Consumers, PartitionCountError, misplaced
+from collector.ingest.natsconnect import connect_options
 from collector.ingest.writer import Inbox, Message
 
 if TYPE_CHECKING:
@@ -47,7 +52,6 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
     from collector.cluster.settings import NatsConfig
-    from common.configfile import TlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,8 @@ class JetStreamReceiver:
         self._partitions = partitions
         self._now = now
         self._subscribed = threading.Event()
+        #: Why the receiver gave up for good (its partition count is not NATS's), or None.
+        self._refused: PartitionCountError | None = None
         self._connected = False
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,8 +134,19 @@ class JetStreamReceiver:
         self._thread.start()
 
     def wait_subscribed(self, timeout: float) -> bool:
-        """Block until connected with a consumer for every partition; False on timeout."""
-        return self._subscribed.wait(timeout)
+        """Block until connected with a consumer for every partition; False on timeout. Raises the
+        ``PartitionCountError`` the receiver gave up for: the collector must not start."""
+        deadline = time.monotonic() + timeout
+        while not self._subscribed.wait(min(0.1, max(deadline - time.monotonic(), 0))):
+            if self._refused is not None:
+                raise self._refused
+            if time.monotonic() >= deadline:
+                return False
+        return True
+
+    def problem(self) -> str | None:
+        """Why the receiver gave up reading for good (for /healthz), or None."""
+        return None if self._refused is None else str(self._refused)
 
     def connected(self) -> bool:
         return self._connected
@@ -164,6 +181,10 @@ class JetStreamReceiver:
         while not self._stopping.is_set():
             try:
                 asyncio.run(self._main())
+            except PartitionCountError as exc:
+                log.error("%s", exc)  # noqa: TRY400 - the text says what to change; trying again cannot help
+                self._refused = exc
+                return
             except Exception as exc:  # noqa: BLE001 - said once per try, then tried again
                 log.warning(
                     "the JetStream receiver failed (%s: %s); again in %.0f s", type(exc).__name__, exc, delay
@@ -179,31 +200,25 @@ class JetStreamReceiver:
         import nats
 
         self._loop = asyncio.get_running_loop()
-        options: dict[str, Any] = {}
-        if self._config.user is not None and self._config.password is not None:
-            options = {"user": self._config.user, "password": self._config.password.get_secret_value()}
-        if self._config.tls is not None:
-            options["tls"] = tls_context(self._config.tls)
-        elif any(server.startswith("tls:") for server in self._config.servers):
-            options["tls"] = ssl.create_default_context()
         client = await nats.connect(
-            servers=list(self._config.servers),
-            name="hezo-collector",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
-            connect_timeout=5,
             disconnected_cb=self._disconnected,
             reconnected_cb=self._reconnected,
             error_cb=self._error,
             allow_reconnect=True,
-            **options,
+            **connect_options(self._config),
         )
         self._connected = True
         log.info("connected to NATS at %s", client.connected_url.netloc if client.connected_url else "?")
         try:
-            consumers = Consumers(client.jetstream(), self._config, self._prefix)
+            consumers = Consumers(client.jetstream(), self._config, self._prefix, self._partitions.partitions)
             await consumers.wait_for_stream(self._stopping, self._make_streams)
-            await consumers.ensure(self._partitions.partitions)
+            try:
+                await consumers.ensure()
+            except PartitionCountError as exc:
+                self._refused = exc  # before the connection closes: no reconnect said
+                raise
             self._subscribed.set()
             await self._follow(consumers)
         finally:
@@ -217,7 +232,7 @@ class JetStreamReceiver:
 
     async def _disconnected(self) -> None:
         self._connected = False
-        if not self._stopping.is_set():
+        if not self._stopping.is_set() and self._refused is None:
             log.warning("lost the NATS connection; reconnecting")
 
     async def _reconnected(self) -> None:
@@ -232,6 +247,8 @@ class JetStreamReceiver:
         readers: dict[int, tuple[int, asyncio.Task[None]]] = {}
         try:
             while not self._stopping.is_set():
+                if self._refused is not None:
+                    raise self._refused
                 owned = self._partitions.owned()
                 for number, (generation, task) in list(readers.items()):
                     held = self._partitions.generation(number)
@@ -310,6 +327,10 @@ class JetStreamReceiver:
                 log.warning("fetching partition %d failed (%s: %s)", partition, type(exc).__name__, exc)
                 await asyncio.sleep(1)
                 continue
+            if batch and (wrong := misplaced(batch[0].subject, self._prefix, self._partitions.partitions)):
+                # Not handed on: they wait in the stream for a collector with the NATS mapping's count.
+                self._refused = PartitionCountError(wrong)
+                return _GONE
             in_order: list[Msg] = []
             lost = False
             for msg in batch:
@@ -364,36 +385,3 @@ class JetStreamReceiver:
                 await msg.ack()
             except Exception as exc:  # noqa: BLE001 - stored: at worst delivered again, harmlessly
                 log.debug("ack failed: %s", exc)
-
-
-def open_mqtt_once(settings: SessionSettings, timeout: float = 10.0) -> None:
-    """Connect to the MQTT listener ``settings`` names and leave (a clean session): NATS makes its MQTT
-    streams at the first MQTT connection. A failure is logged; the receiver goes on waiting for the stream."""
-    from common.mqttclient import Client, describe
-
-    client = Client(f"{settings.client_id}-streams", clean_session=True)
-    client.login(settings.username, settings.password)
-    client.use_tls(settings.tls)
-    try:
-        client.connect(settings.host, settings.port, keepalive=settings.keepalive)
-        client.loop_start()
-        deadline = time.monotonic() + timeout
-        while not client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    except OSError as exc:
-        log.warning(
-            "could not reach %s:%s to have NATS make its streams: %s",
-            settings.host,
-            settings.port,
-            describe(exc),
-        )
-    finally:
-        client.close()
-
-
-def tls_context(tls: TlsConfig) -> ssl.SSLContext:
-    """A client context verifying the nodes against ``ca_file`` (or the system CAs); a client certificate."""
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file is not None and tls.key_file is not None:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    return context

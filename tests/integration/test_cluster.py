@@ -26,7 +26,8 @@ from sqlalchemy import Engine, func, select, text
 from collector.cluster.leases import MEMBER, PARTITION
 from collector.cluster.partitions import partition_of
 from collector.cluster.settings import NatsConfig
-from collector.ingest.jetstream import JetStreamReceiver, open_mqtt_once
+from collector.ingest.jetstream import JetStreamReceiver
+from collector.ingest.natsconnect import open_mqtt_once
 from collector.ingest.session import SessionSettings
 from collector.ingest.writer import Message
 from collector.store.database import utcnow
@@ -99,6 +100,12 @@ def store_url(engine: Engine) -> str:
 
 
 def start_collector(name: str, cluster: NatsCluster, url: str, root: Path) -> subprocess.Popen[bytes]:
+    config = collector_config(name, cluster, url, root)
+    return serve(config, config.parent)
+
+
+def collector_config(name: str, cluster: NatsCluster, url: str, root: Path) -> Path:
+    """The config file of collector ``name`` in its own directory under ``root``."""
     workdir = root / name
     workdir.mkdir()
     servers = ", ".join(f"'{server}'" for server in reversed(cluster.servers))
@@ -112,7 +119,7 @@ def start_collector(name: str, cluster: NatsCluster, url: str, root: Path) -> su
         f"cluster: {{enabled: true, node: {name}, partitions: {PARTITIONS}, lease_seconds: {LEASE_SECONDS},"
         f" backbone: jetstream, nats: {{servers: [{servers}]}}}}\n"
     )
-    return serve(config, workdir)
+    return config
 
 
 def holders(engine: Engine) -> dict[str, str]:

@@ -9,6 +9,7 @@ from collector.cluster.leases import Leases
 from collector.cluster.natsmap import render_mappings
 from tests.integration.test_collector_cli import run_cli
 from tests.support.collector import migrated_engine
+from tests.support.mosquitto import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -43,3 +44,22 @@ def test_nats_mappings_refuses_a_partition_count_out_of_bounds(tmp_path: Path, c
     done = run_cli(tmp_path, "--config", str(config), "cluster", "nats-mappings", "--partitions", "5000")
     assert done.returncode == 3
     assert "--partitions must be from 1 to 1024, not 5000" in done.stderr
+
+
+def test_nats_setup_refuses_a_collector_that_does_not_read_nats(tmp_path: Path, config: Path) -> None:
+    done = run_cli(tmp_path, "--config", str(config), "cluster", "nats-setup")
+    assert done.returncode == 3
+    assert "nats-setup needs cluster.backbone: jetstream" in done.stderr
+
+
+def test_nats_setup_says_which_nodes_it_could_not_reach(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    path = tmp_path / "jetstream.yaml"
+    path.write_text(
+        f"store: {{url: 'sqlite:///{tmp_path / 'collector.db'}'}}\n"
+        "cluster: {enabled: true, partitions: 3, backbone: jetstream,"
+        f" nats: {{servers: ['nats://127.0.0.1:{port}']}}}}\n"
+    )
+    done = run_cli(tmp_path, "--config", str(path), "cluster", "nats-setup")
+    assert done.returncode == 1
+    assert f"could not make the consumers on nats://127.0.0.1:{port}" in done.stderr
