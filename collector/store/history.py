@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -33,7 +34,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from collector.store import partitions
@@ -67,13 +68,25 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetime) -> int:
+@dataclass
+class Rolled:
+    """What one roll-up did."""
+
+    #: Hours rolled up into the history.
+    hours: int = 0
+    #: Hours passed over because their samples could not be rolled up (a data error): each one logged.
+    skipped: list[datetime] = field(default_factory=list)
+
+
+def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetime) -> Rolled:
     """Roll up every hour over for ``lag`` and not rolled up yet, from ``kept_from`` (the history's first
-    kept moment) at the earliest; return how many hours were rolled up. Each hour is one transaction that
-    reads the mark again, so two runs at once (a command beside the collector) never do an hour twice. The
-    first run starts from the earliest sample stored."""
+    kept moment) at the earliest. Each hour is one transaction that reads the mark again, so two runs at once
+    (a command beside the collector) never do an hour twice. The first run starts from the earliest sample
+    stored. An hour whose samples the database refuses to roll up (a data error, which would come back at
+    every run) is logged and passed over, so that one hour never stops retention; the database gone or a lock
+    held too long still stop the run, to be tried again at the next one."""
     end = hour_of(now - lag)
-    hours = 0
+    rolled = Rolled()
     while True:
         with write_transaction(engine) as conn:
             start = mark(conn, HISTORY)
@@ -82,10 +95,20 @@ def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetim
                 start = hour_of(earliest) if earliest is not None else end
             start = max(start, hour_of(kept_from))
             if start >= end:
-                return hours
-            _roll_up_hour(conn, start)
+                return rolled
+            try:
+                with conn.begin_nested():
+                    _roll_up_hour(conn, start)
+            except (DataError, IntegrityError):
+                log.exception(
+                    "history: the samples of the hour from %s cannot be rolled up; the hour is left out of "
+                    "the history (its samples stay until their days are over) and the roll-up goes on",
+                    start.isoformat(),
+                )
+                rolled.skipped.append(start)
+            else:
+                rolled.hours += 1
             set_mark(conn, HISTORY, start + HOUR)
-        hours += 1
 
 
 def _earliest_sample(conn: Connection) -> datetime | None:

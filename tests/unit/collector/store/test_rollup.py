@@ -5,8 +5,10 @@ import math
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
+from sqlalchemy.exc import DataError
 
+from collector.store import history
 from collector.store.history import HOUR, device_history
 from collector.store.horizons import HISTORY, mark
 from collector.store.retention import RetentionConfig, run
@@ -65,3 +67,24 @@ def test_an_hour_whose_sum_passes_a_floats_range_is_rolled_up_and_retention_goes
         (T0 + HOUR, 12.0),
     ]
     assert run(engine, SETTINGS, T0 + 4 * HOUR).hours == 1  # and the runs after it go on too
+
+
+def test_an_hour_the_database_refuses_to_roll_up_is_left_out_logged_and_retention_goes_on(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store_samples(engine, "https.duration_ms", [(10.0, T0), (12.0, T0 + HOUR)])
+    insert_hour = history._insert_hour
+
+    def refusing(conn: Connection, hour: datetime, *, exact: bool = False) -> None:
+        if hour == T0:  # as a database refuses a figure it cannot hold, at every try
+            raise DataError("INSERT INTO sample_hours ...", {}, ValueError("value out of range"))
+        insert_hour(conn, hour, exact=exact)
+
+    monkeypatch.setattr(history, "_insert_hour", refusing)
+    outcome = run(engine, SETTINGS, T0 + 3 * HOUR)
+
+    assert (outcome.hours, outcome.hours_skipped) == (1, [T0])
+    assert [hour["hour"] for hour in hours_of(engine, "https.duration_ms")] == [T0 + HOUR]
+    assert "the samples of the hour from 2026-11-24T21:00:00+00:00 cannot be rolled up" in caplog.text
+    later = run(engine, SETTINGS, T0 + 4 * HOUR)
+    assert (later.hours, later.hours_skipped) == (1, [])  # passed over once, not at every run
