@@ -5,7 +5,6 @@ The shapes are documented in ``docs/protocol.md``. Validation names the path of 
 Unknown body fields are allowed: a newer agent may add information an older collector ignores.
 """
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,10 @@ EVENT_TYPES = ("state-changed", "reboot", "firmware-changed")
 #: How many facts (firmware version, ...) and metrics one check result may carry.
 MAX_FACTS = 32
 MAX_METRICS = 64
+#: The largest magnitude of a sample's value. No device metric comes near it (a petabyte counted in bytes),
+#: every integer up to it is exact as a float, and no hour of samples can add up past a float's range (which
+#: would take some 10^293 of them): the collector rolls every hour up into its history by that sum.
+MAX_VALUE = 1e15
 
 # Longest strings accepted, so that a value always fits its column in the collector's store.
 SHORT, MEDIUM, NAME, LONG = 64, 128, 255, 4096
@@ -194,8 +197,8 @@ def _telemetry(body: dict[str, Any]) -> None:
         value = _field(sample, path, "value")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(f"{path}.value", "a number", value)
-        if isinstance(value, int) and not -FLOAT_INT <= value <= FLOAT_INT:
-            raise _fail(f"{path}.value", "a number a float holds", value)
+        if not -MAX_VALUE <= value <= MAX_VALUE:
+            raise _fail(f"{path}.value", "a number from -1e15 to 1e15", value)
         _ts(sample, path, "ts")
 
 
@@ -224,8 +227,6 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 _ID = ID_PATTERN.fullmatch
-#: The largest integer a sample's value may be: samples are stored as floats.
-FLOAT_INT = int(sys.float_info.max)
 
 
 def telemetry_ok(body: dict[str, Any]) -> bool:
@@ -247,7 +248,8 @@ def telemetry_ok(body: dict[str, Any]) -> bool:
         if not (
             type(device) is str
             and type(metric) is str
-            and (type(value) is float or (type(value) is int and -FLOAT_INT <= value <= FLOAT_INT))
+            and (type(value) is float or type(value) is int)
+            and -MAX_VALUE <= value <= MAX_VALUE
             and type(ts) is str
             and len(metric) <= MEDIUM
             and _ID(device)

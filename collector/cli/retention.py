@@ -48,6 +48,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
             "partitions dropped": {table: len(days) for table, days in outcome.dropped.items()},
             "rows deleted": dict(outcome.deleted),
             "hours rolled up": outcome.hours,
+            "hours left out of the history": jsonable(outcome.hours_skipped),
         }
         if args.json:
             print(json.dumps(done))

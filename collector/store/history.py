@@ -3,12 +3,18 @@ the samples themselves are dropped, for the device charts (docs/retention.md).
 
 An hour is rolled up once, when it has been over for ``history.lag`` (samples that come later than that are
 in the raw samples only), in one transaction with the mark that says how far the roll-up has come, so a run
-cut short does that hour again and never twice.
+cut short does that hour again and never twice. An hour whose total passes a float's range (samples near the
+largest float, stored before ingest bounded the values) is kept with an infinite total, on both databases.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -18,20 +24,29 @@ from sqlalchemy import (
     Engine,
     Float,
     Index,
+    Numeric,
     String,
     Table,
+    case,
+    cast,
     func,
     insert,
     literal,
     select,
 )
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from collector.store import partitions
 from collector.store.database import as_written, write_transaction
 from collector.store.horizons import HISTORY, mark, set_mark
 from collector.store.schema import UTCDateTime, metadata, samples
 
+log = logging.getLogger(__name__)
+
 HOUR = timedelta(hours=1)
+#: The largest float, exactly, for comparing an exact sum with it.
+_LARGEST = Decimal(sys.float_info.max)
 
 sample_hours = Table(
     "sample_hours",
@@ -53,13 +68,25 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetime) -> int:
+@dataclass
+class Rolled:
+    """What one roll-up did."""
+
+    #: Hours rolled up into the history.
+    hours: int = 0
+    #: Hours passed over because their samples could not be rolled up (a data error): each one logged.
+    skipped: list[datetime] = field(default_factory=list)
+
+
+def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetime) -> Rolled:
     """Roll up every hour over for ``lag`` and not rolled up yet, from ``kept_from`` (the history's first
-    kept moment) at the earliest; return how many hours were rolled up. Each hour is one transaction that
-    reads the mark again, so two runs at once (a command beside the collector) never do an hour twice. The
-    first run starts from the earliest sample stored."""
+    kept moment) at the earliest. Each hour is one transaction that reads the mark again, so two runs at once
+    (a command beside the collector) never do an hour twice. The first run starts from the earliest sample
+    stored. An hour whose samples the database refuses to roll up (a data error, which would come back at
+    every run) is logged and passed over, so that one hour never stops retention; the database gone or a lock
+    held too long still stop the run, to be tried again at the next one."""
     end = hour_of(now - lag)
-    hours = 0
+    rolled = Rolled()
     while True:
         with write_transaction(engine) as conn:
             start = mark(conn, HISTORY)
@@ -68,10 +95,20 @@ def roll_up(engine: Engine, now: datetime, *, lag: timedelta, kept_from: datetim
                 start = hour_of(earliest) if earliest is not None else end
             start = max(start, hour_of(kept_from))
             if start >= end:
-                return hours
-            _roll_up_hour(conn, start)
+                return rolled
+            try:
+                with conn.begin_nested():
+                    _roll_up_hour(conn, start)
+            except (DataError, IntegrityError):
+                log.exception(
+                    "history: the samples of the hour from %s cannot be rolled up; the hour is left out of "
+                    "the history (its samples stay until their days are over) and the roll-up goes on",
+                    start.isoformat(),
+                )
+                rolled.skipped.append(start)
+            else:
+                rolled.hours += 1
             set_mark(conn, HISTORY, start + HOUR)
-        hours += 1
 
 
 def _earliest_sample(conn: Connection) -> datetime | None:
@@ -88,6 +125,35 @@ def _earliest_sample(conn: Connection) -> datetime | None:
 
 
 def _roll_up_hour(conn: Connection, hour: datetime) -> None:
+    """Roll up ``hour``. PostgreSQL's float sum fails past a float's range (SQLite's becomes an infinity), so
+    on PostgreSQL an hour whose sum does is summed again exactly; only such an hour pays for the exact sum."""
+    if conn.dialect.name != "postgresql":
+        _insert_hour(conn, hour)
+        return
+    try:
+        with conn.begin_nested():
+            _insert_hour(conn, hour)
+    except DataError:  # "value out of range: overflow"
+        _insert_hour(conn, hour, exact=True)
+        log.warning(
+            "history: the samples of the hour from %s add up past a float's range as floats; summed exactly "
+            "instead (a total still past it is kept as an infinity, and its mean shows as null)",
+            hour.isoformat(),
+        )
+
+
+def _exact_total() -> ColumnElement[Any]:
+    """PostgreSQL: the sum in ``numeric``, which does not overflow, as a float; an infinity past its range."""
+    total = func.sum(cast(samples.c.value, Numeric()))
+    largest = literal(_LARGEST, Numeric())
+    return case(
+        (total > largest, literal(math.inf, Float())),
+        (total < -largest, literal(-math.inf, Float())),
+        else_=cast(total, Float()),
+    )
+
+
+def _insert_hour(conn: Connection, hour: datetime, *, exact: bool = False) -> None:
     keys = (samples.c.site, samples.c.agent, samples.c.device, samples.c.metric)
     grouped = (
         select(
@@ -96,7 +162,7 @@ def _roll_up_hour(conn: Connection, hour: datetime) -> None:
             func.count().label("samples"),
             func.min(samples.c.value).label("minimum"),
             func.max(samples.c.value).label("maximum"),
-            func.sum(samples.c.value).label("total"),
+            (_exact_total() if exact else func.sum(samples.c.value)).label("total"),
         )
         .where(samples.c.ts >= as_written(conn, samples.c.ts, hour))
         .where(samples.c.ts < as_written(conn, samples.c.ts, hour + HOUR))

@@ -68,6 +68,8 @@ class Outcome:
     dropped: dict[str, list[date]] = field(default_factory=dict)
     deleted: Counter[str] = field(default_factory=Counter)
     hours: int = 0
+    #: Hours left out of the history: their samples could not be rolled up (logged, one by one).
+    hours_skipped: list[datetime] = field(default_factory=list)
     #: Another run held the store (PostgreSQL): this one did nothing.
     skipped: bool = False
 
@@ -114,7 +116,8 @@ def _run(engine: Engine, settings: RetentionConfig, now: datetime) -> Outcome:
     samples_from = kept_from(today, settings.samples_days)
     history_from = kept_from(today, settings.history_days)
     lag = timedelta(minutes=settings.history_lag_minutes)
-    outcome.hours = history.roll_up(engine, now, lag=lag, kept_from=history_from)
+    rolled = history.roll_up(engine, now, lag=lag, kept_from=history_from)
+    outcome.hours, outcome.hours_skipped = rolled.hours, rolled.skipped
     messages_from = kept_from(today, settings.messages_days)
     with write_transaction(engine) as conn:
         # Claims wait while the mark moves and the identities behind it go: none reads the old mark and

@@ -213,11 +213,23 @@ def test_escapes_that_are_plain_text_are_kept(reason: str) -> None:
     assert decode(payload).body["reason"] == json.loads(f'"{reason}"')
 
 
-def test_a_sample_value_a_float_cannot_hold_is_refused() -> None:
-    body = {"samples": [{"device": "rally-bar", "metric": "m", "value": 10**309, "ts": TS}]}
+@pytest.mark.parametrize(
+    "value",
+    [10**309, 1.7e308, -1.7e308, 1e15 + 1, -(10**15) - 1],
+    ids=["10**309", "1.7e308", "-1.7e308", "1e15+1", "-1e15-1"],
+)
+def test_a_sample_value_past_the_bound_is_refused(value: float) -> None:
+    # Samples of an hour add up in the collector's history: bounded, they never pass a float's range.
+    body = {"samples": [{"device": "rally-bar", "metric": "m", "value": value, "ts": TS}]}
     with pytest.raises(MalformedMessageError) as caught:
         validate_body(Envelope("acme", "room-1", "b00t", 8, TS, "telemetry", body))
-    assert str(caught.value).startswith("body.samples[0].value: expected a number a float holds, got 1000")
+    assert str(caught.value) == f"body.samples[0].value: expected a number from -1e15 to 1e15, got {value!r}"
+
+
+@pytest.mark.parametrize("value", [10**15, -1e15, 0, 2.5e-300])
+def test_a_sample_value_up_to_the_bound_is_taken(value: float) -> None:
+    body = {"samples": [{"device": "rally-bar", "metric": "m", "value": value, "ts": TS}]}
+    validate_body(Envelope("acme", "room-1", "b00t", 8, TS, "telemetry", body))
 
 
 def test_a_string_longer_than_its_column_is_refused_with_its_path() -> None:

@@ -114,6 +114,27 @@ def test_bad_body_field_is_rejected_with_its_path(ingest: Ingest, engine: Engine
     assert rejected_rows(engine)[0][1] == "body.checks[0].ok: expected a boolean, got 'yes'"
 
 
+def test_telemetry_with_a_value_past_the_bound_is_rejected_whole_and_the_next_message_is_stored(
+    ingest: Ingest, engine: Engine, metrics: Metrics
+) -> None:
+    # Two samples of 1.7e308 in one hour once stopped retention on PostgreSQL (docs/retention.md).
+    agent = FakeAgent()
+    topic, payload = agent.telemetry(count=3)
+    doc = json.loads(payload)
+    doc["body"]["samples"][1]["value"] = 1.7e308
+    ingest.handle(topic, json.dumps(doc).encode(), T0)
+    ingest.handle(*agent.telemetry(count=2), T0)
+
+    [(reason, error, _payload)] = rejected_rows(engine)
+    assert (reason, error) == (
+        "malformed",
+        "body.samples[1].value: expected a number from -1e15 to 1e15, got 1.7e+308",
+    )
+    assert sample(metrics, "hezo_messages_rejected_total", reason="malformed") == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(samples)).scalar_one() == 2
+
+
 def test_message_on_a_foreign_topic_is_rejected_as_topic(ingest: Ingest, engine: Engine) -> None:
     ingest.handle("other/prefix/hq/a/status", b"{}", T0)
     assert rejected_rows(engine) == [
