@@ -56,16 +56,17 @@ CONFIRM_WINDOW = 15
 RETENTION_DAYS = 7
 #: Open files Mosquitto needs beside one per agent (its listeners, its log, the collector's session).
 BROKER_SPARE_FILES = 100
-#: Telemetry stored in the last 5 s more than 2 s after it was made (0 once ingest keeps up), and any at all.
-CAUGHT_UP = (
-    "SELECT count(*) FROM messages m JOIN samples s ON s.site = m.site AND s.agent = m.agent"
-    " AND s.boot = m.boot AND s.seq = m.seq AND s.idx = 0 WHERE m.kind = 'telemetry'"
-    " AND m.received_at > now() - interval '5 seconds' AND m.received_at - s.ts > interval '2 seconds'"
+#: Ingest has caught up with the fleet: telemetry made in the last 2 s is stored already (the broker hands
+#: messages over in the order they came, so a backlog shows as only older telemetry being stored). On the
+#: envelope's ``ts``, which the day partitions and a BRIN index cover: a probe that scanned the table by its
+#: receive time, every quarter of a second, would be a load of its own.
+CAUGHT_UP = "SELECT count(*) FROM messages WHERE kind = 'telemetry' AND ts > now() - interval '2 seconds'"
+#: How far back (seconds) a message's ``ts`` may lie behind its receipt in the windows measured.
+LAG_BOUND = 600
+STORED_SINCE = (
+    "SELECT count(*) FROM messages WHERE received_at >= to_timestamp(:t)"
+    f" AND ts >= to_timestamp(:t) - interval '{LAG_BOUND} seconds'"
 )
-RECENT = (
-    "SELECT count(*) FROM messages WHERE kind = 'telemetry' AND received_at > now() - interval '5 seconds'"
-)
-STORED_SINCE = "SELECT count(*) FROM messages WHERE received_at >= to_timestamp(:t)"
 CONTRACT = "FLEET-0001"
 
 
@@ -131,12 +132,12 @@ def database() -> Iterator[str]:
 
 
 def wait_for(what: str, check: object, timeout: float) -> float:
-    """Seconds until ``check()`` is true; TimeoutError naming ``what`` past ``timeout``."""
+    """Seconds until ``check()`` is true (to half a second); TimeoutError naming ``what`` past ``timeout``."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if check():  # type: ignore[operator]
             return time.monotonic() - started
-        time.sleep(0.25)
+        time.sleep(0.5)
     raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
@@ -256,8 +257,8 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
             )
             # The storm's backlog (telemetry made meanwhile) drains before the steady window opens.
             figures["caught up s"] = wait_for(
-                "ingest caught up with the fleet (the last 5 s of telemetry stored within 2 s)",
-                lambda: scalar(engine, CAUGHT_UP) == 0 and scalar(engine, RECENT) > 0,
+                "ingest caught up with the fleet (telemetry made in the last 2 s stored)",
+                lambda: scalar(engine, CAUGHT_UP) > 0,
                 timeout=600,
             )
             size_before = scalar(engine, "SELECT pg_database_size(current_database())")
@@ -277,14 +278,7 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
             elapsed = time.time() - window_start
             counters.since(figures, "steady")
             figures["published/s"] = devices / 30 + devices * 0.01 * 4 / 60  # a flap: 2 states, 2 events
-            figures["stored/s"] = (
-                scalar(
-                    engine,
-                    "SELECT count(*) FROM messages WHERE received_at >= to_timestamp(:t)",
-                    t=window_start,
-                )
-                / elapsed
-            )
+            figures["stored/s"] = scalar(engine, STORED_SINCE, t=window_start) / elapsed
             figures["GB/day"] = (size_after - size_before) / elapsed * 86400 / 1e9
             figures["GB held, default retention"] = float(figures["GB/day"]) * RETENTION_DAYS  # type: ignore[arg-type]
             with engine.connect() as conn:
@@ -295,7 +289,9 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
                         "  SELECT extract(epoch FROM m.received_at - s.ts) AS lag FROM messages m"
                         "  JOIN samples s ON s.site = m.site AND s.agent = m.agent AND s.boot = m.boot"
                         "   AND s.seq = m.seq AND s.idx = 0"
-                        "  WHERE m.kind = 'telemetry' AND m.received_at >= to_timestamp(:since)) AS l"
+                        "  WHERE m.kind = 'telemetry' AND m.received_at >= to_timestamp(:since)"
+                        f"   AND m.ts >= to_timestamp(:since) - interval '{LAG_BOUND} seconds'"
+                        f"   AND s.ts >= to_timestamp(:since) - interval '{LAG_BOUND} seconds') AS l"
                     ),
                     {"since": window_start},
                 ).one()
