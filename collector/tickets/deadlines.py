@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -38,18 +38,31 @@ def record_breach(
     return bool(conn.execute(statement).rowcount)
 
 
+class Refreshed(NamedTuple):
+    """What ``refresh`` found and did."""
+
+    #: The ticket's SLA state now.
+    state: str
+    #: The deadlines newly missed and recorded by this call, with their due times.
+    recorded: dict[str, datetime]
+    #: Whether this call changed the stored SLA state (False: unchanged, or another writer changed it first).
+    moved: bool
+
+
 def refresh(
     conn: Connection,
     row: Row[Any],
     context: sla.SlaContext,
     now: datetime,
     known: set[tuple[int, str, datetime]] | None = None,
-) -> tuple[str, dict[str, datetime]]:
+) -> Refreshed:
     """Recompute a ticket's deadlines and SLA state, store them if they changed, and record the deadlines
     newly missed. ``known``: the breaches already recorded, (ticket id, deadline, due), if the caller has
     them (saves a query per missed deadline).
 
-    Returns the SLA state and the breaches recorded now, by deadline.
+    The store is changed only if its SLA state is still ``row``'s: a writer that read the ticket before
+    another one stored the same change writes nothing and is told so (``moved``), so a warning is noted
+    once however many writers see it come.
     """
     times = sla.TicketTimes.of_row(row)
     due = sla.deadlines(context.policy, context.calendars[row.site], times)
@@ -65,9 +78,12 @@ def refresh(
     if row.status == "closed":
         values.update(update_due=None, sla_state=sla.SLA_NONE)
         state = sla.SLA_NONE
+    moved = False
     if any(getattr(row, key) != value for key, value in values.items()):
-        conn.execute(update(tickets).where(tickets.c.id == row.id).values(**values))
-    return state, recorded
+        unchanged = tickets.c.sla_state.is_not_distinct_from(row.sla_state)
+        written = conn.execute(update(tickets).where(tickets.c.id == row.id, unchanged).values(**values))
+        moved = bool(written.rowcount) and values["sla_state"] != row.sla_state
+    return Refreshed(state, recorded, moved)
 
 
 def known_breaches(conn: Connection) -> set[tuple[int, str, datetime]]:
