@@ -1,46 +1,91 @@
 """Each new ``reboot`` and ``firmware-changed`` event of a device goes on its active tickets' timelines, as
-evidence for the verification. Events stored before the engine started are not noted."""
+evidence for the verification. Events stored before the engine started are not noted.
+
+Only the events of the sites this collector decides (``context.owns``). An event of another collector's
+site is kept for ``TAKEOVER_WINDOW``: if its site becomes this collector's meanwhile (its holder died), it is
+noted then, unless the ticket has that very note already (the old holder wrote it before it stopped).
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from collector import tickets
 from collector.incidents.evaluation import Context
-from collector.store.schema import ACTIVE_STATUSES, events
+from collector.store.schema import ACTIVE_STATUSES, events, ticket_entries
 from collector.store.schema import tickets as ticket_table
 
 #: Device events added to the timeline of the device's active tickets.
 NOTED_EVENTS = frozenset({"reboot", "firmware-changed"})
+#: How long an event of another collector's site waits to be noted here after a takeover: well past the
+#: longest takeover (``1.33 x cluster.lease_seconds``, at most 600 s).
+TAKEOVER_WINDOW = timedelta(minutes=15)
 
 
 class NoteEvents:
     def __init__(self) -> None:
         self._cursor: int | None = None  # the last event id looked at
+        self._others: list[Any] = []  # events of other collectors' sites, oldest first
 
     def apply(self, conn: Connection, context: Context) -> None:
         if self._cursor is None:
             self._cursor = int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
             return
         rows = conn.execute(
-            select(events.c.id, events.c.site, events.c.agent, events.c.device, events.c.type, events.c.body)
+            select(
+                events.c.id,
+                events.c.site,
+                events.c.agent,
+                events.c.device,
+                events.c.type,
+                events.c.body,
+                events.c.received_at,
+            )
             .where(events.c.id > self._cursor)
             .order_by(events.c.id)
         ).all()
+        if rows:
+            self._cursor = max(self._cursor, rows[-1].id)
+        waiting, self._others = self._others, []
+        for row in waiting:
+            if context.owns(row.site):
+                _note(conn, context, row, taken_over=True)
+            elif context.now - row.received_at < TAKEOVER_WINDOW:
+                self._others.append(row)
         for row in rows:
-            self._cursor = max(self._cursor, row.id)
             if row.type not in NOTED_EVENTS or row.device is None:
                 continue
-            body = row.body if isinstance(row.body, dict) else {}
-            detail = body.get("reason")
-            text = f"Event {row.type} of device {row.device}" + (
-                f": {detail}" if isinstance(detail, str) else "."
-            )
-            query = select(ticket_table.c.id).where(
-                ticket_table.c.site == row.site,
-                ticket_table.c.agent == row.agent,
-                ticket_table.c.device == row.device,
-                ticket_table.c.status.in_(ACTIVE_STATUSES),
-            )
-            for ticket_id in conn.execute(query).scalars():
-                tickets.add_entry(conn, ticket_id, context.now, row.type, text)
+            if context.owns(row.site):
+                _note(conn, context, row, taken_over=False)
+            else:
+                self._others.append(row)
+
+
+def _note(conn: Connection, context: Context, row: Any, *, taken_over: bool) -> None:
+    body = row.body if isinstance(row.body, dict) else {}
+    detail = body.get("reason")
+    text = f"Event {row.type} of device {row.device}" + (f": {detail}" if isinstance(detail, str) else ".")
+    query = select(ticket_table.c.id).where(
+        ticket_table.c.site == row.site,
+        ticket_table.c.agent == row.agent,
+        ticket_table.c.device == row.device,
+        ticket_table.c.status.in_(ACTIVE_STATUSES),
+    )
+    for ticket_id in conn.execute(query).scalars().all():
+        if taken_over and _noted(conn, ticket_id, row, text):
+            continue
+        tickets.add_entry(conn, ticket_id, context.now, row.type, text)
+
+
+def _noted(conn: Connection, ticket_id: int, row: Any, text: str) -> bool:
+    """Whether ticket ``ticket_id`` has this event's note already, written since the event came."""
+    query = select(ticket_entries.c.id).where(
+        ticket_entries.c.ticket_id == ticket_id,
+        ticket_entries.c.kind == row.type,
+        ticket_entries.c.text == text,
+        ticket_entries.c.at >= row.received_at,
+    )
+    return conn.execute(query.limit(1)).first() is not None
