@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -11,6 +12,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from collector.sla import terms as sla
 from collector.store.schema import ACTIVE_STATUSES, sla_breaches, tickets
+
+#: Ticket ids per ``IN`` list when reading the breaches of some tickets.
+_IDS_PER_QUERY = 400
 
 
 def record_breach(
@@ -86,14 +90,21 @@ def refresh(
     return Refreshed(state, recorded, moved)
 
 
-def known_breaches(conn: Connection) -> set[tuple[int, str, datetime]]:
-    """The breaches recorded for tickets not closed, as (ticket id, deadline, due)."""
+def known_breaches(conn: Connection, ids: Sequence[int] | None = None) -> set[tuple[int, str, datetime]]:
+    """The breaches recorded for tickets not closed (of tickets ``ids`` only, if given), as (ticket id,
+    deadline, due)."""
     query = (
         select(sla_breaches.c.ticket_id, sla_breaches.c.deadline, sla_breaches.c.due)
         .join(tickets, tickets.c.id == sla_breaches.c.ticket_id)
         .where(tickets.c.status.in_(ACTIVE_STATUSES))
     )
-    return {(row.ticket_id, row.deadline, row.due) for row in conn.execute(query)}
+    if ids is None:
+        return {(row.ticket_id, row.deadline, row.due) for row in conn.execute(query)}
+    found: set[tuple[int, str, datetime]] = set()
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = query.where(sla_breaches.c.ticket_id.in_(ids[start : start + _IDS_PER_QUERY]))
+        found.update((row.ticket_id, row.deadline, row.due) for row in conn.execute(chunk))
+    return found
 
 
 def breach_counts(conn: Connection) -> list[tuple[str, str, int]]:
