@@ -34,18 +34,16 @@ class SilentSites:
                 continue  # an engineer closed the incident of this very silence: no new one until it changes
             if ticket is None:
                 priority = context.rules.site_priority
-                opening = tickets.Opening(
+                number = context.open(
+                    conn,
                     tickets.Subject(site),
                     priority=priority,
                     cause=CAUSE_AGENT_SILENT,
-                    response_due=now,  # set by ``open_many`` on the site's calendar
                     evidence={"silent": silent},
                     text=text,
                     summary=f"site {site}: agents silent",
                 )
-                # A ticket another writer opened meanwhile is refused by the unique index, not an error.
-                [number] = context.open_many(conn, [opening])
-                if number is not None:
+                if number is not None:  # None: another collector opened it first
                     log.info("ticket %s opened: %s, %s", number, priority, text)
             elif ticket.status == "recovered" and tickets.reopen(conn, ticket, now, "silent-again", text):
                 context.done.reopened.append(ticket.number)

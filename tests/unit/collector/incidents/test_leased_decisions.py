@@ -14,11 +14,14 @@ from collector import tickets
 from collector.cluster.leases import Leases
 from collector.cluster.ownership import Ownership
 from collector.cluster.partitions import partition_of
+from collector.config import IncidentsConfig
 from collector.incidents.engine import IncidentEngine
+from collector.incidents.evaluation import Context
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
+from collector.sla.terms import SlaContext
 from collector.store.schema import events
-from tests.support.collector import Clock, FakeAgent, boot_id
+from tests.support.collector import T0, Clock, FakeAgent, boot_id
 
 CONFIRM = 60.0
 TTL = 9.0
@@ -251,3 +254,20 @@ def test_an_event_the_dead_holder_noted_is_not_noted_again(cluster: Cluster, eng
     cluster.a.incidents.evaluate()
     cluster.a.incidents.evaluate()
     assert kinds(engine, cluster.b.site, "reboot") == 1
+
+
+def test_a_ticket_another_collector_opened_first_is_skipped_not_an_error(engine: Engine) -> None:
+    def context() -> Context:
+        return Context(
+            now=T0, rules=IncidentsConfig(), sla=SlaContext.default(), metrics=None, on_ticket_opened=None
+        )
+
+    subject = tickets.Subject("hq", "pc-1", "dev-1")
+    with engine.begin() as conn:
+        first = context().open(conn, subject, priority="high", cause="x", evidence=None, text="unstable")
+    with engine.begin() as conn:
+        second = context().open(conn, subject, priority="high", cause="x", evidence=None, text="unstable")
+    assert first is not None
+    assert second is None
+    with engine.connect() as conn:
+        assert [t["number"] for t in tickets.list_tickets(conn)] == [first]
