@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from collector.sla import terms as sla
 from collector.store import incident_queue
+from collector.store.database import upsert_ignore
 from collector.store.schema import ACTIVE_STATUSES, outbox, sla_breaches, ticket_entries, tickets
 
 PRIORITY_CRITICAL = "critical"
@@ -52,22 +53,32 @@ def add_entry(
     *,
     by: str = "collector",
     sla_state: str | None = None,
-) -> None:
+    event_id: int | None = None,
+) -> bool:
     """Append one line to a ticket's timeline: when, what, by whom, and the SLA state at that moment.
 
     The line is also an event for the outbox, in the same transaction: the notifications of a ticket change
     are written with the change or not at all (collector/notify/).
+
+    ``event_id``: the device event the line notes; a ticket notes each event once (a unique key), so a second
+    writer noting it adds nothing and gets False.
     """
-    result = conn.execute(
-        insert(ticket_entries).values(
-            ticket_id=ticket_id, at=at, kind=kind, text=text, by=by, sla_state=sla_state
-        )
-    )
-    key = result.inserted_primary_key
-    assert key is not None
-    conn.execute(
-        insert(outbox).values(ticket_id=ticket_id, entry_id=int(key[0]), event=event_of(kind), created_at=at)
-    )
+    values = {
+        "ticket_id": ticket_id,
+        "at": at,
+        "kind": kind,
+        "text": text,
+        "by": by,
+        "sla_state": sla_state,
+        "event_id": event_id,
+    }
+    statement = upsert_ignore(conn, ticket_entries) if event_id is not None else insert(ticket_entries)
+    entry_id = conn.execute(statement.values(**values).returning(ticket_entries.c.id)).scalar()
+    if entry_id is None:
+        return False
+    outboxed = {"ticket_id": ticket_id, "entry_id": int(entry_id), "event": event_of(kind), "created_at": at}
+    conn.execute(insert(outbox).values(**outboxed))
+    return True
 
 
 #: Timeline entries whose event has another name: a fault back on a recovered ticket, a priority changed.

@@ -3,7 +3,8 @@ evidence for the verification. Events stored before the engine started are not n
 
 Only the events of the sites this collector decides (``context.owns``). An event of another collector's
 site is kept for ``TAKEOVER_WINDOW``: if its site becomes this collector's meanwhile (its holder died), it is
-noted then, unless the ticket has that very note already (the old holder wrote it before it stopped).
+noted then; a ticket notes each event once (a unique key), so a note the old holder wrote before it stopped
+stays the only one, even if both note it at the same moment.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from collector import tickets
 from collector.incidents.evaluation import Context
-from collector.store.schema import ACTIVE_STATUSES, events, ticket_entries
+from collector.store.schema import ACTIVE_STATUSES, events
 from collector.store.schema import tickets as ticket_table
 
 #: Device events added to the timeline of the device's active tickets.
@@ -52,19 +53,19 @@ class NoteEvents:
         waiting, self._others = self._others, []
         for row in waiting:
             if context.owns(row.site):
-                _note(conn, context, row, taken_over=True)
+                _note(conn, context, row)
             elif context.now - row.received_at < TAKEOVER_WINDOW:
                 self._others.append(row)
         for row in rows:
             if row.type not in NOTED_EVENTS or row.device is None:
                 continue
             if context.owns(row.site):
-                _note(conn, context, row, taken_over=False)
+                _note(conn, context, row)
             else:
                 self._others.append(row)
 
 
-def _note(conn: Connection, context: Context, row: Any, *, taken_over: bool) -> None:
+def _note(conn: Connection, context: Context, row: Any) -> None:
     body = row.body if isinstance(row.body, dict) else {}
     detail = body.get("reason")
     text = f"Event {row.type} of device {row.device}" + (f": {detail}" if isinstance(detail, str) else ".")
@@ -75,17 +76,5 @@ def _note(conn: Connection, context: Context, row: Any, *, taken_over: bool) -> 
         ticket_table.c.status.in_(ACTIVE_STATUSES),
     )
     for ticket_id in conn.execute(query).scalars().all():
-        if taken_over and _noted(conn, ticket_id, row, text):
-            continue
-        tickets.add_entry(conn, ticket_id, context.now, row.type, text)
-
-
-def _noted(conn: Connection, ticket_id: int, row: Any, text: str) -> bool:
-    """Whether ticket ``ticket_id`` has this event's note already, written since the event came."""
-    query = select(ticket_entries.c.id).where(
-        ticket_entries.c.ticket_id == ticket_id,
-        ticket_entries.c.kind == row.type,
-        ticket_entries.c.text == text,
-        ticket_entries.c.at >= row.received_at,
-    )
-    return conn.execute(query.limit(1)).first() is not None
+        # Once per ticket and event (a unique key): a note the old holder wrote stays the only one.
+        tickets.add_entry(conn, ticket_id, context.now, row.type, text, event_id=row.id)

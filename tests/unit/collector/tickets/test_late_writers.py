@@ -8,7 +8,7 @@ from sqlalchemy import Engine, select
 
 from collector import tickets
 from collector.sla.terms import SLA_WARNING, SlaContext
-from collector.store.schema import CAUSE_DEVICE_DOWN
+from collector.store.schema import CAUSE_DEVICE_DOWN, outbox
 from collector.store.schema import tickets as ticket_table
 from tests.support.collector import T0
 
@@ -84,3 +84,17 @@ def test_an_sla_warning_stored_by_another_writer_is_not_stored_again(engine: Eng
     assert (first.state, first.moved) == (SLA_WARNING, True)
     assert (second.state, second.moved) == (SLA_WARNING, False)
     assert row(engine, ticket_id).sla_state == SLA_WARNING
+
+
+def test_an_event_is_noted_on_a_ticket_once_whoever_notes_it(engine: Engine) -> None:
+    ticket_id = opened(engine)
+    for expected in (True, False):
+        with engine.begin() as conn:
+            noted = tickets.add_entry(conn, ticket_id, T0, "reboot", "Event reboot.", event_id=7)
+            assert noted is expected
+    with engine.begin() as conn:  # another event: a note of its own
+        assert tickets.add_entry(conn, ticket_id, T0, "reboot", "Event reboot.", event_id=8)
+    assert entries(engine, ticket_id, "reboot") == 2
+    with engine.connect() as conn:
+        events = conn.execute(select(outbox.c.event).where(outbox.c.ticket_id == ticket_id)).scalars().all()
+    assert sorted(events) == ["opened", "reboot", "reboot"]
