@@ -42,6 +42,8 @@ class Evaluation:
     warned: list[str] = field(default_factory=list)
     #: How many devices the evaluation looked at: those due in the incident queue, never the whole fleet.
     looked_at: int = 0
+    #: How many active tickets the SLA rule read: those whose SLA state may change now (all at a sweep).
+    sla_read: int = 0
 
 
 class Context:
@@ -105,24 +107,20 @@ class Context:
         evidence: Any,
         text: str,
         summary: str | None = None,
-    ) -> str:
-        """Open a ticket due on the site's calendar, counted and noted in ``done``; its number."""
-        times = TicketTimes(priority, "open", self.now)
-        due = deadlines(self.sla.policy, self.sla.calendars[subject.site], times).response_due
-        number = tickets.open_ticket(
-            conn,
+    ) -> str | None:
+        """Open a ticket due on the site's calendar, counted and noted in ``done``; its number, or None if
+        the subject already has an active ticket of ``cause`` (another collector opened it first: the unique
+        index keeps one, and this evaluation goes on)."""
+        opening = tickets.Opening(
             subject,
             priority=priority,
             cause=cause,
-            opened_at=self.now,
-            response_due=due,
+            response_due=self.now,  # set by ``open_many`` on the site's calendar
             evidence=evidence,
             text=text,
             summary=summary,
         )
-        self.done.opened.append(number)
-        if self._metrics is not None:
-            self._metrics.tickets_opened.labels(priority=priority).inc()
+        [number] = self.open_many(conn, [opening])
         return number
 
     def open_many(self, conn: Connection, openings: list[tickets.Opening]) -> list[str | None]:

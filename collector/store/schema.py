@@ -289,8 +289,9 @@ for _column in (
     Column("sla_state", String(16)),
 ):
     tickets.append_column(_column)
-for _column in (Column("by", String(128)), Column("sla_state", String(16))):
-    ticket_entries.append_column(_column)
+for _entry in (Column("by", String(128)), Column("sla_state", String(16)), Column("event_id", Integer)):
+    ticket_entries.append_column(_entry)  # event_id: 0013_entry_events, each event noted once per ticket
+Index("uq_ticket_entries_event", ticket_entries.c.ticket_id, ticket_entries.c.event_id, unique=True)
 
 sla_breaches = Table(
     "sla_breaches",

@@ -1,7 +1,7 @@
 """The collector's own tickets. ``records``: rows, entries and reading; ``deadlines``: SLA state kept up to
 date; ``lifecycle``: the steps people take. Callers use the names below (``tickets.step(...)``)."""
 
-from collector.tickets.deadlines import breach_counts, known_breaches, record_breach, refresh
+from collector.tickets.deadlines import Refreshed, breach_counts, known_breaches, record_breach, refresh
 from collector.tickets.lifecycle import (
     STEPS,
     IllegalTransitionError,
@@ -41,6 +41,7 @@ __all__ = [
     "IllegalTransitionError",
     "NoSuchTicketError",
     "Opening",
+    "Refreshed",
     "Step",
     "Subject",
     "TicketError",

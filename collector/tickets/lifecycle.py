@@ -101,7 +101,7 @@ def step(  # noqa: PLR0912 (one check per rule of the lifecycle, each with its o
             raise TicketError("the accepted delivery date needs a time zone (like 2026-12-01T12:00:00+01:00)")
         if deliver_by <= now:
             raise TicketError("the accepted delivery date must be in the future")
-    before, _ = refresh(conn, row, context, now)  # a late step: its missed deadline is recorded first
+    before = refresh(conn, row, context, now).state  # a late step: its missed deadline is recorded first
     values: dict[str, Any] = {"last_update_at": now}
     if move.stamp is not None:
         values[move.stamp] = now
@@ -155,7 +155,7 @@ def reprioritise(
         raise IllegalTransitionError(
             f"ticket {number} is {row.status}: its priority may change only when it is {allowed}"
         )
-    before, _ = refresh(conn, row, context, now)  # a deadline missed under the old priority stays recorded
+    before = refresh(conn, row, context, now).state  # a deadline missed under the old priority stays recorded
     conn.execute(update(tickets).where(tickets.c.id == row.id).values(priority=priority))
     said = f"Priority changed from {row.priority.capitalize()} to {priority.capitalize()} by {by}"
     entry = f"{said}: {text.strip()}" if text and text.strip() else f"{said}."
@@ -187,7 +187,7 @@ def note(
     row = _row(conn, number)
     before = row.sla_state
     if row.status != "closed":
-        before, _ = refresh(conn, row, context, now)
+        before = refresh(conn, row, context, now).state
         if is_update:
             conn.execute(update(tickets).where(tickets.c.id == row.id).values(last_update_at=now))
     add_entry(conn, row.id, now, "update" if is_update else "note", text, by=by, sla_state=before)

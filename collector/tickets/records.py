@@ -6,7 +6,7 @@ written together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from collector.sla import terms as sla
 from collector.store import incident_queue
+from collector.store.database import upsert_ignore
 from collector.store.schema import ACTIVE_STATUSES, outbox, sla_breaches, ticket_entries, tickets
 
 PRIORITY_CRITICAL = "critical"
@@ -52,22 +53,32 @@ def add_entry(
     *,
     by: str = "collector",
     sla_state: str | None = None,
-) -> None:
+    event_id: int | None = None,
+) -> bool:
     """Append one line to a ticket's timeline: when, what, by whom, and the SLA state at that moment.
 
     The line is also an event for the outbox, in the same transaction: the notifications of a ticket change
     are written with the change or not at all (collector/notify/).
+
+    ``event_id``: the device event the line notes; a ticket notes each event once (a unique key), so a second
+    writer noting it adds nothing and gets False.
     """
-    result = conn.execute(
-        insert(ticket_entries).values(
-            ticket_id=ticket_id, at=at, kind=kind, text=text, by=by, sla_state=sla_state
-        )
-    )
-    key = result.inserted_primary_key
-    assert key is not None
-    conn.execute(
-        insert(outbox).values(ticket_id=ticket_id, entry_id=int(key[0]), event=event_of(kind), created_at=at)
-    )
+    values = {
+        "ticket_id": ticket_id,
+        "at": at,
+        "kind": kind,
+        "text": text,
+        "by": by,
+        "sla_state": sla_state,
+        "event_id": event_id,
+    }
+    statement = upsert_ignore(conn, ticket_entries) if event_id is not None else insert(ticket_entries)
+    entry_id = conn.execute(statement.values(**values).returning(ticket_entries.c.id)).scalar()
+    if entry_id is None:
+        return False
+    outboxed = {"ticket_id": ticket_id, "entry_id": int(entry_id), "event": event_of(kind), "created_at": at}
+    conn.execute(insert(outbox).values(**outboxed))
+    return True
 
 
 #: Timeline entries whose event has another name: a fault back on a recovered ticket, a priority changed.
@@ -152,27 +163,58 @@ def set_status(conn: Connection, ticket_id: int, status: str, *, recovered_at: d
     )
 
 
-def recover(conn: Connection, ticket_id: int, at: datetime, text: str) -> None:
-    """The fault is gone: ``recovered`` (still open for follow-up), with an entry saying so."""
-    set_status(conn, ticket_id, "recovered", recovered_at=at)
+def _move(conn: Connection, ticket_id: int, sources: Collection[str], values: dict[str, Any]) -> bool:
+    """Change the ticket only if its status is still one of ``sources``: whether this call changed it.
+
+    The condition is checked by the database as it writes (PostgreSQL re-checks it on the row once a
+    concurrent writer's transaction ends), so of two collectors taking the same step at once only one moves
+    the ticket and writes its entry: the other sees False and writes nothing."""
+    moved = conn.execute(
+        update(tickets).where(tickets.c.id == ticket_id, tickets.c.status.in_(sources)).values(**values)
+    ).rowcount
+    return bool(moved)
+
+
+#: The statuses a ticket recovers from: the fault is gone before anyone confirmed it.
+RECOVERABLE = ("open", "responded")
+
+
+def recover(conn: Connection, ticket_id: int, at: datetime, text: str) -> bool:
+    """The fault is gone: ``recovered`` (still open for follow-up), with an entry saying so. False (and no
+    entry) if the ticket was no longer ``open`` or ``responded``: another writer recovered it first."""
+    if not _move(conn, ticket_id, RECOVERABLE, {"status": "recovered", "recovered_at": at}):
+        return False
     add_entry(conn, ticket_id, at, "recovered", text)
+    return True
 
 
-def reopen(conn: Connection, ticket: Row[Any], at: datetime, kind: str, text: str) -> None:
+def reopen(conn: Connection, ticket: Row[Any], at: datetime, kind: str, text: str) -> bool:
     """A ``recovered`` ticket whose fault is back: open again (``responded`` if someone had responded), with
-    an entry of ``kind`` saying why; its deadlines run on from where they were."""
+    an entry of ``kind`` saying why; its deadlines run on from where they were. False (and no entry) if it
+    was no longer ``recovered``: another writer reopened or closed it first."""
     status = "open" if ticket.responded_at is None else "responded"
-    set_status(conn, ticket.id, status, recovered_at=None)
+    if not _move(conn, ticket.id, ("recovered",), {"status": status, "recovered_at": None}):
+        return False
     add_entry(conn, ticket.id, at, kind, text)
+    return True
 
 
-def close(conn: Connection, ticket_id: int, at: datetime | None = None) -> None:
-    """End a ticket (status ``closed``); its ``recovered_at`` stays as the record of the recovery."""
+def close(
+    conn: Connection,
+    ticket_id: int,
+    at: datetime | None = None,
+    *,
+    sources: Collection[str] = ACTIVE_STATUSES,
+) -> bool:
+    """End a ticket (status ``closed``) if its status is one of ``sources``; its ``recovered_at`` stays as
+    the record of the recovery. False if it was not (closed already, or moved on by another writer)."""
     values: dict[str, Any] = {"status": "closed", "update_due": None, "sla_state": sla.SLA_NONE}
     if at is not None:
         values["closed_at"] = at
-    conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
+    if not _move(conn, ticket_id, sources, values):
+        return False
     touch_device(conn, ticket_id)
+    return True
 
 
 def touch_device(conn: Connection, ticket_id: int) -> None:

@@ -1,8 +1,9 @@
 """Past one node: a 3-node NATS JetStream cluster on loopback and two collectors on one PostgreSQL.
 
 Agents publish MQTT through the cluster; one NATS node and one collector are killed (SIGKILL) mid-stream.
-Every message is stored exactly once, no seq gap is seen that was not real, no ticket is opened twice, and
-the surviving collector takes over the dead one's partitions within a bound it prints.
+Every message is stored exactly once, no seq gap is seen that was not real, no ticket is opened twice, the
+surviving collector takes over the dead one's partitions within a bound it prints, and recovers every
+ticket once, the dead one's sites' included.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from collector.ingest.natsconnect import open_mqtt_once
 from collector.ingest.session import SessionSettings
 from collector.ingest.writer import Message
 from collector.store.database import utcnow
-from collector.store.schema import agent_boots, leases, messages, rejected, samples, tickets
+from collector.store.schema import (
+    agent_boots,
+    leases,
+    messages,
+    rejected,
+    samples,
+    ticket_entries,
+    tickets,
+)
 from common.configfile import TlsConfig
 from tests.support.collector import FakeAgent, boot_id, serve
 from tests.support.mosquitto import free_port
@@ -172,6 +181,12 @@ def count(engine: Engine, table: object) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
 
 
+def recovered(store: Engine) -> int:
+    with store.connect() as conn:
+        query = select(func.count()).select_from(tickets).where(tickets.c.status == "recovered")
+        return int(conn.execute(query).scalar_one())
+
+
 def test_two_collectors_on_a_nats_cluster_survive_a_node_and_a_collector_dying(
     cluster: NatsCluster, store: Engine, tmp_path: Path
 ) -> None:
@@ -248,6 +263,18 @@ def test_two_collectors_on_a_nats_cluster_survive_a_node_and_a_collector_dying(
         assert sorted((row.site, row.cause) for row in opened) == sorted((s, "device-down") for s in SITES)
         assert all(row[2] == 1 for row in opened)
         assert MEMBER + "beta" not in {name.rsplit("-", 1)[0] for name in holders(store)}
+        # The devices come back: alpha, holding beta's sites now, recovers every ticket, each once.
+        for agent in agents:
+            agent.send(agent.fake.state("up", at=datetime.now(UTC)))
+        eventually("every ticket recovered", lambda: recovered(store) == len(SITES), timeout=60)
+        with store.connect() as conn:
+            entries = conn.execute(
+                select(ticket_entries.c.ticket_id, func.count())
+                .where(ticket_entries.c.kind == "recovered")
+                .group_by(ticket_entries.c.ticket_id)
+            ).all()
+        assert len(entries) == len(SITES)
+        assert all(row[1] == 1 for row in entries)
     finally:
         for agent in agents:
             agent.close()

@@ -1,6 +1,6 @@
 """A ``recovered`` ticket whose device has had no fault for ``reopen_window`` seconds is closed, so the next
 fault gets a new ticket with fresh deadlines. Not while the device is ``down`` again (not confirmed yet, or
-its agent is offline): that fault may still reopen it."""
+its agent is offline): that fault may still reopen it. Only at the sites this collector decides."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class CloseRecovered:
     def apply(self, conn: Connection, context: Context) -> None:
         reopen = timedelta(seconds=context.rules.reopen_window)
         query = (
-            select(ticket_table.c.id, ticket_table.c.number)
+            select(ticket_table.c.id, ticket_table.c.number, ticket_table.c.site)
             .outerjoin(devices, same_device())
             .where(
                 ticket_table.c.status == "recovered",
@@ -33,7 +33,10 @@ class CloseRecovered:
         )
         hours = reopen.total_seconds() / 3600
         for row in conn.execute(query).all():
-            tickets.close(conn, row.id, context.now)
+            if not context.owns(row.site):
+                continue  # another collector decides this site
+            if not tickets.close(conn, row.id, context.now, sources=("recovered",)):
+                continue  # reopened or closed meanwhile by another writer
             tickets.add_entry(
                 conn, row.id, context.now, "closed", f"No fault for {hours:g} h after recovery."
             )

@@ -129,7 +129,8 @@ def _confirmed(conn: Connection, context: Context, confirmed: list[Row[Any]]) ->
             openings.append((device, opening))
         elif ticket.status == "recovered":
             text = f"Device {device.device} is down again: {device.state_reason}"
-            tickets.reopen(conn, ticket, context.now, "down-again", text)
+            if not tickets.reopen(conn, ticket, context.now, "down-again", text):
+                continue  # reopened meanwhile by another writer
             context.done.reopened.append(ticket.number)
             log.info("ticket %s reopened: device %s/%s/%s is down again", ticket.number, *key)
     numbers = context.open_many(conn, [opening for _, opening in openings])

@@ -1,4 +1,8 @@
-"""Device transitions too old for the flapping rule are forgotten, at most once an hour."""
+"""Device transitions too old for the flapping rule are forgotten, at most once an hour.
+
+Housekeeping of the whole store, not a decision about a site: every collector of a cluster runs it. That is
+safe run twice at once: it only deletes rows past a cut-off, writes nothing anyone reads as an event, and a
+second collector deleting the same rows finds them gone."""
 
 from __future__ import annotations
 

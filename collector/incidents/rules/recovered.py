@@ -1,5 +1,5 @@
 """A device ``up`` again: its ``open`` (or ``responded``) Critical ticket becomes ``recovered``, kept open for
-follow-up; the fault coming back reopens it (``device_down``)."""
+follow-up; the fault coming back reopens it (``device_down``). Only at the sites this collector decides."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ class RecoverUp:
             devices.c.state == "up",
         )
         for row in conn.execute(query).all():
-            tickets.recover(conn, row.id, context.now, f"Device {row.device} is up again.")
+            if not context.owns(row.site):
+                continue  # another collector decides this site
+            if not tickets.recover(conn, row.id, context.now, f"Device {row.device} is up again."):
+                continue  # recovered meanwhile by another writer: its entry is written already
             context.done.recovered.append(row.number)
             log.info(
                 "ticket %s recovered: device %s/%s/%s is up", row.number, row.site, row.agent, row.device

@@ -1,5 +1,6 @@
 """A device retired from its agent's inventory: its open or recovered ticket is closed, since nobody watches
-the device any more and nothing would ever recover or close that ticket."""
+the device any more and nothing would ever recover or close that ticket. Only at the sites this collector
+decides."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ class CloseRetired:
             devices.c.retired_at.is_not(None),
         )
         for row in conn.execute(query).all():
-            tickets.close(conn, row.id, context.now)
+            if not context.owns(row.site):
+                continue  # another collector decides this site
+            if not tickets.close(conn, row.id, context.now):
+                continue  # closed meanwhile by another writer
             tickets.add_entry(conn, row.id, context.now, "closed", RETIRED_TEXT)
             context.done.closed.append(row.number)
             log.info(

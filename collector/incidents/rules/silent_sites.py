@@ -43,17 +43,18 @@ class SilentSites:
                     text=text,
                     summary=f"site {site}: agents silent",
                 )
-                log.info("ticket %s opened: %s, %s", number, priority, text)
-            elif ticket.status == "recovered":
-                tickets.reopen(conn, ticket, now, "silent-again", text)
+                if number is not None:  # None: another collector opened it first
+                    log.info("ticket %s opened: %s, %s", number, priority, text)
+            elif ticket.status == "recovered" and tickets.reopen(conn, ticket, now, "silent-again", text):
                 context.done.reopened.append(ticket.number)
                 log.info("ticket %s reopened: %s", ticket.number, text)
         query = select(ticket_table).where(
             ticket_table.c.cause == CAUSE_AGENT_SILENT, ticket_table.c.status.in_(("open", "responded"))
         )
         for ticket in conn.execute(query).all():
-            if ticket.site not in by_site and context.owns(ticket.site):
-                tickets.recover(conn, ticket.id, now, f"Every agent of site {ticket.site} is back.")
+            if ticket.site in by_site or not context.owns(ticket.site):
+                continue
+            if tickets.recover(conn, ticket.id, now, f"Every agent of site {ticket.site} is back."):
                 context.done.recovered.append(ticket.number)
                 log.info("ticket %s recovered: every agent of site %s is back", ticket.number, ticket.site)
 

@@ -67,4 +67,5 @@ def _open(conn: Connection, context: Context, device: Any, reasons: list[str]) -
         text=text,
         summary="; ".join(reasons),
     )
-    log.info("ticket %s opened: high, %s", number, text)
+    if number is not None:  # None: another collector opened it first
+        log.info("ticket %s opened: high, %s", number, text)
