@@ -7,7 +7,6 @@ identity, if it was ever stored, was dropped by retention, so it counts as a dup
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from collector.ingest.batch import Batch
 from collector.store.database import driver_value
 from collector.store.horizons import messages_kept_from
 from collector.store.schema import messages
+from collector.store.unnest import literal
 from protocol import Envelope
 
 #: Identities per INSERT statement (7 parameters each).
@@ -104,28 +104,7 @@ def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> set[tup
 
 
 def _claim_arrays(rows: list[tuple[Any, ...]]) -> tuple[str, ...]:
-    """The claim's seven columns as PostgreSQL array literals, for ``_CLAIM_POSTGRES``.
-
-    Written here in one join per column: psycopg adapts a list element by element in Python, which cost more
-    than the rest of the claim. Every element is double-quoted (so an agent named ``null`` stays a name), and
-    none can hold a quote or a backslash: site, agent and boot are ids, kind one of the protocol's words, seq
-    an integer and the time an ISO 8601 text.
-    """
-    sites, agents_, boots, seqs, kinds, times, moments = zip(*rows, strict=True)
-    stamps: dict[datetime, str] = {}
-    for moment in (*times, *moments):
-        if moment not in stamps:
-            stamps[moment] = moment.isoformat()
-    return (
-        _text_array(sites),
-        _text_array(agents_),
-        _text_array(boots),
-        "{" + ",".join(map(str, seqs)) + "}",
-        _text_array(kinds),
-        _text_array([stamps[moment] for moment in times]),
-        _text_array([stamps[moment] for moment in moments]),
-    )
-
-
-def _text_array(values: Sequence[str]) -> str:
-    return '{"' + '","'.join(values) + '"}'
+    """The claim's seven columns as PostgreSQL array literals, for ``_CLAIM_POSTGRES``."""
+    columns = zip(*rows, strict=True)
+    kinds = ("varchar", "varchar", "varchar", "bigint", "varchar", "timestamptz", "timestamptz")
+    return tuple(literal(values, kind) for values, kind in zip(columns, kinds, strict=True))

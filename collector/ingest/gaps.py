@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from collector.ingest.batch import Batch
 from collector.store.database import among, upsert_ignore
 from collector.store.schema import agent_boots, agents
+from collector.store.unnest import update_many
 from protocol import Envelope
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,28 @@ _UPDATE_BOOT = (
         last_seen=bindparam("k_last"),
     )
 )
+
+
+#: The same update as one statement on PostgreSQL (``update_many``): the values, and what each sets.
+_BOOT_COLUMNS = (
+    ("site", "varchar"),
+    ("agent", "varchar"),
+    ("boot", "varchar"),
+    ("max", "bigint"),
+    ("received", "bigint"),
+    ("gaps", "bigint"),
+    ("missing", "bigint"),
+    ("dropped", "bigint"),
+    ("last", "timestamptz"),
+)
+_BOOT_SETS = {
+    "max_seq": "v.max",
+    "received": "t.received + v.received",
+    "gaps": "t.gaps + v.gaps",
+    "missing": "v.missing",
+    "dropped": "t.dropped + v.dropped",
+    "last_seen": "v.last",
+}
 
 
 def track_seq(conn: Connection, batch: Batch) -> None:
@@ -133,7 +156,22 @@ def track_seq(conn: Connection, batch: Batch) -> None:
                     seq_missing=agents.c.seq_missing + (missing - before),
                 )
             )
-    conn.execute(_UPDATE_BOOT, updates)
+    _write_boots(conn, updates)
+
+
+def _write_boots(conn: Connection, updates: list[dict[str, Any]]) -> None:
+    """Write back each boot's marks and counts: one statement on PostgreSQL, an executemany on SQLite."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(_UPDATE_BOOT, updates)
+        return
+    update_many(
+        conn,
+        "agent_boots",
+        columns=_BOOT_COLUMNS,
+        keys=("site", "agent", "boot"),
+        sets=_BOOT_SETS,
+        rows=[tuple(row[f"k_{name}"] for name, _kind in _BOOT_COLUMNS) for row in updates],
+    )
 
 
 def _late(envelope: Envelope, missing: int) -> int:
