@@ -191,15 +191,23 @@ class CollectorService:
     def _evaluate(self) -> None:
         self._evaluation_queued.clear()
         self.incidents.evaluate()
-        self.metrics.devices_evaluated.inc(self.incidents.last.looked_at)
+        done = self.incidents.last
+        self.metrics.devices_evaluated.inc(done.looked_at)
+        if done.more:
+            # A backlog of due devices (a reconnect storm): the next evaluation now, behind the messages
+            # queued meanwhile, rather than at the next tick, so the backlog drains at the writer's pace.
+            self._queue_evaluation()
+
+    def _queue_evaluation(self) -> None:
+        """Queue an evaluation unless one waits already: a backlog of messages does not pile them up."""
+        if not self._evaluation_queued.is_set():
+            self._evaluation_queued.set()
+            self.writer.put(Job(self._evaluate, "incident evaluation"))
 
     def _timer_loop(self) -> None:
         pruned = time.monotonic()
         while not self._stopping.wait(self.config.incidents.evaluate_every):
-            # At most one evaluation waits in the queue: a backlog of messages does not pile up evaluations.
-            if not self._evaluation_queued.is_set():
-                self._evaluation_queued.set()
-                self.writer.put(Job(self._evaluate, "incident evaluation"))
+            self._queue_evaluation()
             if time.monotonic() - pruned >= PRUNE_EVERY:
                 pruned = time.monotonic()
                 self.writer.put(Job(self.ingest.prune_rejected, "rejected messages pruned"))

@@ -97,6 +97,7 @@ class IncidentEngine:
             queued = self.due(conn, context.now)
             context.devices = _device_rows(conn, [item.key for item in queued])
         context.done.looked_at = len(context.devices)
+        context.done.more = len(queued) >= DEVICES_PER_EVALUATION
         for rule in self.rules:
             # Not holding SQLite's write lock from the start (``write_transaction``): a rule reads before it
             # writes, if it writes at all, and ingest in another process may store meanwhile.

@@ -42,6 +42,8 @@ class Evaluation:
     warned: list[str] = field(default_factory=list)
     #: How many devices the evaluation looked at: those due in the incident queue, never the whole fleet.
     looked_at: int = 0
+    #: More devices may be due than one evaluation takes (it took as many as it may): evaluate again soon.
+    more: bool = False
     #: How many active tickets the SLA rule read: those whose SLA state may change now (all at a sweep).
     sla_read: int = 0
 

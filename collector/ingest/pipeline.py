@@ -35,6 +35,7 @@ from collector.store.database import utcnow, write_transaction
 from collector.store.incident_queue import touch
 from collector.store.schema import agents as agent_table
 from collector.store.schema import events
+from collector.store.unnest import update_many
 from protocol import Envelope
 
 log = logging.getLogger(__name__)
@@ -219,16 +220,31 @@ class Ingest:
         if roster is not None:
             roster.flush(conn)
             changed |= roster.changed()
-        touch(conn, changed)  # the incident engine looks at these devices next
+        if changed:  # the incident engine looks at these devices next, in the order changes came
+            touch(conn, changed, max(received_at for _, received_at, _ in batch.fresh))
         if telemetry:
             insert_samples(conn, telemetry)
         if event_rows:
             conn.execute(insert(events), event_rows)
-        if last_seen:
-            conn.execute(
-                _UPDATE_LAST_SEEN,
-                [{"k_site": k[0], "k_agent": k[1], "k_last": v} for k, v in sorted(last_seen.items())],
-            )
+        _write_last_seen(conn, last_seen)
+
+
+def _write_last_seen(conn: Connection, last_seen: dict[tuple[str, str], datetime]) -> None:
+    """When each agent was last heard from: one statement on PostgreSQL, an executemany on SQLite."""
+    ordered = sorted(last_seen.items())  # in key order, so writers lock alike
+    if not ordered:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(_UPDATE_LAST_SEEN, [{"k_site": k[0], "k_agent": k[1], "k_last": v} for k, v in ordered])
+        return
+    update_many(
+        conn,
+        "agents",
+        columns=(("site", "varchar"), ("agent", "varchar"), ("last_seen", "timestamptz")),
+        keys=("site", "agent"),
+        sets={"last_seen": "v.last_seen"},
+        rows=[(site, agent, at) for (site, agent), at in ordered],
+    )
 
 
 def _event_row(envelope: Envelope, received_at: datetime) -> dict[str, Any]:

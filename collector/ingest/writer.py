@@ -187,10 +187,12 @@ class Writer:
     def put(self, item: Message | Job) -> None:
         """Queue ``item``, waiting while the queue is full; once stopping, drop it (the broker keeps it).
 
-        The bound holds for one producer (paho's network thread); jobs queued from other threads at the same
-        moment may pass it by one each.
+        The bound is for messages, from one producer (paho's network thread). A job never waits for room
+        (their producers queue one at a time, and the writer itself may queue the next evaluation, which
+        must not wait on itself).
         """
-        if self._stopping.is_set() or (self._queue.qsize() >= self._maxsize and not self._wait_for_room()):
+        full = isinstance(item, Message) and self._queue.qsize() >= self._maxsize
+        if self._stopping.is_set() or (full and not self._wait_for_room()):
             log.debug("stopping: not queued, the broker keeps it: %s", item)
             return
         self._queue.put(item)

@@ -134,8 +134,29 @@ def test_an_evaluation_looks_at_a_bounded_number_of_devices_longest_waiting_firs
     seen = []
     for _ in range(3):
         incidents.evaluate()
-        seen.append(incidents.last.looked_at)
-    assert seen == [8, 8, DEVICES - 16]
+        seen.append((incidents.last.looked_at, incidents.last.more))
+    assert seen == [(8, True), (8, True), (DEVICES - 16, False)]
+
+
+def test_a_confirm_window_that_ends_is_not_queued_behind_changes_that_came_after_it(
+    ingest: Ingest,
+    incidents: IncidentEngine,
+    agent: FakeAgent,
+    clock: Clock,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    incidents.evaluate()  # the fleet's first states, looked at
+    go(ingest, clock, agent.state("down", at=clock.advance(1), device="dev-05"))
+    incidents.evaluate()  # dev-05 waits for its confirm window
+    clock.advance(CONFIRM + 1)
+    for n in range(DEVICES):  # a storm of changes arrives after the window ended
+        if n != 5:
+            go(ingest, clock, agent.state("degraded", at=clock(), device=f"dev-{n:02d}"))
+    monkeypatch.setattr(engine_module, "DEVICES_PER_EVALUATION", 1)
+    incidents.evaluate()
+    assert incidents.last.looked_at == 1
+    assert causes(engine) == [(CAUSE_DEVICE_DOWN, "dev-05")]
 
 
 def test_a_device_held_back_is_looked_at_again_until_the_hold_ends(

@@ -395,3 +395,17 @@ def test_the_writer_counts_its_busy_seconds_by_work(monkeypatch: pytest.MonkeyPa
     busy = "hezo_writer_busy_seconds_total"
     assert metrics.registry.get_sample_value(busy, {"work": "ingest"}) == 4.0
     assert metrics.registry.get_sample_value(busy, {"work": "incident evaluation"}) == 0.5
+
+
+def test_a_job_is_queued_on_a_full_queue_without_waiting() -> None:
+    # The writer queues its next evaluation itself: waiting for room there would wait on itself.
+    writer = Writer(Store().handle, Store().keep, maxsize=1)
+    writer.put(Message("m", b"{}", T0))
+    queued = threading.Event()
+    producer = threading.Thread(target=lambda: (writer.put(Job(lambda: None, "next")), queued.set()))
+    producer.start()
+    producer.join(10)
+    try:
+        assert queued.is_set(), "a job waited for room in the queue"
+    finally:
+        writer.stop()
