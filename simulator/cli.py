@@ -105,7 +105,9 @@ def _parser() -> argparse.ArgumentParser:
         "--flapping", type=float, default=0.01, help="share of devices that flap (default 0.01)"
     )
     fleet.add_argument("--dying", type=float, default=0.01, help="share of devices that die (default 0.01)")
-    fleet.add_argument("--die-after", type=float, help="s after start when they die (default: never)")
+    fleet.add_argument(
+        "--die-after", type=float, help="s after start when they die (default: never; SIGUSR1: now)"
+    )
     fleet.add_argument("--duration", type=float, help="s to run (default: until SIGINT or SIGTERM)")
     fleet.add_argument("--contract", default="FLEET-0001", help="the contract every device names")
     fleet.add_argument("--processes", type=int, default=1, help="processes the agents are split over (1-64)")

@@ -10,8 +10,9 @@ One thread drives all the clients of a process through a selector (paho's extern
 connections cost one thread, not 10,000; ``processes`` splits the agents over several processes. The
 simulator imports none of hezo: the envelopes are written here from docs/protocol.md.
 
-What happens is printed as JSON lines on standard output (``connected``, ``died``, ``stats``), which a
-benchmark reads to know when the storm is over and the moment the devices died.
+The dying share dies ``die_after`` seconds after the start, or when the process gets SIGUSR1 (a benchmark
+says when). What happens is printed as JSON lines on standard output (``connected``, ``died``, ``stats``),
+which a benchmark reads to know when the storm is over and the moment the devices died.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import heapq
 import json
 import multiprocessing
+import os
 import random
 import resource
 import selectors
@@ -262,6 +264,8 @@ class Slice:
         self.due: list[Due] = []
         self.dying: list[tuple[int, int]] = []
         self.published = 0
+        #: Set by SIGUSR1: the dying share dies at the next turn of the loop (once), whatever ``die_after``.
+        self.die_now = False
 
     def plan_devices(self, start: float) -> None:
         """Each device's first telemetry spread over the interval; flapping devices; who dies."""
@@ -289,7 +293,7 @@ class Slice:
             connection.open()
             self.register(connection)
         self.plan_devices(start)
-        died = self.plan.die_after is None
+        died = False
         all_up_said = False
         stop = start + self.plan.duration if self.plan.duration else float("inf")
         last_misc = 0.0
@@ -298,7 +302,8 @@ class Slice:
             if not all_up_said and all(c.up for c in self.connections):
                 all_up_said = True
                 _say(self.out, "connected", agents=len(self.connections), seconds=round(now - start, 3))
-            if not died and self.plan.die_after is not None and now - start >= self.plan.die_after:
+            due = self.plan.die_after is not None and now - start >= self.plan.die_after
+            if not died and (due or self.die_now):
                 died = True
                 self.die()
             while self.due and self.due[0][0] <= now:
@@ -394,8 +399,15 @@ class Slice:
 
 
 def run_slice(plan: FleetPlan, address: tuple[str, int], first: int, count: int) -> dict[str, int]:
-    """Run agents ``first`` to ``first + count - 1``, printing to standard output; the counts."""
-    return Slice(plan, address, first, count, sys.stdout).run()
+    """Run agents ``first`` to ``first + count - 1``, printing to standard output; the counts. SIGUSR1 makes
+    the dying share die now."""
+    fleet = Slice(plan, address, first, count, sys.stdout)
+
+    def die(*_: object) -> None:
+        fleet.die_now = True
+
+    signal.signal(signal.SIGUSR1, die)
+    return fleet.run()
 
 
 def _fileno(connection: Connection) -> int:
@@ -443,6 +455,12 @@ def run(plan: FleetPlan, host: str, port: int, processes: int = 1) -> None:
             child.kill()
         raise SystemExit(0)
 
+    def die(*_: object) -> None:
+        for child in children:
+            if child.pid is not None:
+                os.kill(child.pid, signal.SIGUSR1)
+
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, die)
     for child in children:
         child.join()

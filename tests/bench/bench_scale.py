@@ -33,13 +33,14 @@ import os
 import resource
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,6 @@ class Fleet:
     devices: int
     port: int
     processes: int
-    die_after: float | None
     process: subprocess.Popen[bytes] | None = None
     lines: list[dict[str, object]] = field(default_factory=list)
 
@@ -86,8 +86,6 @@ class Fleet:
         command = [sys.executable, "-m", "simulator", "fleet", "--port", str(self.port)]
         command += ["--agents", str(self.agents), "--devices", str(self.devices)]
         command += ["--processes", str(self.processes)]
-        if self.die_after is not None:
-            command += ["--die-after", str(self.die_after)]
         self.lines = []
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
@@ -99,6 +97,11 @@ class Fleet:
 
     def said(self, event: str) -> list[dict[str, object]]:
         return [line for line in self.lines if line["event"] == event]
+
+    def die(self) -> None:
+        """The dying share of the devices dies now (SIGUSR1, which the fleet passes to its processes)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGUSR1)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -228,10 +231,10 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
     broker = Mosquitto("127.0.0.1", free_port(), workdir / "broker", extra="max_connections -1\n")
     broker.workdir.mkdir(parents=True)
     broker.start()
-    fleet = Fleet(agents, each, broker.port, processes, die_after=None)
-    collector = None
+    fleet = Fleet(agents, each, broker.port, processes)
     try:
-        with database() as url:
+        with ExitStack() as stack:  # the collector stops before its database is dropped
+            url = stack.enter_context(database())
             port = free_port()
             config = workdir / "collector.yaml"
             config.write_text(
@@ -242,10 +245,10 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
                 f"contracts: [{{number: {CONTRACT}, start: 2026-01-01, years: 3, customer: Fleet}}]\n"
             )
             collector = serve(config, workdir)
+            stack.callback(stop, collector)
             wait_port("127.0.0.1", port, timeout=60)
             wait_for("subscribed", lambda: json.loads(get(port, "/healthz")).get("status") == "ok", 60)
             engine = create_engine(url)
-            fleet.die_after = 30.0 + steady + 10.0  # after the storm and the steady window
             fleet.start()
             figures["first storm s"] = wait_for(
                 "every device stored",
@@ -297,6 +300,7 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
                 ).one()
             figures["lag p50 s"], figures["lag p99 s"] = float(lags[0] or 0), float(lags[1] or 0)
             counters = Scrape(port)
+            fleet.die()  # now, after the steady window, however long the storm took
             wait_for("the fleet says its devices died", lambda: len(fleet.said("died")) >= processes, 120)
             died = sum(int(line["devices"]) for line in fleet.said("died"))  # type: ignore[call-overload]
             figures["died"] = died
@@ -317,6 +321,9 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
                     ).scalar_one()
                 )
             counters.since(figures, "dying")
+            with engine.connect() as conn:
+                for cause, count in conn.execute(text("SELECT cause, count(*) FROM tickets GROUP BY cause")):
+                    figures[f"tickets {cause}"] = int(count)
             fleet.kill()
             wait_for(
                 "every will stored",
@@ -324,7 +331,6 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
                 timeout=600,
             )
             restarted = time.time()
-            fleet.die_after = None
             fleet.start()
             figures["reconnect storm s"] = wait_for(
                 "every agent online on a new boot",
@@ -341,16 +347,37 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
             engine.dispose()
     finally:
         fleet.kill()
-        if collector is not None and collector.poll() is None:
-            collector.terminate()
-            try:
-                collector.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                print("  the collector did not stop within 60 s of SIGTERM: killed", flush=True)
-                collector.kill()
-                collector.wait()
         broker.stop()
+        errors(workdir / "collector.log", figures)
     return figures
+
+
+def stop(collector: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped within 60 s (said)."""
+    if collector.poll() is not None:
+        return
+    collector.terminate()
+    try:
+        collector.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        print("  the collector did not stop within 60 s of SIGTERM: killed", flush=True)
+        collector.kill()
+        collector.wait()
+
+
+def errors(log: Path, figures: Figures) -> None:
+    """The collector's errors in the step (a figure measured past an error says less), the first few shown."""
+    if not log.exists():
+        return
+    lines = log.read_text(errors="replace").splitlines()
+    found = [line for line in lines if any(level in f" {line} " for level in (" ERROR ", " CRITICAL "))]
+    figures["collector errors"] = len(found)
+    if found:
+        kept = Path(tempfile.gettempdir()) / f"bench_scale_{figures['devices']}_collector.log"
+        shutil.copyfile(log, kept)
+        print(f"    the collector's log: {kept}", flush=True)
+    for line in dict.fromkeys(line[:200] for line in found[:50]):
+        print(f"    {line}", flush=True)
 
 
 def main() -> None:
