@@ -49,6 +49,9 @@ class StoreConfig(BaseModel):
 
     url: str = Field(default="sqlite:///hezo-collector.db", min_length=1)
     batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: How long (ms) the writer waits for more messages to join a batch: a transaction costs the same
+    #: round trips and commit whatever its size, so a longer wait is fewer of them, at that much latency.
+    batch_wait_ms: int = Field(default=50, ge=0, le=1000)
 
 
 class IngestConfig(BaseModel):

@@ -101,6 +101,7 @@ class CollectorService:
             metrics=self.metrics,
             handle_batch=self.ingest.handle_batch,
             batch_size=config.store.batch_size,
+            batch_wait=config.store.batch_wait_ms / 1000,
             flush_acks=self._flush_acks,
             transient=transient,
         )

@@ -221,7 +221,9 @@ def per_agent(devices: int, open_files: int) -> int:
     return per
 
 
-def step(devices: int, steady: float, processes: int, workdir: Path, open_files: int) -> Figures:
+def step(
+    devices: int, steady: float, processes: int, workdir: Path, open_files: int, batch_wait_ms: int
+) -> Figures:
     each = per_agent(devices, open_files)
     agents = devices // each
     figures = Figures(devices=devices, agents=agents, **{"devices per agent": each})
@@ -239,7 +241,7 @@ def step(devices: int, steady: float, processes: int, workdir: Path, open_files:
             config = workdir / "collector.yaml"
             config.write_text(
                 f"mqtt: {{host: 127.0.0.1, port: {broker.port}, client_id: collector-scale}}\n"
-                f"store: {{url: '{url}'}}\n"
+                f"store: {{url: '{url}', batch_wait_ms: {batch_wait_ms}}}\n"
                 f"web: {{host: 127.0.0.1, port: {port}}}\n"
                 f"incidents: {{confirm_window: {CONFIRM_WINDOW}}}\n"
                 f"contracts: [{{number: {CONTRACT}, start: 2026-01-01, years: 3, customer: Fleet}}]\n"
@@ -385,6 +387,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[10_000, 50_000, 100_000, 200_000])
     parser.add_argument("--steady", type=float, default=60.0, help="seconds of steady load per step")
     parser.add_argument("--processes", type=int, default=2, help="fleet processes")
+    parser.add_argument(
+        "--batch-wait-ms", type=int, default=50, help="the collector's store.batch_wait_ms (default 50)"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # Mosquitto inherits it: one fd per agent
@@ -397,7 +402,7 @@ def main() -> None:
     for devices in args.steps:
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                figures = step(devices, args.steady, args.processes, Path(tmp), hard)
+                figures = step(devices, args.steady, args.processes, Path(tmp), hard, args.batch_wait_ms)
             except TimeoutError as exc:
                 print(f"{devices:>7} devices: {exc}")
                 continue

@@ -125,6 +125,8 @@ def test_bad_store_url_names_the_key_and_hides_the_password(tmp_path: Path, url:
             "sla.priorities.high.window",
             "",
         ),
+        ("store:\n  batch_wait_ms: 5000\n", "store.batch_wait_ms", "less than or equal to 1000"),
+        ("store:\n  batch_wait_ms: 0.5\n", "store.batch_wait_ms", "valid integer"),
     ],
 )
 def test_bad_incident_sla_and_site_keys_name_the_key_and_the_reason(
