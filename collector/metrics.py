@@ -90,6 +90,12 @@ class Metrics:
             "Receiver processes (the MQTT session's) that ended unasked and were started again.",
             registry=self.registry,
         )
+        self.ingest_behind = Gauge(
+            "hezo_ingest_behind_seconds",
+            "How far behind the agents ingest is: from the envelope ts of the newest live message in the last"
+            " batch stored to its commit (the agents' clock against the collector's: skew shows too).",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "hezo_ingest_queue_depth",
             "Messages received from the broker and not yet written.",

@@ -158,6 +158,9 @@ class Ingest:
 
     def _after_commit(self, batch: Batch) -> None:
         """The database has decided: counters, re-publish requests and replies follow what was stored."""
+        live = [envelope.moment for envelope, _, retained in batch.fresh if not retained]
+        if live:  # retained copies are old by nature: they say nothing of how far behind ingest is
+            self._metrics.ingest_behind.set(max(0.0, (utcnow() - max(live)).total_seconds()))
         for reason in batch.rejected:
             self._metrics.rejected.labels(reason=reason).inc()
         if batch.duplicates:

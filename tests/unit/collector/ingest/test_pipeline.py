@@ -9,6 +9,7 @@ from sqlalchemy import Engine, Row, func, select
 
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
+from collector.store.database import utcnow
 from collector.store.schema import agents, devices, events, rejected, samples
 from tests.support.collector import RALLY_BAR, T0, FakeAgent, boot_id
 
@@ -401,3 +402,18 @@ def test_a_batch_that_fails_after_claiming_its_messages_leaves_no_claim_behind(
     ingest.handle(*telemetry, T0)  # the broker delivers it again
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(samples)).scalar_one() == 2
+
+
+def test_how_far_behind_ingest_is_follows_live_messages_not_retained_copies(
+    ingest: Ingest, metrics: Metrics
+) -> None:
+    agent = FakeAgent()
+    ingest.handle(*agent.birth(at=T0), T0)
+    before = (utcnow() - (T0 + timedelta(seconds=30))).total_seconds()
+    ingest.handle(*agent.telemetry(at=T0 + timedelta(seconds=30)), T0 + timedelta(seconds=31))
+    after = (utcnow() - (T0 + timedelta(seconds=30))).total_seconds()
+    behind = metrics.registry.get_sample_value("hezo_ingest_behind_seconds")
+    assert behind is not None
+    assert before <= behind <= after
+    ingest.handle(*agent.state("up", at=T0 + timedelta(seconds=1)), T0 + timedelta(seconds=32), retained=True)
+    assert metrics.registry.get_sample_value("hezo_ingest_behind_seconds") == behind
