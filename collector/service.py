@@ -94,6 +94,7 @@ class CollectorService:
             rules=config.incidents,
             context=self.sla,
             owns=self.ownership.owns if self.ownership is not None else None,
+            lagging=self._backlogged,
         )
         self.writer = Writer(
             self.ingest.handle,
@@ -188,6 +189,10 @@ class CollectorService:
                 return "not connected to NATS"
             return f"not connected to the broker {self.config.mqtt.host}:{self.config.mqtt.port}"
         return self.writer.stalled(STALLED_AFTER)
+
+    def _backlogged(self) -> bool:
+        """Ingest is behind (its queue half full): the engine waits before confirming a device down."""
+        return self.writer.backlogged()
 
     def _evaluate(self) -> None:
         self._evaluation_queued.clear()

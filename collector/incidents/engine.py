@@ -53,11 +53,13 @@ class IncidentEngine:
         rules: IncidentsConfig | None = None,
         context: SlaContext | None = None,
         owns: Callable[[str], bool] | None = None,
+        lagging: Callable[[], bool] | None = None,
     ) -> None:
         """``owns(site)``: whether this collector decides ``site`` now (``collector/cluster``); by default
-        every site is its own."""
+        every site is its own. ``lagging()``: whether ingest is behind the agents now (by default never)."""
         self._engine = engine
         self._owns = owns
+        self._lagging = lagging
         self._on_ticket_opened = on_ticket_opened
         self._metrics = metrics
         self._now = now
@@ -92,6 +94,7 @@ class IncidentEngine:
             metrics=self._metrics,
             on_ticket_opened=self._on_ticket_opened,
             owns=self._owns,
+            lagging=self._lagging is not None and self._lagging(),
         )
         with self._engine.begin() as conn:
             queued = self.due(conn, context.now)

@@ -60,8 +60,12 @@ class Context:
         metrics: Metrics | None,
         on_ticket_opened: Callable[[str], None] | None,
         owns: Callable[[str], bool] | None = None,
+        lagging: bool = False,
     ) -> None:
         self.now = now
+        #: Ingest is behind (``Writer.backlogged``): what the store says of a device may be older than a
+        #: message still queued, so a confirmation may wait a little (``rules/device_down.py``).
+        self.lagging = lagging
         #: Whether this collector decides a site's tickets now; another collector decides the rest.
         self.owns: Callable[[str], bool] = owns if owns is not None else _every_site
         self.rules = rules

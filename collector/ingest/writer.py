@@ -165,14 +165,17 @@ class Writer:
             return f"the writer has finished nothing for {quiet:.0f} s while {waiting} messages wait"
         return None
 
+    def backlogged(self) -> bool:
+        """Messages pile up: the queue is half full (the broker may hold more). No agent's clock in it."""
+        return self._queue.qsize() >= self._maxsize // 2
+
     def start(self) -> None:
         """Start the writer thread, with the garbage collector set for a stream of messages (below)."""
         tune_gc()
         self._thread.start()
 
     def alive(self) -> bool:
-        """True while the writer thread runs."""
-        return self._thread.is_alive()
+        return self._thread.is_alive()  # the writer thread runs
 
     def stop(self) -> None:
         """Write what is queued (stopping at the first failure, without retrying), then end the thread."""
@@ -185,12 +188,9 @@ class Writer:
             self._thread.join()
 
     def put(self, item: Message | Job) -> None:
-        """Queue ``item``, waiting while the queue is full; once stopping, drop it (the broker keeps it).
-
-        The bound is for messages, from one producer (paho's network thread). A job never waits for room
-        (their producers queue one at a time, and the writer itself may queue the next evaluation, which
-        must not wait on itself).
-        """
+        """Queue ``item``, waiting while the queue is full; once stopping, drop it (the broker keeps it). The
+        bound is for messages, from one producer (paho's network thread); a job never waits (the writer
+        itself may queue the next evaluation, which must not wait on itself)."""
         full = isinstance(item, Message) and self._queue.qsize() >= self._maxsize
         if self._stopping.is_set() or (full and not self._wait_for_room()):
             log.debug("stopping: not queued, the broker keeps it: %s", item)

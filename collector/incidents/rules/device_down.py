@@ -1,8 +1,8 @@
 """The Critical rule: a device ``down`` for at least ``confirm_window`` seconds, behind an online agent, in
 that agent's inventory (not retired), not held back (``holds``), gets a Critical ticket whose first response
 is due on the terms' clock (24x7 by default), or its ``recovered`` ticket reopened (entry ``down-again``). A
-device behind an offline agent gets no ticket: nothing is known about it. A new ticket asks the agent for
-evidence once it is committed."""
+device behind an offline agent gets no ticket: nothing is known about it. While ingest lags behind the agents
+the confirmation waits, up to ``LAG_HOLD``. A new ticket asks the agent for evidence once it is committed."""
 
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ from collector.store.schema import tickets as ticket_table
 
 log = logging.getLogger(__name__)
 
+#: While ingest is behind the agents, a device down past its confirm window waits this much longer at most
+#: (looked at again every ``LAG_RECHECK``): a device that went down and came back within the window is seen
+#: down past it when the message that says it came back is still queued. Bounded, so that an overloaded
+#: collector still opens a dead device's ticket.
+LAG_HOLD = timedelta(seconds=60)
+LAG_RECHECK = timedelta(seconds=1)
+
 
 class DeviceDown:
     def apply(self, conn: Connection, context: Context) -> None:
@@ -29,9 +36,13 @@ class DeviceDown:
         for device in context.devices:
             if not _watched(device):
                 continue  # up, retired or behind an offline agent: nothing to wait for until it changes
+            key = (device.site, device.agent, device.device)
             confirmed_at = device.down_since + confirm
             if confirmed_at > context.now:
-                context.wake((device.site, device.agent, device.device), confirmed_at)
+                context.wake(key, confirmed_at)
+            elif context.lagging and context.now < confirmed_at + LAG_HOLD:
+                # The message that says it came back may still be queued: look again in a moment.
+                context.wake(key, context.now + LAG_RECHECK)
             else:
                 candidates.append(device)
         if not candidates:

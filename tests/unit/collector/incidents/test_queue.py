@@ -219,3 +219,46 @@ def test_devices_dying_together_are_all_ticketed_by_one_evaluation(
     opened = incidents.evaluate()
     assert len(opened) == DEVICES
     assert causes(engine) == [(CAUSE_DEVICE_DOWN, f"dev-{n:02d}") for n in range(DEVICES)]
+
+
+def test_while_ingest_lags_a_confirmation_waits_a_bounded_time(
+    ingest: Ingest, agent: FakeAgent, clock: Clock, engine: Engine
+) -> None:
+    lagging = [True]
+    settings = IncidentsConfig(confirm_window=CONFIRM)
+    incidents = IncidentEngine(
+        engine, confirm_window=CONFIRM, rules=settings, now=clock, lagging=lambda: lagging[0]
+    )
+    incidents.evaluate()
+    go(ingest, clock, agent.state("down", at=clock.advance(1), device="dev-03"))
+    clock.advance(CONFIRM)
+    incidents.evaluate()  # the window has ended, but a message that it came back may still be queued
+    assert causes(engine) == []
+    assert queued(engine) == ["dev-03"]  # looked at again in a moment
+    clock.advance(30)
+    incidents.evaluate()
+    assert causes(engine) == []
+    lagging[0] = False  # ingest caught up: the device is still down
+    clock.advance(1)
+    incidents.evaluate()
+    assert causes(engine) == [(CAUSE_DEVICE_DOWN, "dev-03")]
+
+
+def test_a_collector_that_stays_behind_still_opens_the_ticket_after_the_hold(
+    ingest: Ingest, agent: FakeAgent, clock: Clock, engine: Engine
+) -> None:
+    incidents = IncidentEngine(
+        engine,
+        confirm_window=CONFIRM,
+        rules=IncidentsConfig(confirm_window=CONFIRM),
+        now=clock,
+        lagging=lambda: True,
+    )
+    incidents.evaluate()
+    go(ingest, clock, agent.state("down", at=clock.advance(1), device="dev-03"))
+    clock.advance(CONFIRM + 59)
+    incidents.evaluate()
+    assert causes(engine) == []
+    clock.advance(1)
+    incidents.evaluate()
+    assert causes(engine) == [(CAUSE_DEVICE_DOWN, "dev-03")]

@@ -409,3 +409,12 @@ def test_a_job_is_queued_on_a_full_queue_without_waiting() -> None:
         assert queued.is_set(), "a job waited for room in the queue"
     finally:
         writer.stop()
+
+
+def test_a_queue_half_full_is_a_backlog() -> None:
+    writer = Writer(Store().handle, Store().keep, maxsize=4)
+    writer.put(Message("a", b"{}", T0))
+    assert not writer.backlogged()
+    writer.put(Job(lambda: None, "a job"))
+    writer.put(Message("b", b"{}", T0))
+    assert writer.backlogged()
