@@ -87,35 +87,28 @@ def due(
 def settle(conn: Connection, queued: Iterable[Queued], wakes: dict[DeviceKey, datetime]) -> None:
     """After an evaluation: each device looked at is due again at its wake time, or forgotten without one;
     unless it was touched meanwhile, which leaves it due at once."""
-    forget: list[dict[str, object]] = []
-    later: list[dict[str, object]] = []
+    forget: list[tuple[str, str, str, int]] = []
+    later: list[tuple[str, str, str, int, datetime]] = []
     for item in sorted(queued, key=lambda q: q.key):
-        params: dict[str, object] = {
-            "k_site": item.key[0],
-            "k_agent": item.key[1],
-            "k_device": item.key[2],
-            "k_changes": item.changes,
-        }
         wake = wakes.get(item.key)
         if wake is None:
-            forget.append(params)
+            forget.append((*item.key, item.changes))
         else:
-            later.append({**params, "k_due": wake})
+            later.append((*item.key, item.changes, wake))
     if conn.dialect.name == "postgresql":
         # One statement each, not one per device (an evaluation settles up to 2,000).
-        key = [(p["k_site"], p["k_agent"], p["k_device"], p["k_changes"]) for p in forget]
-        delete_many(conn, "incident_queue", _QUEUED, key)
-        rows = [(p["k_site"], p["k_agent"], p["k_device"], p["k_changes"], p["k_due"]) for p in later]
+        delete_many(conn, "incident_queue", _QUEUED, forget)
         update_many(
             conn,
             "incident_queue",
             columns=(*_QUEUED, ("due_at", "timestamptz")),
             keys=[name for name, _kind in _QUEUED],
             sets={"due_at": "v.due_at"},
-            rows=rows,
+            rows=later,
         )
         return
+    names = ("k_site", "k_agent", "k_device", "k_changes", "k_due")
     if forget:
-        conn.execute(_FORGET, forget)
+        conn.execute(_FORGET, [dict(zip(names, row, strict=False)) for row in forget])
     if later:
-        conn.execute(_LATER, later)
+        conn.execute(_LATER, [dict(zip(names, row, strict=True)) for row in later])

@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
@@ -188,13 +189,18 @@ def usage(groups: dict[str, list[psutil.Process]], seconds: float) -> dict[str, 
     return result
 
 
+def samples(port: int) -> list[Any]:
+    """Every sample of the collector's /metrics."""
+    return [
+        sample
+        for family in text_string_to_metric_families(get(port, "/metrics"))
+        for sample in family.samples
+    ]
+
+
 def metric(port: int, name: str) -> float:
     """One unlabelled sample of the collector's /metrics (infinity while it has none)."""
-    for family in text_string_to_metric_families(get(port, "/metrics")):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    return float("inf")
+    return next((float(sample.value) for sample in samples(port) if sample.name == name), float("inf"))
 
 
 class Scrape:
@@ -206,14 +212,13 @@ class Scrape:
 
     def _read(self) -> tuple[float, float, float, float]:
         busy = evaluating = looked_at = 0.0
-        for family in text_string_to_metric_families(get(self.port, "/metrics")):
-            for sample in family.samples:
-                if sample.name == "hezo_writer_busy_seconds_total":
-                    busy += sample.value
-                    if sample.labels.get("work") == "incident evaluation":
-                        evaluating += sample.value
-                elif sample.name == "hezo_incident_devices_evaluated_total":
-                    looked_at += sample.value
+        for sample in samples(self.port):
+            if sample.name == "hezo_writer_busy_seconds_total":
+                busy += sample.value
+                if sample.labels.get("work") == "incident evaluation":
+                    evaluating += sample.value
+            elif sample.name == "hezo_incident_devices_evaluated_total":
+                looked_at += sample.value
         return time.monotonic(), busy, evaluating, looked_at
 
     def since(self, figures: Figures, window: str) -> None:

@@ -1,6 +1,7 @@
 """The engine works in proportion to what changed: it looks only at the devices ingest touched and at those
 whose timer falls due, and forgets a device nothing is pending for."""
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -221,14 +222,17 @@ def test_devices_dying_together_are_all_ticketed_by_one_evaluation(
     assert causes(engine) == [(CAUSE_DEVICE_DOWN, f"dev-{n:02d}") for n in range(DEVICES)]
 
 
+def behind_engine(engine: Engine, clock: Clock, lagging: Callable[[], bool]) -> IncidentEngine:
+    """An engine whose ingest says it lags as ``lagging()`` does."""
+    settings = IncidentsConfig(confirm_window=CONFIRM)
+    return IncidentEngine(engine, confirm_window=CONFIRM, rules=settings, now=clock, lagging=lagging)
+
+
 def test_while_ingest_lags_a_confirmation_waits_a_bounded_time(
     ingest: Ingest, agent: FakeAgent, clock: Clock, engine: Engine
 ) -> None:
     lagging = [True]
-    settings = IncidentsConfig(confirm_window=CONFIRM)
-    incidents = IncidentEngine(
-        engine, confirm_window=CONFIRM, rules=settings, now=clock, lagging=lambda: lagging[0]
-    )
+    incidents = behind_engine(engine, clock, lambda: lagging[0])
     incidents.evaluate()
     go(ingest, clock, agent.state("down", at=clock.advance(1), device="dev-03"))
     clock.advance(CONFIRM)
@@ -247,13 +251,7 @@ def test_while_ingest_lags_a_confirmation_waits_a_bounded_time(
 def test_a_collector_that_stays_behind_still_opens_the_ticket_after_the_hold(
     ingest: Ingest, agent: FakeAgent, clock: Clock, engine: Engine
 ) -> None:
-    incidents = IncidentEngine(
-        engine,
-        confirm_window=CONFIRM,
-        rules=IncidentsConfig(confirm_window=CONFIRM),
-        now=clock,
-        lagging=lambda: True,
-    )
+    incidents = behind_engine(engine, clock, lambda: True)
     incidents.evaluate()
     go(ingest, clock, agent.state("down", at=clock.advance(1), device="dev-03"))
     clock.advance(CONFIRM + 59)
