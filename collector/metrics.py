@@ -38,7 +38,8 @@ class Metrics:
         )
         self.duplicates = Counter(
             "hezo_messages_duplicate",
-            "Messages received again with an identity (site, agent, boot, seq) already stored, and ignored.",
+            "Messages received again, and ignored: an identity (site, agent, boot, seq) already stored, or a "
+            "retained or redelivered copy of a bad message already kept.",
             registry=self.registry,
         )
         self.gaps = Counter(

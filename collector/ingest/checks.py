@@ -70,15 +70,15 @@ def keep(  # noqa: PLR0917 - the fields of one rejected row
     error: str,
     received_at: datetime,
     *,
-    retained: bool = False,
+    copy: bool = False,
 ) -> bool:
-    """Keep a bad message; False if it is a retained copy already kept."""
+    """Keep a bad message; False if it is a copy (retained, or redelivered) of one already kept."""
     log.debug("rejected message on %s (%s): %s", topic, reason, error)
     digest = hashlib.sha256(payload).hexdigest()
-    if retained:
+    if copy:
         kept = select(rejected.c.id).where(rejected.c.topic == topic, rejected.c.payload_sha256 == digest)
         if conn.execute(kept.limit(1)).first() is not None:
-            log.debug("retained message on %s already kept as rejected", topic)
+            log.debug("copy of a message on %s already kept as rejected", topic)
             return False
     conn.execute(
         insert(rejected).values(

@@ -361,6 +361,7 @@ class JetStreamReceiver:
                 msg.data,
                 received_at,
                 functools.partial(self._ack_later, partition, msg),
+                redelivered=msg.metadata.num_delivered > 1,
             )
             for msg in batch
         ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,42 +87,58 @@ class Ingest:
         self.on_reply: Callable[[Envelope, datetime], None] | None = None
         self._request_republish = request_republish or RepublishWanted(metrics)
 
-    def handle(self, topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        self,
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         """Store one message received on ``topic`` at ``received_at``, or keep it as rejected.
 
         ``retained``: the broker delivered a retained copy (at a subscribe), which it does again at every
-        new subscription: one already kept in ``rejected`` (same topic and payload) is not kept twice.
+        new subscription; ``redelivered``: the broker delivered it before and had no ack for it (after a
+        reconnect, or a broker's restart). Either copy, when bad and already kept in ``rejected`` (same topic
+        and payload), is not kept or counted twice.
         """
-        self.handle_batch([(topic, payload, received_at, retained)])
+        self.handle_batch([(topic, payload, received_at, retained)], redelivered=[0] if redelivered else [])
 
-    def handle_batch(self, items: Sequence[Incoming]) -> None:
-        """Store ``items`` in one transaction (all or nothing); raises only when the store fails."""
+    def handle_batch(self, items: Sequence[Incoming], *, redelivered: Collection[int] = ()) -> None:
+        """Store ``items`` in one transaction (all or nothing); raises only when the store fails.
+
+        ``redelivered``: the indexes in ``items`` of messages the broker delivered before (see ``handle``).
+        """
         batch = Batch()
+        copies = set(redelivered)
         valid: list[tuple[Envelope, datetime, bool]] = []
-        raw: list[
-            tuple[str, bytes]
-        ] = []  # each valid message's topic and payload, should it be refused later
+        # each valid message's topic and payload, and whether it may be a copy, should it be refused later
+        raw: list[tuple[str, bytes, bool]] = []
         invalid: list[tuple[str, bytes, str, str, datetime, bool]] = []
-        for topic, payload, received_at, retained in items:
+        for index, (topic, payload, received_at, retained) in enumerate(items):
+            copy = retained or index in copies
             checked = self._checker.check(topic, payload)
             if isinstance(checked, Envelope):
                 why = implausible(checked, received_at, self.settings)
                 if why is None:
                     valid.append((checked, received_at, retained))
-                    raw.append((topic, payload))
+                    raw.append((topic, payload, copy))
                     continue
                 checked = (checks.REASON_IMPLAUSIBLE, why)
-            invalid.append((topic, payload, checked[0], checked[1], received_at, retained))
+            invalid.append((topic, payload, checked[0], checked[1], received_at, copy))
         with write_transaction(self._engine) as conn:
             if valid:
                 refused = self._untrusted(conn, valid)
                 for index, (reason, error) in sorted(refused.items()):
-                    _envelope, received_at, retained = valid[index]
-                    invalid.append((*raw[index], reason, error, received_at, retained))
+                    topic, payload, copy = raw[index]
+                    invalid.append((topic, payload, reason, error, valid[index][1], copy))
                 valid = [item for index, item in enumerate(valid) if index not in refused]
-            for topic, payload, reason, error, received_at, retained in invalid:
-                if checks.keep(conn, topic, payload, reason, error, received_at, retained=retained):
+            for topic, payload, reason, error, received_at, copy in invalid:
+                if checks.keep(conn, topic, payload, reason, error, received_at, copy=copy):
                     batch.rejected.append(reason)
+                else:
+                    batch.duplicates += 1
             if valid:
                 claim(conn, valid, batch)
                 self._apply(conn, batch)

@@ -74,8 +74,8 @@ STOP_TIMEOUT = 10.0
 
 _LENGTH = struct.Struct("!I")
 
-#: A message as the child forwards it: (connection, mid, qos, retain, topic, payload).
-Forwarded = tuple[int, int, int, bool, str, bytes]
+#: A message as the child forwards it: (connection, mid, qos, retain, dup, topic, payload).
+Forwarded = tuple[int, int, int, bool, bool, str, bytes]
 
 
 def send_frame(sock: socket.socket, lock: threading.Lock, frame: object) -> None:
@@ -112,6 +112,11 @@ def read_frame(stream: BinaryIO, *, plain: bool = False) -> Any:
     return pickle.loads(data)  # noqa: S301 - from the collector that started this process, over its socket pair
 
 
+def _payload_size(item: Forwarded | tuple[str, bool, bool]) -> int:
+    last = item[-1]  # a forwarded message's payload, or a state's flag
+    return len(last) if isinstance(last, bytes) else 0
+
+
 # -- the child ------------------------------------------------------------------------------------------
 
 
@@ -142,8 +147,7 @@ class Outbox:
             if self._closed:
                 return  # leaving: the broker keeps it
             self._items.append(item)
-            if len(item) == 6:
-                self._bytes += len(item[5])
+            self._bytes += _payload_size(item)
             if len(self._items) in (1, FRAME_MESSAGES) or self._bytes >= FRAME_BYTES:
                 self._ready.notify_all()
 
@@ -177,7 +181,7 @@ class Outbox:
                 if count and size >= FRAME_BYTES:
                     break
                 count += 1
-                size += len(item[5]) if len(item) == 6 else 0
+                size += _payload_size(item)
             items = self._items[:count]
             del self._items[:count]
             self._bytes -= size
@@ -194,8 +198,8 @@ class ForwardingSession(Session):
 
     def _deliver(self, message: paho.MQTTMessage, connection: int) -> None:
         try:
-            payload, retain = bytes(message.payload), bool(message.retain)
-            self._outbox.add((connection, message.mid, message.qos, retain, message.topic, payload))
+            payload, retain, dup = bytes(message.payload), bool(message.retain), bool(message.dup)
+            self._outbox.add((connection, message.mid, message.qos, retain, dup, message.topic, payload))
         except BaseException as exc:  # noqa: BLE001 - whatever it is, this thread must not end unseen
             _fail("forwarding a message", exc)
 
@@ -432,9 +436,9 @@ class Receiver:
                 else:
                     self._subscribed.clear()
                 continue
-            connection, mid, qos, retain, topic, payload = item
+            connection, mid, qos, retain, dup, topic, payload = item
             ack = functools.partial(link.ack, connection, mid, qos) if qos else None
-            put(Message(topic, payload, received_at, ack, retain))
+            put(Message(topic, payload, received_at, ack, retain, dup))
 
     def _end(self, process: subprocess.Popen[bytes]) -> None:
         try:

@@ -35,5 +35,12 @@ class Subscriber(Session):
             ack = functools.partial(self.ack, message.mid, message.qos, connection)  # cheaper than a closure
         # put may wait for room in the queue; the writer never needs this thread to ack (see the module doc).
         self._writer.put(
-            Message(message.topic, bytes(message.payload), self._now(), ack, retained=bool(message.retain))
+            Message(
+                message.topic,
+                bytes(message.payload),
+                self._now(),
+                ack,
+                retained=bool(message.retain),
+                redelivered=bool(message.dup),
+            )
         )

@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -35,14 +35,24 @@ log = logging.getLogger(__name__)
 
 class Handler(Protocol):
     def __call__(
-        self, topic: str, payload: bytes, received_at: datetime, *, retained: bool = False
+        self,
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
     ) -> None: ...
 
 
 Keeper = Callable[[str, bytes, str, datetime], None]
 
+
 #: Stores a batch of (topic, payload, received_at, retained) in one transaction, or raises (nothing stored).
-BatchHandler = Callable[[list[tuple[str, bytes, datetime, bool]]], None]
+class BatchHandler(Protocol):
+    def __call__(
+        self, items: Sequence[tuple[str, bytes, datetime, bool]], *, redelivered: Collection[int] = ()
+    ) -> None: ...
 
 
 class Inbox(Protocol):
@@ -75,6 +85,8 @@ class Message(NamedTuple):
     received_at: datetime
     ack: Callable[[], None] | None = None
     retained: bool = False
+    #: The broker delivered it before (MQTT's DUP flag, JetStream's delivery count): not acknowledged then.
+    redelivered: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,7 +323,10 @@ class Writer:
         """Store ``batch`` in one transaction and ack it; on failure, one by one. False if not all done."""
         assert self._handle_batch is not None
         try:
-            self._handle_batch([(m.topic, m.payload, m.received_at, m.retained) for m in batch])
+            self._handle_batch(
+                [(m.topic, m.payload, m.received_at, m.retained) for m in batch],
+                redelivered=[index for index, m in enumerate(batch) if m.redelivered],
+            )
         except Exception as exc:  # noqa: BLE001 - whatever the store raised, the messages go one by one
             if self._metrics is not None:
                 self._metrics.store_errors.inc()
@@ -330,12 +345,7 @@ class Writer:
             self._metrics.batch_size.inc()
             self._metrics.queue_depth.dec(len(batch))
         for message in batch:
-            if message.ack is not None:
-                try:
-                    message.ack()
-                except Exception:
-                    # Stored: at worst the broker delivers it again, and its identity makes that harmless.
-                    log.exception("could not acknowledge the message on %s", message.topic)
+            _ack(message)
         return True
 
     def process(self, item: Message | Job) -> bool:
@@ -351,12 +361,8 @@ class Writer:
             return True
         try:
             stored = self._store(item)
-            if stored and item.ack is not None:
-                try:
-                    item.ack()
-                except Exception:
-                    # Stored: at worst the broker delivers it again, and the order keys make that harmless.
-                    log.exception("could not acknowledge the message on %s", item.topic)
+            if stored:
+                _ack(item)
             return stored
         finally:
             if self._metrics is not None:
@@ -372,7 +378,13 @@ class Writer:
         while True:
             attempt += 1
             try:
-                self._handle(message.topic, message.payload, message.received_at, retained=message.retained)
+                self._handle(
+                    message.topic,
+                    message.payload,
+                    message.received_at,
+                    retained=message.retained,
+                    redelivered=message.redelivered,
+                )
             except Exception as exc:  # noqa: BLE001 - whatever the store raised, retry, then keep the message
                 error = f"{type(exc).__name__}: {exc}"
                 if self._metrics is not None:
@@ -401,6 +413,16 @@ class Writer:
             return False
         log.error("gave up storing the message on %s after %d tries: %s", message.topic, attempt, error)
         return True
+
+
+def _ack(message: Message) -> None:
+    """Acknowledge ``message``, stored: should that fail, the broker delivers it again, which its identity
+    (or, for a bad one, its being a copy) makes harmless."""
+    if message.ack is not None:
+        try:
+            message.ack()
+        except Exception:
+            log.exception("could not acknowledge the message on %s", message.topic)
 
 
 def _count_busy(metrics: Metrics | None, item: Message | Job, started: float) -> None:

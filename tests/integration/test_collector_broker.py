@@ -245,6 +245,38 @@ def test_messages_unacknowledged_across_a_broker_restart_are_each_stored_once(
         second.stop()
 
 
+def test_a_bad_message_delivered_again_after_a_broker_restart_is_kept_once(
+    mosquitto: Mosquitto, tmp_path: Path, service: CollectorService, publisher: Publisher
+) -> None:
+    agent = FakeAgent()
+    # The database is busy: the collector receives the bad message but can neither keep nor acknowledge it,
+    # so the broker delivers it again (DUP) after its restart, once the first copy has been kept.
+    lock = sqlite3.connect(tmp_path / "collector.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        publisher.send(agent.topics.event(agent.site, agent.agent), b'{"v": 1, "oops"')
+        eventually(
+            "the collector holds the unacknowledged message",
+            lambda: (service.metrics.registry.get_sample_value("hezo_ingest_queue_depth") or 0) >= 1,
+        )
+        restart_broker(mosquitto, service, publisher)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+
+    eventually(
+        "the copy delivered again",
+        lambda: service.metrics.registry.get_sample_value("hezo_messages_duplicate_total") == 1,
+        timeout=60,
+    )
+    assert (
+        service.metrics.registry.get_sample_value("hezo_messages_rejected_total", {"reason": "malformed"})
+        == 1
+    )
+    with service.engine.connect() as conn:
+        assert len(conn.execute(select(rejected)).all()) == 1
+
+
 def test_a_reconnect_does_not_make_the_broker_send_retained_messages_again(
     mosquitto: Mosquitto, service: CollectorService, publisher: Publisher
 ) -> None:

@@ -25,7 +25,7 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 def forwarded(number: int) -> tuple[int, int, int, bool, str, bytes]:
-    return (1, number, 1, False, f"hezo/v1/hq/pc-{number % 3}/telemetry", b"payload %d" % number)
+    return (1, number, 1, False, False, f"hezo/v1/hq/pc-{number % 3}/telemetry", b"payload %d" % number)
 
 
 def closed_and_read(outbox: Outbox, ours: socket.socket, theirs: socket.socket) -> list[list[object]]:
@@ -100,17 +100,17 @@ def test_frames_become_messages_in_order_and_their_acks_go_back_in_one_frame(
         link,
         [
             ("session", True, True),
-            (4, 17, 1, False, "hezo/v1/hq/pc/event", b"one"),
-            (4, 0, 0, True, "hezo/v1/hq/pc/status", b"two"),
-            (4, 18, 1, False, "hezo/v1/hq/pc/event", b"three"),
+            (4, 17, 1, False, False, "hezo/v1/hq/pc/event", b"one"),
+            (4, 0, 0, True, False, "hezo/v1/hq/pc/status", b"two"),
+            (4, 18, 1, False, True, "hezo/v1/hq/pc/event", b"three"),
         ],
     )
     assert receiver_.connected()
     assert receiver_.wait_subscribed(0)
-    assert [(m.topic, m.payload, m.retained, m.received_at) for m in queued.items] == [
-        ("hezo/v1/hq/pc/event", b"one", False, T0),
-        ("hezo/v1/hq/pc/status", b"two", True, T0),
-        ("hezo/v1/hq/pc/event", b"three", False, T0),
+    assert [(m.topic, m.payload, m.retained, m.redelivered, m.received_at) for m in queued.items] == [
+        ("hezo/v1/hq/pc/event", b"one", False, False, T0),
+        ("hezo/v1/hq/pc/status", b"two", True, False, T0),
+        ("hezo/v1/hq/pc/event", b"three", False, True, T0),
     ]
     assert queued.items[1].ack is None  # QoS 0: nothing to acknowledge
     for message in queued.items:

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from collector.ingest.batch import Incoming
 from collector.ingest.pipeline import Ingest
 from collector.ingest.writer import Job, Message, Writer
 from collector.metrics import Metrics
@@ -24,7 +26,15 @@ class Store:
         self.stored: list[str] = []
         self.kept: list[tuple[str, str]] = []
 
-    def handle(self, topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        self,
+        topic: str,
+        _payload: bytes,
+        _received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         if self.failures:
             self.failures -= 1
             raise OperationalError("INSERT ...", {}, Exception("database is locked"))
@@ -42,7 +52,14 @@ def test_a_message_is_acknowledged_after_it_is_stored() -> None:
     events: list[str] = []
     store = Store()
 
-    def handle(topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         events.append("stored")
         store.handle(topic, payload, received_at)
 
@@ -66,7 +83,14 @@ def test_after_five_failures_the_message_is_kept_as_store_error_and_acknowledged
     waits: list[float] = []
     acks: list[int] = []
 
-    def broken(_topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
+    def broken(
+        _topic: str,
+        _payload: bytes,
+        _received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
 
     metrics = Metrics()
@@ -95,7 +119,14 @@ def test_messages_and_jobs_run_one_at_a_time_on_one_thread_in_queue_order() -> N
     order: list[tuple[str, int]] = []
     done = threading.Event()
 
-    def handle(topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        topic: str,
+        _payload: bytes,
+        _received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         order.append((topic, threading.get_ident()))
 
     writer = Writer(handle, Store().keep)
@@ -153,7 +184,14 @@ def test_a_failure_while_stopping_ends_the_writer_and_leaves_the_rest_with_the_b
     acks: list[str] = []
     metrics = Metrics()
 
-    def handle(topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        topic: str,
+        _payload: bytes,
+        _received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         tried.append(topic)
         down()
 
@@ -194,7 +232,14 @@ def test_the_queue_is_bounded_so_a_flood_waits_for_the_writer() -> None:
     depths: list[int] = []
     metrics = Metrics()
 
-    def handle(_topic: str, _payload: bytes, _received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        _topic: str,
+        _payload: bytes,
+        _received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         # Unbounded, the whole flood would be queued before the first message is written.
         if not depths:
             flooded.wait(0.5)
@@ -242,7 +287,7 @@ class Batches:
         self.log = log
         self.failures = failures
 
-    def __call__(self, batch: list[tuple[str, bytes, datetime, bool]]) -> None:
+    def __call__(self, batch: Sequence[Incoming], *, redelivered: Collection[int] = ()) -> None:
         if self.failures:
             self.failures -= 1
             raise OperationalError("INSERT ...", {}, Exception("database is locked"))
@@ -252,7 +297,14 @@ class Batches:
 def queued_writer(log: list[str], batches: Batches, items: list[Message | Job]) -> Writer:
     store = Store()
 
-    def handle(topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         store.handle(topic, payload, received_at)
         log.append(f"stored {topic}")
 
@@ -309,12 +361,19 @@ def test_a_message_the_store_refuses_for_itself_is_kept_at_once_and_the_next_goe
 
     store, waits, acks = Store(), [], []
 
-    def handle(topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         if topic == "poison":
             raise OverflowError("date value out of range")
         store.handle(topic, payload, received_at)
 
-    def handle_batch(items: list[tuple[str, bytes, datetime, bool]]) -> None:
+    def handle_batch(items: Sequence[Incoming], *, redelivered: Collection[int] = ()) -> None:
         for topic, payload, received_at, _retained in items:  # one transaction: the poison fails it all
             handle(topic, payload, received_at)
 
@@ -346,7 +405,14 @@ def test_a_writer_stuck_with_messages_waiting_says_so() -> None:
     release = threading.Event()
     started = threading.Event()
 
-    def handle(topic: str, payload: bytes, received_at: datetime, *, retained: bool = False) -> None:
+    def handle(
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        *,
+        retained: bool = False,
+        redelivered: bool = False,
+    ) -> None:
         started.set()
         release.wait()
 
@@ -382,7 +448,7 @@ def test_the_writer_counts_its_busy_seconds_by_work(monkeypatch: pytest.MonkeyPa
     clock, metrics = WorkClock(), Metrics()
     monkeypatch.setattr("collector.ingest.writer.time", clock)
 
-    def batches(batch: list[tuple[str, bytes, datetime, bool]]) -> None:
+    def batches(batch: Sequence[Incoming], *, redelivered: Collection[int] = ()) -> None:
         clock.now += 2.0 * len(batch)
 
     def evaluate() -> None:
