@@ -7,6 +7,7 @@ task, which then checks the device at once instead of at the end of its interval
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from agent.drivers import ProbeContext, SharedResources, build_probe
 from agent.drivers.base import CheckResult, Probe
 from agent.state import DeviceState, Transition
 from protocol import format_ts
+from protocol.bodies import MAX_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ class Poller:
         self.reporter = reporter
         self._sleep = sleep
         self._observe = observe
+        self._unsendable: set[tuple[str, str]] = set()  # (device, metric) whose value was last refused
 
     async def _check(self, probe: Probe) -> CheckResult:
         started = time.monotonic()
@@ -168,10 +171,30 @@ class Poller:
             {"device": device.id, "metric": name, "value": value, "ts": format_ts(r.ts)}
             for r in results
             for name, value in r.metrics.items()
+            if self._sendable(device.id, name, value)
         ]
         if samples:
             self.reporter.publish_telemetry(samples)
         return transition
+
+    def _sendable(self, device: str, metric: str, value: object) -> bool:
+        """True for a value the collector takes (a finite number within ±1e15); the others are left out of
+        the telemetry message, which would be refused whole, and logged once until the value is good again."""
+        good = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and -MAX_VALUE <= value <= MAX_VALUE
+        )
+        key = (device, metric)
+        if good:
+            self._unsendable.discard(key)
+        elif key not in self._unsendable:
+            self._unsendable.add(key)
+            log.warning(
+                "%s: metric %s has a value the collector refuses (%r); left out", device, metric, value
+            )
+        return good
 
     async def _watch(self, probe: Watching, device: Device) -> None:
         try:

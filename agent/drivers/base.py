@@ -1,5 +1,6 @@
 """What every driver shares: the result of one check and the interface of a configured probe."""
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,8 +53,11 @@ class CheckResult:
             # A longer fact would make the collector refuse the whole message (protocol.bodies).
             doc["facts"] = {name: value[:FACT_MAX] for name, value in self.facts.items()}
         if self.metrics:
-            # With the state, the figures that decided it (the collector's packet-loss rule reads loss_pct).
-            doc["metrics"] = {name: round(value, 3) for name, value in self.metrics.items()}
+            # With the state, the figures that decided it (the collector's packet-loss rule reads loss_pct);
+            # not a NaN or an infinity, which JSON cannot carry (the whole state would not be sent).
+            doc["metrics"] = {
+                name: round(value, 3) for name, value in self.metrics.items() if math.isfinite(value)
+            }
         return doc
 
 

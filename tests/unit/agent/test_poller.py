@@ -1,8 +1,11 @@
 """The poller re-checks a failure before believing it, reports a change at once, and isolates devices."""
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from agent.config import PollConfig
 from agent.drivers.base import CheckResult
@@ -216,3 +219,30 @@ def test_an_inconclusive_check_does_not_date_a_down_device() -> None:
     asyncio.run(poller([device], Recorder(), recheck_count=0).poll_device(device))
     assert device.state.state == "down"
     assert device.state.reason == "scripted b: no answer"
+
+
+def test_a_metric_the_collector_would_refuse_is_left_out_and_the_others_are_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    values = [
+        {"fine": 1.5, "huge": 2e15, "nan": float("nan"), "inf": float("-inf")},
+        {"fine": 2.5, "huge": 3e15, "nan": float("nan"), "inf": 7.0},
+    ]
+    probes = [
+        ScriptedProbe("bar", [CheckResult("scripted", "bar", True, "alive", metrics=m) for m in values])
+    ]
+    recorder = Recorder()
+    device = Device("bar", probes)
+    run = poller([device], recorder)
+    with caplog.at_level(logging.WARNING, logger="agent.poller"):
+        asyncio.run(run.poll_device(device))
+        asyncio.run(run.poll_device(device))
+    assert [(s["metric"], s["value"]) for s in recorder.samples] == [
+        ("fine", 1.5),
+        ("fine", 2.5),
+        ("inf", 7.0),
+    ]
+    refused = sorted(r.getMessage().split()[2] for r in caplog.records)
+    assert refused == ["huge", "inf", "nan"]  # once each, not at every poll
+    # The state carries the figures JSON can (the others would stop it being sent at all).
+    assert recorder.states[0]["checks"][0]["metrics"] == {"fine": 1.5, "huge": 2e15}
