@@ -129,17 +129,23 @@ def _roll_up_hour(conn: Connection, hour: datetime) -> None:
     on PostgreSQL an hour whose sum does is summed again exactly; only such an hour pays for the exact sum."""
     if conn.dialect.name != "postgresql":
         _insert_hour(conn, hour)
-        return
-    try:
-        with conn.begin_nested():
-            _insert_hour(conn, hour)
-    except DataError:  # "value out of range: overflow"
-        _insert_hour(conn, hour, exact=True)
-        log.warning(
-            "history: the samples of the hour from %s add up past a float's range as floats; summed exactly "
-            "instead (a total still past it is kept as an infinity, and its mean shows as null)",
-            hour.isoformat(),
-        )
+        infinite = ~sample_hours.c.total.between(-sys.float_info.max, sys.float_info.max)
+        overflowed = select(sample_hours.c.hour).where(sample_hours.c.hour == hour, infinite).limit(1)
+        if conn.execute(overflowed).first() is None:
+            return
+    else:
+        try:
+            with conn.begin_nested():
+                _insert_hour(conn, hour)
+        except DataError:  # "value out of range: overflow"
+            _insert_hour(conn, hour, exact=True)
+        else:
+            return
+    log.warning(
+        "history: the samples of the hour from %s add up past a float's range; a total past it is kept as an "
+        "infinity, and its mean shows as null",
+        hour.isoformat(),
+    )
 
 
 def _exact_total() -> ColumnElement[Any]:

@@ -1,6 +1,7 @@
 """The hourly roll-up on SQLite and PostgreSQL when an hour's figures do not fit a float: retention still
 rolls every hour up and goes on, and the history says what it could not hold."""
 
+import logging
 import math
 from datetime import datetime, timedelta
 
@@ -47,13 +48,18 @@ def hours_of(engine: Engine, metric: str) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("sign", [1, -1])
-def test_an_hour_whose_sum_passes_a_floats_range_is_rolled_up_and_retention_goes_on(
-    engine: Engine, sign: int
+def test_an_hour_whose_sum_passes_a_floats_range_is_rolled_up_logged_and_retention_goes_on(
+    engine: Engine, sign: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     store_samples(engine, "power.huge", [(sign * HUGE, T0), (sign * HUGE, T0 + timedelta(minutes=5))])
     store_samples(engine, "https.duration_ms", [(10.0, T0 + timedelta(minutes=10)), (12.0, T0 + HOUR)])
 
-    outcome = run(engine, SETTINGS, T0 + 3 * HOUR)
+    with caplog.at_level(logging.WARNING, logger="collector.store.history"):
+        outcome = run(engine, SETTINGS, T0 + 3 * HOUR)
+
+    said = [r.getMessage() for r in caplog.records if "past a float's range" in r.getMessage()]
+    assert len(said) == 1  # that hour only, on either database
+    assert T0.isoformat() in said[0]
 
     assert outcome.hours == 2
     with engine.connect() as conn:
