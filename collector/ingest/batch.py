@@ -21,3 +21,5 @@ class Batch:
     rejected: list[str] = field(default_factory=list)
     duplicates: int = 0
     republish: list[tuple[str, str]] = field(default_factory=list)
+    #: Each boot of the batch's messages stored before it: (max_seq, missing), read and locked once.
+    boots: dict[tuple[str, str, str], tuple[int | None, int]] = field(default_factory=dict)

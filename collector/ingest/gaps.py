@@ -4,6 +4,7 @@ publish its states again (after the commit)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -66,9 +67,9 @@ def track_seq(conn: Connection, batch: Batch) -> None:
     whose seq jumps past the next one opens a gap of the seqs skipped, except the will named by a birth
     (a will that did not fire leaves that one hole on purpose); a late message fills one.
 
-    A few statements per batch, whatever the number of agents: the rows are created if missing, read
-    and locked in one query (sorted, so collectors sharing one database lock in the same order and
-    cannot deadlock), and written back in one executemany.
+    A few statements per batch, whatever the number of agents: the stored rows were read and locked when the
+    batch began (``read_boots``); rows of new boots are created and read, and all are written back in one
+    statement.
     """
     by_boot: dict[tuple[str, str, str], list[Envelope]] = {}
     first_seen: dict[tuple[str, str, str], datetime] = {}
@@ -80,27 +81,7 @@ def track_seq(conn: Connection, batch: Batch) -> None:
     if not by_boot:
         return
     keys = sorted(by_boot)
-    conn.execute(
-        upsert_ignore(conn, agent_boots),
-        [
-            {
-                "site": k[0],
-                "agent": k[1],
-                "boot": k[2],
-                "first_seen": first_seen[k],
-                "last_seen": first_seen[k],
-            }
-            for k in keys
-        ],
-    )
-    columns = (agent_boots.c.site, agent_boots.c.agent, agent_boots.c.boot)
-    query = (
-        select(*columns, agent_boots.c.max_seq, agent_boots.c.missing)
-        .where(among(conn, columns, keys))
-        .order_by(*columns)
-        .with_for_update()
-    )
-    stored = {(r.site, r.agent, r.boot): (r.max_seq, r.missing) for r in conn.execute(query)}
+    stored = _stored_boots(conn, batch, keys, first_seen)
     marks = _starting_marks(conn, keys, {key: row[0] for key, row in stored.items()})
     last_seen = max(received_at for _, received_at, _ in batch.fresh)
     updates: list[dict[str, Any]] = []
@@ -157,6 +138,51 @@ def track_seq(conn: Connection, batch: Batch) -> None:
                 )
             )
     _write_boots(conn, updates)
+
+
+def _stored_boots(
+    conn: Connection,
+    batch: Batch,
+    keys: list[tuple[str, str, str]],
+    first_seen: dict[tuple[str, str, str], datetime],
+) -> dict[tuple[str, str, str], tuple[int | None, int]]:
+    """(max_seq, missing) of each of ``keys``: as read when the batch began, and for a boot not stored then,
+    its row made now (or another collector's that got there first) and read."""
+    stored = {key: batch.boots[key] for key in keys if key in batch.boots}
+    new = [key for key in keys if key not in stored]
+    if new:
+        rows = [
+            {
+                "site": k[0],
+                "agent": k[1],
+                "boot": k[2],
+                "first_seen": first_seen[k],
+                "last_seen": first_seen[k],
+            }
+            for k in new
+        ]
+        conn.execute(upsert_ignore(conn, agent_boots), rows)
+        stored.update(read_boots(conn, new))
+    return stored
+
+
+def read_boots(
+    conn: Connection, keys: Iterable[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], tuple[int | None, int]]:
+    """The stored boots among ``keys``, (max_seq, missing) each, locked until the commit.
+
+    Read once per batch, before anything is claimed (``Batch.boots``): the seq check and ``track_seq`` both
+    use it. Locked in key order, so collectors sharing one database lock in the same order and cannot
+    deadlock.
+    """
+    columns = (agent_boots.c.site, agent_boots.c.agent, agent_boots.c.boot)
+    query = (
+        select(*columns, agent_boots.c.max_seq, agent_boots.c.missing)
+        .where(among(conn, columns, sorted(set(keys))))
+        .order_by(*columns)
+        .with_for_update()
+    )
+    return {(r.site, r.agent, r.boot): (r.max_seq, r.missing) for r in conn.execute(query)}
 
 
 def _write_boots(conn: Connection, updates: list[dict[str, Any]]) -> None:

@@ -26,7 +26,7 @@ from collector.ingest import agents, checks, devices
 from collector.ingest.batch import Batch, Incoming
 from collector.ingest.claims import claim
 from collector.ingest.enrolment import enrolled
-from collector.ingest.gaps import track_seq
+from collector.ingest.gaps import read_boots, track_seq
 from collector.ingest.plausibility import implausible, seq_jumps
 from collector.ingest.roster import Roster
 from collector.ingest.samples import insert_samples
@@ -129,7 +129,8 @@ class Ingest:
             invalid.append((topic, payload, checked[0], checked[1], received_at, copy))
         with write_transaction(self._engine) as conn:
             if valid:
-                refused = self._untrusted(conn, valid)
+                batch.boots = read_boots(conn, ((e.site, e.agent, e.boot) for e, _, _ in valid))
+                refused = self._untrusted(conn, valid, batch)
                 for index, (reason, error) in sorted(refused.items()):
                     topic, payload, copy = raw[index]
                     invalid.append((topic, payload, reason, error, valid[index][1], copy))
@@ -146,7 +147,7 @@ class Ingest:
         self._after_commit(batch)
 
     def _untrusted(
-        self, conn: Connection, valid: list[tuple[Envelope, datetime, bool]]
+        self, conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch: Batch
     ) -> dict[int, tuple[str, str]]:
         """The messages (by position in ``valid``) not to believe, with (reason, why): from an agent not
         enrolled (when only enrolled ones are taken), or a ``seq`` too far past its boot's highest."""
@@ -157,7 +158,7 @@ class Ingest:
                 if (envelope.site, envelope.agent) not in allowed:
                     why = f"agent {envelope.site}/{envelope.agent} is not enrolled"
                     refused[index] = (checks.REASON_NOT_ENROLLED, why)
-        for index, why in seq_jumps(conn, valid, self.settings).items():
+        for index, why in seq_jumps(batch.boots, valid, self.settings).items():
             refused.setdefault(index, (checks.REASON_IMPLAUSIBLE, why))
         return refused
 

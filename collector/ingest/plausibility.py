@@ -5,19 +5,16 @@ key, so one forged key could freeze a device (a ``seq`` of 2^62) or an agent (a 
 real one). A boot id is the agent's start time (12 hex digits of milliseconds, then 4 more: docs/protocol.md),
 so a boot from the future is refused, as is a ``ts`` from the future, a ``since`` after its ``ts`` or from
 before any agent existed. A ``seq`` far past the highest one of a known boot is refused in the transaction
-(``seq_jumps``), with the stored marks at hand.
+(``seq_jumps``), with the stored marks at hand (read once per batch: ``gaps.read_boots``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, select
-
 from collector.config import IngestConfig
-from collector.store.database import among
-from collector.store.schema import agent_boots
 from protocol import Envelope, parse_ts
 
 #: The agent's boot ids: start time in ms (12 hex digits), then 4 random hex digits.
@@ -50,20 +47,17 @@ def implausible(envelope: Envelope, received_at: datetime, settings: IngestConfi
 
 
 def seq_jumps(
-    conn: Connection, valid: list[tuple[Envelope, datetime, bool]], settings: IngestConfig
+    boots: Mapping[tuple[str, str, str], tuple[int | None, int]],
+    valid: list[tuple[Envelope, datetime, bool]],
+    settings: IngestConfig,
 ) -> dict[int, str]:
     """The messages (by position in ``valid``) whose ``seq`` lies more than ``max_seq_jump`` past the highest
-    one stored for their boot, with why. A boot not seen yet has no mark to stray from."""
-    keys = sorted({(envelope.site, envelope.agent, envelope.boot) for envelope, _, _ in valid})
-    columns = (agent_boots.c.site, agent_boots.c.agent, agent_boots.c.boot)
-    marks = {
-        (row.site, row.agent, row.boot): row.max_seq
-        for row in conn.execute(select(*columns, agent_boots.c.max_seq).where(among(conn, columns, keys)))
-        if row.max_seq is not None
-    }
+    one stored for their boot (``boots``: (max_seq, missing) per stored boot), with why. A boot not seen yet
+    has no mark to stray from."""
     far: dict[int, str] = {}
     for index, (envelope, _received, _retained) in enumerate(valid):
-        mark = marks.get((envelope.site, envelope.agent, envelope.boot))
+        stored = boots.get((envelope.site, envelope.agent, envelope.boot))
+        mark = None if stored is None else stored[0]
         if mark is not None and envelope.seq > mark + settings.max_seq_jump:
             far[index] = f"seq {envelope.seq} is {envelope.seq - mark} past the boot's highest, {mark}"
     return far
