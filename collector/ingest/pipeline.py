@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from collector.config import IngestConfig
 from collector.ingest import agents, checks, devices
 from collector.ingest.batch import Batch, Incoming
-from collector.ingest.claims import claim
+from collector.ingest.claims import ClaimRacedError, claim
 from collector.ingest.enrolment import enrolled
 from collector.ingest.gaps import read_boots, track_seq
 from collector.ingest.plausibility import implausible, seq_jumps
@@ -110,7 +110,6 @@ class Ingest:
 
         ``redelivered``: the indexes in ``items`` of messages the broker delivered before (see ``handle``).
         """
-        batch = Batch()
         copies = set(redelivered)
         valid: list[tuple[Envelope, datetime, bool]] = []
         # each valid message's topic and payload, and whether it may be a copy, should it be refused later
@@ -127,6 +126,24 @@ class Ingest:
                     continue
                 checked = (checks.REASON_IMPLAUSIBLE, why)
             invalid.append((topic, payload, checked[0], checked[1], received_at, copy))
+        try:
+            batch = self._store(valid, raw, invalid, careful=False)
+        except ClaimRacedError:
+            log.debug("a message taken for new was stored already: the batch again, each claim checked")
+            batch = self._store(valid, raw, invalid, careful=True)
+        self._after_commit(batch)
+
+    def _store(
+        self,
+        valid: list[tuple[Envelope, datetime, bool]],
+        raw: list[tuple[str, bytes, bool]],
+        invalid: list[tuple[str, bytes, str, str, datetime, bool]],
+        *,
+        careful: bool,
+    ) -> Batch:
+        """The transaction of ``handle_batch``; ``careful``: see ``claim``."""
+        batch = Batch()
+        invalid = list(invalid)
         with write_transaction(self._engine) as conn:
             if valid:
                 batch.boots = read_boots(conn, ((e.site, e.agent, e.boot) for e, _, _ in valid))
@@ -141,10 +158,10 @@ class Ingest:
                 else:
                     batch.duplicates += 1
             if valid:
-                claim(conn, valid, batch)
+                claim(conn, valid, batch, careful=careful)
                 self._apply(conn, batch)
                 track_seq(conn, batch)
-        self._after_commit(batch)
+        return batch
 
     def _untrusted(
         self, conn: Connection, valid: list[tuple[Envelope, datetime, bool]], batch: Batch

@@ -4,6 +4,7 @@ import json
 import signal
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,25 +204,37 @@ def restart_broker(mosquitto: Mosquitto, service: CollectorService, publisher: P
     eventually("the publisher to reconnect", publisher.client.is_connected)
 
 
+@contextmanager
+def store_locked(tmp_path: Path) -> Iterator[None]:
+    """The collector's SQLite store held by another writer: nothing can be stored or acknowledged."""
+    lock = sqlite3.connect(tmp_path / "collector.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+
+
+def restart_broker_holding(mosquitto: Mosquitto, service: CollectorService, publisher: Publisher) -> None:
+    """Restart the broker once the collector holds a message it has not acknowledged."""
+    eventually(
+        "the collector holds unacknowledged messages",
+        lambda: (service.metrics.registry.get_sample_value("hezo_ingest_queue_depth") or 0) >= 1,
+    )
+    restart_broker(mosquitto, service, publisher)
+
+
 def test_messages_unacknowledged_across_a_broker_restart_are_each_stored_once(
     mosquitto: Mosquitto, tmp_path: Path, service: CollectorService, publisher: Publisher
 ) -> None:
     agent = FakeAgent()
     sent = 30
     # The database is busy: the collector receives the events but can neither store nor acknowledge them.
-    lock = sqlite3.connect(tmp_path / "collector.db", isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")
-    try:
+    with store_locked(tmp_path):
         for _ in range(sent):
             publisher.send(*agent.event(at=datetime.now(UTC)))  # not retained: only the session has them
-        eventually(
-            "the collector holds unacknowledged messages",
-            lambda: (service.metrics.registry.get_sample_value("hezo_ingest_queue_depth") or 0) >= 1,
-        )
-        restart_broker(mosquitto, service, publisher)
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
+        restart_broker_holding(mosquitto, service, publisher)
 
     def stored_seqs() -> list[int]:
         with service.engine.connect() as conn:
@@ -251,18 +264,9 @@ def test_a_bad_message_delivered_again_after_a_broker_restart_is_kept_once(
     agent = FakeAgent()
     # The database is busy: the collector receives the bad message but can neither keep nor acknowledge it,
     # so the broker delivers it again (DUP) after its restart, once the first copy has been kept.
-    lock = sqlite3.connect(tmp_path / "collector.db", isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")
-    try:
+    with store_locked(tmp_path):
         publisher.send(agent.topics.event(agent.site, agent.agent), b'{"v": 1, "oops"')
-        eventually(
-            "the collector holds the unacknowledged message",
-            lambda: (service.metrics.registry.get_sample_value("hezo_ingest_queue_depth") or 0) >= 1,
-        )
-        restart_broker(mosquitto, service, publisher)
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
+        restart_broker_holding(mosquitto, service, publisher)
 
     eventually(
         "the copy delivered again",

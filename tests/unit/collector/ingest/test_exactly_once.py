@@ -1,10 +1,11 @@
 """Exactly-once ingest: every kind of message is stored once by its identity, gaps in seq are counted."""
 
+import logging
 import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from collector.config import IngestConfig
 from collector.ingest.pipeline import Ingest
@@ -300,3 +301,41 @@ def test_a_hole_filled_in_the_batch_that_opened_it_is_not_missing(ingest: Ingest
     jump = agent.telemetry()
     ingest.handle_batch([(topic, payload, T0, False) for topic, payload in [jump, *late]])
     assert boot_rows(engine)[boot_id(1)] == (1, 0)
+
+
+def test_a_retained_copy_claimed_before_its_live_delivery_is_still_stored_once(
+    ingest: Ingest, engine: Engine, metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = FakeAgent()
+    ingest.handle_batch([(*agent.birth(), T0, False), (*agent.telemetry(), T0, False)])
+    state = agent.state("up")  # the collector first gets it as a retained copy (a new subscription, say)
+    ingest.handle_batch([(*state, T0, True)])
+    later = agent.telemetry()
+    # Then live, past the boot's highest live seq like the telemetry after it: taken for new, it is not.
+    with caplog.at_level(logging.DEBUG, logger="collector.ingest.pipeline"):
+        ingest.handle_batch([(*state, T0, False), (*later, T0, False)])
+    assert any("stored already" in record.getMessage() for record in caplog.records)  # the batch again
+    assert count(engine, messages) == 4
+    assert count(engine, samples) == 4
+    assert sample(metrics, "hezo_messages_duplicate_total") == 1
+    assert sample(metrics, "hezo_store_errors_total") == 0
+    assert boot_row(engine).max_seq == agent.seq
+
+
+def test_a_batch_past_every_boots_highest_seq_is_stored_without_a_savepoint(
+    ingest: Ingest, engine: Engine
+) -> None:
+    agent = FakeAgent()
+    ingest.handle_batch([(*agent.birth(), T0, False)])
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        ingest.handle_batch([(*agent.telemetry(), T0, False), (*agent.telemetry(), T0, False)])
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not any("SAVEPOINT" in statement for statement in statements)
+    assert count(engine, messages) == 3

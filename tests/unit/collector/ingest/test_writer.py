@@ -26,15 +26,7 @@ class Store:
         self.stored: list[str] = []
         self.kept: list[tuple[str, str]] = []
 
-    def handle(
-        self,
-        topic: str,
-        _payload: bytes,
-        _received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def handle(self, topic: str, _payload: bytes, _received_at: datetime, **_flags: bool) -> None:
         if self.failures:
             self.failures -= 1
             raise OperationalError("INSERT ...", {}, Exception("database is locked"))
@@ -52,14 +44,7 @@ def test_a_message_is_acknowledged_after_it_is_stored() -> None:
     events: list[str] = []
     store = Store()
 
-    def handle(
-        topic: str,
-        payload: bytes,
-        received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def handle(topic: str, payload: bytes, received_at: datetime, **_flags: bool) -> None:
         events.append("stored")
         store.handle(topic, payload, received_at)
 
@@ -83,14 +68,7 @@ def test_after_five_failures_the_message_is_kept_as_store_error_and_acknowledged
     waits: list[float] = []
     acks: list[int] = []
 
-    def broken(
-        _topic: str,
-        _payload: bytes,
-        _received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def broken(_topic: str, _payload: bytes, _received_at: datetime, **_flags: bool) -> None:
         raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
 
     metrics = Metrics()
@@ -119,14 +97,7 @@ def test_messages_and_jobs_run_one_at_a_time_on_one_thread_in_queue_order() -> N
     order: list[tuple[str, int]] = []
     done = threading.Event()
 
-    def handle(
-        topic: str,
-        _payload: bytes,
-        _received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def handle(topic: str, _payload: bytes, _received_at: datetime, **_flags: bool) -> None:
         order.append((topic, threading.get_ident()))
 
     writer = Writer(handle, Store().keep)
@@ -184,14 +155,7 @@ def test_a_failure_while_stopping_ends_the_writer_and_leaves_the_rest_with_the_b
     acks: list[str] = []
     metrics = Metrics()
 
-    def handle(
-        topic: str,
-        _payload: bytes,
-        _received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def handle(topic: str, _payload: bytes, _received_at: datetime, **_flags: bool) -> None:
         tried.append(topic)
         down()
 
@@ -232,14 +196,7 @@ def test_the_queue_is_bounded_so_a_flood_waits_for_the_writer() -> None:
     depths: list[int] = []
     metrics = Metrics()
 
-    def handle(
-        _topic: str,
-        _payload: bytes,
-        _received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def handle(_topic: str, _payload: bytes, _received_at: datetime, **_flags: bool) -> None:
         # Unbounded, the whole flood would be queued before the first message is written.
         if not depths:
             flooded.wait(0.5)
@@ -297,14 +254,7 @@ class Batches:
 def queued_writer(log: list[str], batches: Batches, items: list[Message | Job]) -> Writer:
     store = Store()
 
-    def handle(
-        topic: str,
-        payload: bytes,
-        received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def handle(topic: str, payload: bytes, received_at: datetime, **_flags: bool) -> None:
         store.handle(topic, payload, received_at)
         log.append(f"stored {topic}")
 
@@ -361,14 +311,7 @@ def test_a_message_the_store_refuses_for_itself_is_kept_at_once_and_the_next_goe
 
     store, waits, acks = Store(), [], []
 
-    def handle(
-        topic: str,
-        payload: bytes,
-        received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def handle(topic: str, payload: bytes, received_at: datetime, **_flags: bool) -> None:
         if topic == "poison":
             raise OverflowError("date value out of range")
         store.handle(topic, payload, received_at)
@@ -405,14 +348,7 @@ def test_a_writer_stuck_with_messages_waiting_says_so() -> None:
     release = threading.Event()
     started = threading.Event()
 
-    def handle(
-        topic: str,
-        payload: bytes,
-        received_at: datetime,
-        *,
-        retained: bool = False,
-        redelivered: bool = False,
-    ) -> None:
+    def handle(topic: str, payload: bytes, received_at: datetime, **_flags: bool) -> None:
         started.set()
         release.wait()
 
