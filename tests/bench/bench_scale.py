@@ -4,8 +4,9 @@ Run: python -m tests.bench.bench_scale [--steps 10000 50000 100000 200000] [--st
 
 Per step (devices, 10 per agent, each agent its own MQTT connection through ``hezo-sim fleet``), a fresh
 Mosquitto on a free loopback port, a fresh PostgreSQL database and a collector process (``serve``). Mosquitto
-holds one file descriptor per agent: where the open-file limit cannot hold an agent per 10 devices, the step
-runs with more devices per agent and says so (the same devices and messages, fewer connections).
+holds one file descriptor per agent: where the open-file limit holds nearly every agent (95%), the step
+runs as many agents of 10 devices as it holds (a few devices fewer, printed); where it holds fewer, with
+more devices per agent (the same devices and messages, fewer connections). Either way the step says so.
 
 1. the first connect storm: from the fleet's start until every agent's birth and every device is stored, then
    until ingest has caught up with the telemetry made meanwhile, then until the incident engine has looked at
@@ -231,23 +232,27 @@ class Scrape:
         figures[f"devices looked at {window}"] = int(devices)
 
 
-def per_agent(devices: int, open_files: int) -> int:
-    """Devices per agent: 10, or more where the open-file limit cannot hold one connection per 10 devices."""
+def fleet_shape(devices: int, open_files: int) -> tuple[int, int]:
+    """(agents, devices per agent) for ``devices``: agents of 10 devices, as many as the broker's open-file
+    limit holds when that is nearly all of them (95%); else agents of more devices, as many as needed."""
+    room = open_files - BROKER_SPARE_FILES
     per = 10
-    while devices // per + BROKER_SPARE_FILES > open_files:
+    if devices // per <= room or room >= 0.95 * (devices // per):
+        return min(devices // per, room), per
+    while devices // per > room:
         per *= 2
-    return per
+    return devices // per, per
 
 
 def step(
     devices: int, steady: float, processes: int, workdir: Path, open_files: int, batch_wait_ms: int
 ) -> Figures:
-    each = per_agent(devices, open_files)
-    agents = devices // each
+    agents, each = fleet_shape(devices, open_files)
+    if agents * each != devices or each != 10:
+        print(f"  (open-file limit {open_files}: {devices // 10} agents do not fit the broker)", flush=True)
+    devices = agents * each
     figures = Figures(devices=devices, agents=agents, **{"devices per agent": each})
     print(f"{devices} devices, {agents} agents of {each} devices:", flush=True)
-    if each != 10:
-        print(f"  (open-file limit {open_files}: {devices // 10} agents do not fit the broker)", flush=True)
     broker = Mosquitto("127.0.0.1", free_port(), workdir / "broker", extra="max_connections -1\n")
     broker.workdir.mkdir(parents=True)
     broker.start()
