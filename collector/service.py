@@ -94,6 +94,7 @@ class CollectorService:
             rules=config.incidents,
             context=self.sla,
             owns=self.ownership.owns if self.ownership is not None else None,
+            share=self.ownership.share if self.ownership is not None else None,
             lagging=self._backlogged,
         )
         self.writer = Writer(

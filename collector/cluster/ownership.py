@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 
 from collector.cluster.leases import PARTITION, Held, Leases
-from collector.cluster.partitions import fnv1a32, partition_of
+from collector.cluster.partitions import partition_of
+from common.fnv import fnv1a32
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class Ownership:
             if self._monotonic() >= self._valid_until:
                 return frozenset()
             return frozenset(self._held) - self._leaving
+
+    def share(self) -> tuple[int, frozenset[int]]:
+        """The number of partitions, and those this collector acts on now (``owned``)."""
+        return self.partitions, self.owned()
 
     def owns(self, site: str) -> bool:
         """Whether this collector decides ``site``'s tickets now."""

@@ -8,22 +8,14 @@ one that decides its sites' tickets, and ``owns(site)`` needs no lookup.
 
 from __future__ import annotations
 
-_FNV_OFFSET = 0x811C9DC5
-_FNV_PRIME = 0x01000193
+from common.fnv import site_hash
+
 #: Partitions at most: a lease row and a JetStream consumer each.
 MAX_PARTITIONS = 1024
-
-
-def fnv1a32(data: bytes) -> int:
-    """The 32-bit FNV-1a hash of ``data`` (as Go's ``hash/fnv.New32a``, which nats-server uses)."""
-    value = _FNV_OFFSET
-    for byte in data:
-        value = ((value ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
-    return value
 
 
 def partition_of(site: str, partitions: int) -> int:
     """The partition of ``site`` among ``partitions``, as NATS's ``{{partition(partitions,1)}}`` makes it."""
     if not 1 <= partitions <= MAX_PARTITIONS:
         raise ValueError(f"partitions must be from 1 to {MAX_PARTITIONS}, not {partitions}")
-    return fnv1a32(site.encode()) % partitions
+    return site_hash(site) % partitions

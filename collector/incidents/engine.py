@@ -53,12 +53,15 @@ class IncidentEngine:
         rules: IncidentsConfig | None = None,
         context: SlaContext | None = None,
         owns: Callable[[str], bool] | None = None,
+        share: Callable[[], tuple[int, frozenset[int]]] | None = None,
         lagging: Callable[[], bool] | None = None,
     ) -> None:
         """``owns(site)``: whether this collector decides ``site`` now (``collector/cluster``); by default
-        every site is its own. ``lagging()``: whether ingest is behind the agents now (by default never)."""
+        every site is its own. ``share()``: (N, the partitions among N it decides now), so that it reads only
+        those sites' devices. ``lagging()``: whether ingest is behind the agents now (by default never)."""
         self._engine = engine
         self._owns = owns
+        self._share = share
         self._lagging = lagging
         self._on_ticket_opened = on_ticket_opened
         self._metrics = metrics
@@ -117,8 +120,13 @@ class IncidentEngine:
 
     def due(self, conn: Connection, now: datetime) -> list[incident_queue.Queued]:
         """The devices this evaluation looks at: the one place that chooses them. With several collectors,
-        only those of the sites this one owns (``owns``); the others stay queued for their owner."""
-        queued = incident_queue.due(conn, now, DEVICES_PER_EVALUATION)
+        only those of the sites this one owns, read by partition (``share``, so the devices other collectors
+        have yet to look at cannot crowd out its own) and checked by site (``owns``); the others stay queued
+        for their owner."""
+        share = self._share() if self._share is not None else None
+        if share is not None and not share[1]:
+            return []  # no partition held now
+        queued = incident_queue.due(conn, now, DEVICES_PER_EVALUATION, partitions=share)
         owns = self._owns
         return queued if owns is None else [item for item in queued if owns(item.key[0])]
 

@@ -13,11 +13,40 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, case, delete, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Index,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from collector.store.schema import incident_queue
+from collector.store.schema import UTCDateTime, metadata
 from collector.store.unnest import delete_many, update_many
+from common.fnv import site_hash
+
+incident_queue = Table(
+    "incident_queue",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agent", String(64), primary_key=True),
+    Column("device", String(64), primary_key=True),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("changes", BigInteger, nullable=False, server_default="0"),
+    # The site's FNV-1a hash: its partition among N is this modulo N, so a collector of a cluster reads
+    # only its own partitions' devices (``due``'s ``partitions``), whatever N.
+    Column("site_hash", BigInteger, nullable=False, server_default="0"),
+    Index("ix_incident_queue_due_at", "due_at"),
+)
 
 DeviceKey = tuple[str, str, str]
 
@@ -66,20 +95,39 @@ def touch(conn: Connection, keys: Iterable[DeviceKey], at: datetime = AT_ONCE) -
     )
     conn.execute(
         statement,
-        [{"site": k[0], "agent": k[1], "device": k[2], "due_at": at, "changes": 0} for k in ordered],
+        [
+            {
+                "site": k[0],
+                "agent": k[1],
+                "device": k[2],
+                "due_at": at,
+                "changes": 0,
+                "site_hash": site_hash(k[0]),
+            }
+            for k in ordered
+        ],
     )
 
 
 def due(
-    conn: Connection, now: datetime, limit: int, *, where: ColumnElement[bool] | None = None
+    conn: Connection,
+    now: datetime,
+    limit: int,
+    *,
+    where: ColumnElement[bool] | None = None,
+    partitions: tuple[int, Iterable[int]] | None = None,
 ) -> list[Queued]:
-    """Up to ``limit`` devices due by ``now``, longest waiting first; ``where`` narrows them further."""
+    """Up to ``limit`` devices due by ``now``, longest waiting first; ``where`` narrows them further, and
+    ``partitions`` (N, the partitions among N) to the sites of those partitions."""
     query = select(
         incident_queue.c.site, incident_queue.c.agent, incident_queue.c.device, incident_queue.c.changes
     )
     conditions = [incident_queue.c.due_at <= now]
     if where is not None:
         conditions.append(where)
+    if partitions is not None:
+        count, among = partitions
+        conditions.append((incident_queue.c.site_hash % count).in_(sorted(among)))
     query = query.where(and_(*conditions)).order_by(incident_queue.c.due_at).limit(limit)
     return [Queued((row.site, row.agent, row.device), int(row.changes)) for row in conn.execute(query)]
 

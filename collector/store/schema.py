@@ -322,17 +322,6 @@ device_transitions = Table(
 #: row changed due at once (``changes`` counts those touches), the engine keeps it while one of its timers
 #: runs (the confirm window, degraded-for) and forgets it when nothing about it is pending
 #: (collector/store/incident_queue.py).
-incident_queue = Table(
-    "incident_queue",
-    metadata,
-    Column("site", String(64), primary_key=True),
-    Column("agent", String(64), primary_key=True),
-    Column("device", String(64), primary_key=True),
-    Column("due_at", UTCDateTime, nullable=False),
-    Column("changes", BigInteger, nullable=False, server_default="0"),
-    Index("ix_incident_queue_due_at", "due_at"),
-)
-
 device_conditions = Table(
     "device_conditions",
     metadata,

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import Engine
 
-from collector.store import accounts, history, horizons  # noqa: F401 (their tables are part of the schema)
+from collector.store import accounts, history, horizons, incident_queue  # noqa: F401 (their tables are part of the schema)
 from collector.store.schema import metadata
 
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from collector.cluster.partitions import fnv1a32, partition_of
+from collector.cluster.partitions import partition_of
+from common.fnv import fnv1a32
 
 
 def test_fnv1a32_matches_the_published_test_vectors() -> None:

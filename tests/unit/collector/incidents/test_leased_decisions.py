@@ -101,7 +101,9 @@ def cluster(engine: Engine, metrics: Metrics) -> Cluster:
 
     def collector(owner: Ownership, site: str) -> Collector:
         return Collector(
-            owner, IncidentEngine(engine, confirm_window=CONFIRM, now=clock, owns=owner.owns), site
+            owner,
+            IncidentEngine(engine, confirm_window=CONFIRM, now=clock, owns=owner.owns, share=owner.share),
+            site,
         )
 
     ingest = Ingest(engine, metrics, "hezo/v1")

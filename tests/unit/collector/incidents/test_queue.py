@@ -15,7 +15,8 @@ from collector.ingest import enrolment
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.registry import maintenance
-from collector.store.schema import CAUSE_DEVICE_DOWN, CAUSE_DEVICE_UNSTABLE, agents, incident_queue
+from collector.store.incident_queue import incident_queue
+from collector.store.schema import CAUSE_DEVICE_DOWN, CAUSE_DEVICE_UNSTABLE, agents
 from tests.support.collector import RALLY_BAR, T0, Clock, FakeAgent
 
 CONFIRM = 60.0

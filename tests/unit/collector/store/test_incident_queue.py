@@ -1,16 +1,19 @@
-"""The incident queue in the store: migration 0010 makes every device of an existing store due once, and a
-device touched while it was being evaluated stays due."""
+"""The incident queue in the store: migration 0010 makes every device of an existing store due once, 0014
+gives queued devices their site's hash (for partitions), and a device touched while it was being evaluated
+stays due."""
 
 from datetime import timedelta
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, column, insert, select, table
 
+from collector.cluster.partitions import partition_of
 from collector.store import incident_queue
 from collector.store.database import alembic_config, make_engine
+from collector.store.incident_queue import incident_queue as queue_table
 from collector.store.schema import devices
-from collector.store.schema import incident_queue as queue_table
+from common.fnv import site_hash
 from tests.support.collector import T0
 
 
@@ -79,3 +82,26 @@ def test_a_device_evaluated_waits_for_its_wake_or_leaves(engine: Engine) -> None
         assert incident_queue.due(conn, T0 + timedelta(seconds=59), 10) == []
         assert [item.key for item in incident_queue.due(conn, T0 + timedelta(seconds=60), 10)] == [waiting]
         assert conn.execute(select(queue_table.c.device)).scalars().all() == ["bar"]
+
+
+def test_the_upgrade_gives_queued_devices_their_sites_hash_for_partitions(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = alembic_config(engine)
+    command.upgrade(config, "0013_entry_events")
+    queue = table("incident_queue", *(column(name) for name in ("site", "agent", "device", "due_at")))
+    with engine.begin() as conn:
+        conn.execute(
+            insert(queue),
+            [{"site": site, "agent": "pc", "device": "bar", "due_at": T0} for site in ("hq", "berlin")],
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        hashes = {
+            row.site: row.site_hash
+            for row in conn.execute(select(queue_table.c.site, queue_table.c.site_hash))
+        }
+        ours = incident_queue.due(conn, T0, 100, partitions=(4, [partition_of("berlin", 4)]))
+    engine.dispose()
+    assert hashes == {"hq": site_hash("hq"), "berlin": site_hash("berlin")}
+    assert partition_of("hq", 4) != partition_of("berlin", 4)  # else the next line would say nothing
+    assert [item.key for item in ours] == [("berlin", "pc", "bar")]

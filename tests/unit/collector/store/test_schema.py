@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, select
 
-from collector.store import accounts, history, horizons  # noqa: F401 (their tables belong to the metadata)
+from collector.store import accounts, history, horizons, incident_queue  # noqa: F401 (their tables belong to the metadata)
 from collector.store.database import engine_url, migrate
 from collector.store.partitions import is_partition
 from collector.store.schema import agents, metadata

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from collector.store.schema import agents, incident_queue
+from collector.store.incident_queue import incident_queue
+from collector.store.schema import agents
 from collector.store.unnest import delete_many, literal, update_many
 from tests.support.collector import T0
 from tests.support.postgres import postgres_schema
