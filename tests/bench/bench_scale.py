@@ -13,9 +13,10 @@ more devices per agent (the same devices and messages, fewer connections). Eithe
    every device the storm made due;
 2. steady load (telemetry every 30 s per device, 1% flapping) for ``--steady`` seconds: ingest lag p50/p99
    (a telemetry sample's ``ts`` to its message's ``received_at``), CPU (share of one core) and RSS of the
-   collector, its receiver process, PostgreSQL and Mosquitto, the writer thread's busy share and the engine's
-   time per device looked at (from the collector's /metrics), database bytes per day at that pace and what
-   the store holds at that pace with the default retention (7 days of samples and message identities);
+   collector, its receiver process, PostgreSQL, Mosquitto and the fleet simulator, the writer thread's busy
+   share and the engine's time per device looked at (from the collector's /metrics), database bytes per day
+   at that pace and what the store holds at that pace with the default retention (7 days of samples and
+   message identities);
 3. 1% of devices die at once: the time from then (as the fleet says) until the last of their Critical tickets
    opened, beside the confirm window (the least it can be), and the writer's busy share and the engine's time
    per device over that window;
@@ -100,6 +101,12 @@ class Fleet:
         assert process.stdout is not None
         for line in process.stdout:
             self.lines.append(json.loads(line))
+
+    def running(self) -> list[psutil.Process]:
+        """The simulator and its worker processes: the load generator's own share of the machine."""
+        assert self.process is not None
+        parent = psutil.Process(self.process.pid)
+        return [parent, *parent.children(recursive=True)]
 
     def said(self, event: str) -> list[dict[str, object]]:
         return [line for line in self.lines if line["event"] == event]
@@ -303,6 +310,7 @@ def step(
                 "receiver": psutil.Process(collector.pid).children(recursive=True),
                 "postgres": processes_named("postgres"),
                 "mosquitto": [psutil.Process(broker.process.pid)],
+                "fleet": fleet.running(),
             }
             for name, (cpu, rss) in usage(groups, steady).items():
                 figures[f"{name} cpu"] = cpu
