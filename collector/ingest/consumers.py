@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from collector.cluster.partitions import partition_of
+from collector.cluster.natsmap import subject_mappings
+from collector.cluster.partitions import MAX_PARTITIONS, partition_of
 from collector.errors import ConflictError
 
 if TYPE_CHECKING:
@@ -199,6 +200,53 @@ def _floor(info: ConsumerInfo) -> int:
     """The last stream seq a consumer has acknowledged all messages up to (its start, before any ack)."""
     floor = info.ack_floor.stream_seq if info.ack_floor else 0
     return max(floor, (info.config.opt_start_seq or 1) - 1)
+
+
+def guard_subjects(prefix: str, partitions: int) -> list[str]:
+    """Core NATS subjects no message reaches when the nodes' mapping is the one for ``partitions``: the
+    partitions past it, N to 2N-1 (a mapping for a multiple of N uses them), and the agents' subjects before
+    the mapping (which carry them when the nodes have none). No consumer reads such a message: NATS drops it
+    (``unguarded``)."""
+    dotted = prefix.replace("/", ".")
+    past = [f"{dotted}.{number}.>" for number in range(partitions, min(2 * partitions, MAX_PARTITIONS))]
+    return [*past, *subject_mappings(prefix, partitions)]
+
+
+def unguarded(subject: str, prefix: str, partitions: int) -> str | None:
+    """What is wrong when a message reached a ``guard_subjects`` subject; None when it is no agent's message
+    after all (a command to a site whose id is a number, say)."""
+    depth = len(prefix.split("/"))
+    tokens = subject.split(".")
+    sources = [source.split(".") for source in subject_mappings(prefix, partitions)]
+    token = tokens[depth] if len(tokens) > depth else ""
+    if (
+        token.isdigit()
+        and int(token) >= partitions
+        and _shaped(tokens[:depth] + tokens[depth + 1 :], sources)
+    ):
+        why = (
+            f"the NATS nodes' mapping put a message ({subject}) in partition {token}, past cluster.partitions"
+            f" ({partitions}): their mappings block is for more partitions"
+        )
+    elif _shaped(tokens, sources):
+        why = (
+            f"a message ({subject}) reached NATS without a partition after the prefix: the nodes have no"
+            " mapping"
+        )
+    else:
+        return None
+    return (
+        f"{why}, and no consumer reads such messages, so NATS drops them; put the block hezo-collector"
+        " cluster nats-mappings prints for this config in every node's config (docs/cluster.md)"
+    )
+
+
+def _shaped(tokens: list[str], patterns: list[list[str]]) -> bool:
+    """Whether the subject ``tokens`` match one of ``patterns`` (``*`` matching any one token)."""
+    return any(
+        len(tokens) == len(pattern) and all(p in {"*", t} for p, t in zip(pattern, tokens, strict=True))
+        for pattern in patterns
+    )
 
 
 def misplaced(subject: str, prefix: str, partitions: int) -> str | None:

@@ -1,7 +1,7 @@
 """A partition changing hands on a real NATS: the new holder reads every message the previous holder had not
 acknowledged, from the first of them, in order, and none it had acknowledged (not even one acknowledged out
 of order, past an unacknowledged one). A receiver whose partition count is not the NATS mapping's reads
-nothing on."""
+nothing on, and says so, also when the mapping is for a multiple of its count."""
 
 from __future__ import annotations
 
@@ -154,3 +154,40 @@ def test_a_receiver_whose_count_is_not_the_nats_mappings_stops_and_hands_nothing
     assert f"cluster.partitions is 4, which puts site {site} in partition {partition_of(site, 4)}" in problem
     assert f"mapping put it in partition {partition_of(site, 2)}" in problem
     assert queue.items == []  # the birth waits in the stream for a collector of the mapping's count
+
+
+class TwoPartitions(FourPartitions):
+    """A collector configured for 2 partitions, holding them both."""
+
+    partitions = 2
+
+    def owned(self) -> frozenset[int]:
+        return frozenset(range(2))
+
+
+def test_a_mapping_for_a_multiple_of_the_receivers_count_is_seen_and_said(tmp_path: Path) -> None:
+    # A site the mapping for 4 partitions puts in partition 2 or 3, which no consumer of 2 partitions reads.
+    site = next(s for s in (f"site-{n}" for n in range(100)) if partition_of(s, 4) >= 2)
+    with NatsCluster(tmp_path / "nats", size=1, partitions=4) as nats:
+        node = nats.nodes[0]
+        config = NatsConfig(servers=nats.servers)
+        streams = functools.partial(
+            open_mqtt_once, SessionSettings("127.0.0.1", node.mqtt_port, "mapping", "hezo/v1", 30)
+        )
+        queue = Queue()
+        receiver = JetStreamReceiver(
+            config, "hezo/v1", queue, TwoPartitions(), now=utcnow, make_streams=streams
+        )
+        receiver.start()
+        try:
+            assert receiver.wait_subscribed(60)
+            agent = Agent(site, node.mqtt_port)
+            try:
+                agent.send(agent.fake.birth(at=datetime.now(UTC)))
+            finally:
+                agent.close()
+            problem = eventually("the receiver gives up", receiver.problem)
+        finally:
+            receiver.stop()
+    assert f"in partition {partition_of(site, 4)}, past cluster.partitions (2)" in problem
+    assert queue.items == []

@@ -25,7 +25,7 @@ from nats.js.api import (
 )
 
 from collector.cluster.settings import NatsConfig
-from collector.ingest.consumers import STREAM, Consumers, PartitionCountError
+from collector.ingest.consumers import STREAM, Consumers, PartitionCountError, guard_subjects, unguarded
 
 PREFIX = "hezo/v1"
 
@@ -224,3 +224,36 @@ def test_the_same_count_and_other_names_on_the_stream_pass() -> None:
     js.had("VariiPJj_tkfMsp44mjFanVFpbtLnwc", acked_up_to=0, delivered=0)  # an MQTT session's
     del js.consumers["hezo-collector-p2-g3-r000002"]  # a partition without one gets one again
     assert asyncio.run(consumers(js, 4).ensure()) == ["hezo-collector-p2-g0"]
+
+
+def test_the_guards_are_the_partitions_past_the_count_and_the_subjects_before_the_mapping() -> None:
+    assert guard_subjects("hezo/v1", 2) == [
+        "hezo.v1.2.>",
+        "hezo.v1.3.>",
+        "hezo.v1.*.*.status",
+        "hezo.v1.*.*.device.*.state",
+        "hezo.v1.*.*.telemetry",
+        "hezo.v1.*.*.event",
+        "hezo.v1.*.*.reply",
+    ]
+    assert len(guard_subjects("hezo/v1", 1000)) == 24 + 5  # no partition past the 1,024th
+
+
+@pytest.mark.parametrize(
+    ("subject", "said"),
+    [
+        ("hezo.v1.3.warsaw.pc.status", "in partition 3, past cluster.partitions (2)"),
+        ("hezo.v1.2.warsaw.pc.device.bar.state", "in partition 2, past cluster.partitions (2)"),
+        ("hezo.v1.warsaw.pc.telemetry", "without a partition after the prefix: the nodes have no mapping"),
+    ],
+)
+def test_an_agents_message_on_a_guard_says_what_is_wrong(subject: str, said: str) -> None:
+    wrong = unguarded(subject, "hezo/v1", 2)
+    assert wrong is not None
+    assert said in wrong
+    assert "hezo-collector cluster nats-mappings" in wrong
+
+
+def test_a_command_to_a_site_named_by_a_number_is_no_sign_of_a_wrong_mapping() -> None:
+    assert unguarded("hezo.v1.3.pc.cmd", "hezo/v1", 2) is None
+    assert unguarded("hezo.v1.3.pc.status.extra", "hezo/v1", 2) is None
