@@ -23,6 +23,8 @@ from collector.cluster.partitions import MAX_PARTITIONS, partition_of
 from collector.errors import ConflictError
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client as Nats
+    from nats.aio.msg import Msg
     from nats.js import JetStreamContext
     from nats.js.api import ConsumerInfo
 
@@ -239,6 +241,21 @@ def unguarded(subject: str, prefix: str, partitions: int) -> str | None:
         f"{why}, and no consumer reads such messages, so NATS drops them; put the block hezo-collector"
         " cluster nats-mappings prints for this config in every node's config (docs/cluster.md)"
     )
+
+
+async def guard(
+    client: Nats, prefix: str, partitions: int, refuse: Callable[[PartitionCountError], None]
+) -> None:
+    """Listen where no message comes with the right mapping (``guard_subjects``): one that does means sites
+    whose messages no consumer reads, and NATS drops; ``refuse`` hears what is wrong."""
+
+    async def seen(msg: Msg) -> None:
+        wrong = unguarded(msg.subject, prefix, partitions)
+        if wrong is not None:
+            refuse(PartitionCountError(wrong))
+
+    for subject in guard_subjects(prefix, partitions):
+        await client.subscribe(subject, cb=seen)
 
 
 def _shaped(tokens: list[str], patterns: list[list[str]]) -> bool:

@@ -48,9 +48,8 @@ from collector.ingest.consumers import (
     SUBJECT_PREFIX,
     Consumers,
     PartitionCountError,
-    guard_subjects,
+    guard,
     misplaced,
-    unguarded,
 )
 from collector.ingest.natsconnect import connect_options
 from collector.ingest.writer import Inbox, Message
@@ -227,24 +226,15 @@ class JetStreamReceiver:
             except PartitionCountError as exc:
                 self._refused = exc  # before the connection closes: no reconnect said
                 raise
-            await self._guard(client)
+            await guard(client, self._prefix, self._partitions.partitions, self._refuse)
             self._subscribed.set()
             await self._follow(consumers)
         finally:
             await self._close(client)
 
-    async def _guard(self, client: Nats) -> None:
-        """Listen where no message comes with the right mapping (``guard_subjects``): one that does means
-        sites whose messages no consumer reads, and NATS drops; the receiver then gives up, saying so."""
-        count = self._partitions.partitions
-
-        async def seen(msg: Msg) -> None:
-            wrong = unguarded(msg.subject, self._prefix, count)
-            if wrong is not None and self._refused is None:
-                self._refused = PartitionCountError(wrong)
-
-        for subject in guard_subjects(self._prefix, count):
-            await client.subscribe(subject, cb=seen)
+    def _refuse(self, wrong: PartitionCountError) -> None:
+        if self._refused is None:
+            self._refused = wrong  # ``_follow`` gives up on it
 
     async def _close(self, client: Nats) -> None:
         try:
