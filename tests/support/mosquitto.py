@@ -2,16 +2,49 @@
 
 import getpass
 import os
+import random
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.net import free_port, listening
+from simulator import net
+from simulator.net import listening
 
 ROOT = Path(__file__).resolve().parents[2]
 __all__ = ["ROOT", "Mosquitto", "free_port", "listening", "wait_port"]
+
+#: How many ports below the kernel's ephemeral range ``free_port`` draws from.
+_FIXED_PORTS = 12_000
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now, for a server a test starts, drawn below the kernel's ephemeral range.
+
+    A port the kernel handed out as free (bind to 0) comes from the ephemeral range, from which it also hands
+    ports to every other bind to 0 and to every outgoing connection: between this call and the server's bind,
+    a simulator's listener or a client's source port could take it (a request to the collector then reached
+    a TLS listener, and the connection was reset). Below that range only other calls of this one compete.
+    """
+    start = _ephemeral_start()
+    for _ in range(100):
+        port = random.randrange(max(1024, start - _FIXED_PORTS), start)
+        with socket.socket(net.loopback_family(host)) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return net.free_port(host)
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
