@@ -1,5 +1,7 @@
 """FNV-1a, 32 bits: the hash NATS's deterministic subject mapping puts sites in partitions with."""
 
+import functools
+
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
 
@@ -12,6 +14,8 @@ def fnv1a32(data: bytes) -> int:
     return value
 
 
+@functools.lru_cache(maxsize=65_536)
 def site_hash(site: str) -> int:
-    """The hash of a site id whose remainder by N is its partition among N (``collector/cluster``)."""
+    """The hash of a site id whose remainder by N is its partition among N (``collector/cluster``).
+    Remembered: ingest asks it for every device a batch touches."""
     return fnv1a32(site.encode())
